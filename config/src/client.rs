@@ -1,0 +1,208 @@
+//! The client side of mfad's bus API, used by every client (the PAM module,
+//! mfa-enroll): typed proxies, and a blocking [`Client`] that bounds every
+//! call in time and leaves no thread or file descriptor behind when dropped.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use zbus::Connection;
+
+use crate::names;
+use crate::wire::VerifyOutcome;
+
+/// Errors mfad returns, with stable D-Bus names `io.github.pam_mfa.Error.*`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "io.github.pam_mfa.Error")]
+pub enum MfaError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller may not do this (for this user).
+    AccessDenied(String),
+    /// An argument is malformed; nothing was changed.
+    InvalidArgument(String),
+    /// mfad could not do it (store unreadable, …); see its log.
+    Internal(String),
+}
+
+impl From<zbus::fdo::Error> for MfaError {
+    fn from(e: zbus::fdo::Error) -> Self {
+        MfaError::ZBus(e.into())
+    }
+}
+
+/// The PAM side: root only.
+#[zbus::proxy(
+    interface = "io.github.pam_mfa.Pam1",
+    default_service = "io.github.pam_mfa",
+    default_path = "/io/github/pam_mfa"
+)]
+pub trait Pam {
+    /// Whether `user` has an active enrollment.
+    fn is_enrolled(&self, user: &str) -> Result<bool, MfaError>;
+    /// Checks a code; returns (outcome as [`VerifyOutcome`], seconds left of a lockout).
+    fn verify_code(
+        &self,
+        user: &str,
+        code: &str,
+        context: HashMap<String, String>,
+    ) -> Result<(u32, u64), MfaError>;
+}
+
+/// Administration: root only.
+#[zbus::proxy(
+    interface = "io.github.pam_mfa.Admin1",
+    default_service = "io.github.pam_mfa",
+    default_path = "/io/github/pam_mfa"
+)]
+pub trait Admin {
+    /// Enrolls `user` with a new secret; returns the otpauth URI, once.
+    fn enroll(&self, user: &str) -> Result<String, MfaError>;
+    /// Removes `user`'s enrollment; false when there was none.
+    fn reset(&self, user: &str) -> Result<bool, MfaError>;
+}
+
+/// Why a call gave no answer.
+#[derive(Debug)]
+pub enum ClientError {
+    /// mfad could not be reached or did not answer within the bound.
+    Unavailable(String),
+    /// mfad answered with an error.
+    Refused(MfaError),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Unavailable(e) => write!(f, "mfad is not reachable: {e}"),
+            ClientError::Refused(MfaError::ZBus(e)) => write!(f, "mfad is not reachable: {e}"),
+            ClientError::Refused(MfaError::AccessDenied(e)) => write!(f, "refused: {e}"),
+            ClientError::Refused(MfaError::InvalidArgument(e)) => write!(f, "invalid: {e}"),
+            ClientError::Refused(MfaError::Internal(e)) => write!(f, "mfad failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<MfaError> for ClientError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::ZBus(e) => ClientError::Unavailable(e.to_string()),
+            other => ClientError::Refused(other),
+        }
+    }
+}
+
+impl From<zbus::Error> for ClientError {
+    fn from(e: zbus::Error) -> Self {
+        ClientError::Unavailable(e.to_string())
+    }
+}
+
+/// A blocking client on its own single-threaded runtime. Each call,
+/// connecting included, ends within the timeout; dropping the client closes
+/// the connection and ends the runtime, so nothing is left behind (which a
+/// PAM module inside sshd or sudo needs). The address is given, never read
+/// from the environment.
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    connection: Option<Connection>,
+    address: String,
+    timeout: Duration,
+}
+
+impl Client {
+    pub fn new(address: &str, timeout: Duration) -> Result<Client, ClientError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| ClientError::Unavailable(format!("no async runtime: {e}")))?;
+        Ok(Client { runtime, connection: None, address: address.to_string(), timeout })
+    }
+
+    /// A client for the bus and bound of `config`.
+    pub fn from_config(config: &crate::schema::Config) -> Result<Client, ClientError> {
+        Client::new(
+            config.bus.address.as_str(),
+            Duration::from_millis(config.bus.timeout_ms.get()),
+        )
+    }
+
+    /// Runs `call` on the (lazily opened) connection, within the timeout.
+    fn run<T, F, Fut>(&mut self, call: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = Result<T, MfaError>>,
+    {
+        let Client { runtime, connection, address, timeout } = self;
+        let bound = *timeout;
+        runtime.block_on(async {
+            let work = async {
+                let conn = match connection {
+                    Some(conn) => conn.clone(),
+                    None => {
+                        let conn = zbus::connection::Builder::address(address.as_str())
+                            .method_timeout(bound)
+                            .build()
+                            .await?;
+                        *connection = Some(conn.clone());
+                        conn
+                    }
+                };
+                call(conn).await.map_err(ClientError::from)
+            };
+            match tokio::time::timeout(bound, work).await {
+                Ok(result) => result,
+                Err(_) => Err(ClientError::Unavailable(format!(
+                    "no answer within {} ms",
+                    bound.as_millis()
+                ))),
+            }
+        })
+    }
+
+    pub fn is_enrolled(&mut self, user: &str) -> Result<bool, ClientError> {
+        let user = user.to_string();
+        self.run(|conn| async move { PamProxy::new(&conn).await?.is_enrolled(&user).await })
+    }
+
+    pub fn verify_code(
+        &mut self,
+        user: &str,
+        code: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<(VerifyOutcome, u64), ClientError> {
+        let (user, code, context) = (user.to_string(), code.to_string(), context.clone());
+        let (outcome, retry_after) = self.run(|conn| async move {
+            PamProxy::new(&conn).await?.verify_code(&user, &code, context).await
+        })?;
+        let outcome = VerifyOutcome::try_from(outcome).map_err(|n| {
+            ClientError::Unavailable(format!("mfad answered an unknown outcome {n}"))
+        })?;
+        Ok((outcome, retry_after))
+    }
+
+    pub fn enroll(&mut self, user: &str) -> Result<String, ClientError> {
+        let user = user.to_string();
+        self.run(|conn| async move { AdminProxy::new(&conn).await?.enroll(&user).await })
+    }
+
+    pub fn reset(&mut self, user: &str) -> Result<bool, ClientError> {
+        let user = user.to_string();
+        self.run(|conn| async move { AdminProxy::new(&conn).await?.reset(&user).await })
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Close the connection while its runtime still runs its tasks.
+        if let Some(conn) = self.connection.take() {
+            self.runtime.block_on(async move { drop(conn) });
+        }
+    }
+}
+
+/// The well-known names the proxies use, re-exported for servers and tests.
+pub use names::{BUS_NAME, OBJECT_PATH};

@@ -1,0 +1,8 @@
+//! pam-mfa's shared parts: the config schema, the names and values on the
+//! bus, username validation, and the client every program uses to reach mfad.
+
+pub mod client;
+pub mod names;
+pub mod schema;
+pub mod username;
+pub mod wire;

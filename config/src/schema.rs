@@ -1,0 +1,396 @@
+//! The one schema of `/etc/pam-mfa/config.toml`.
+//!
+//! Every key has a default, so a machine with no file works. Unknown keys and
+//! values out of range are refused with the file, line and column and what is
+//! allowed. The doc comment of each field is its reference text.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::names;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Name the authenticator app shows above the account (the otpauth
+    /// `issuer`). 1 to 64 printable characters, no colon.
+    pub issuer: Issuer,
+    /// Directory where mfad keeps one file per enrolled user. Absolute path.
+    pub state_dir: AbsolutePath,
+    /// The time-based one-time password parameters for new enrollments.
+    pub totp: TotpConfig,
+    /// Failed attempts before lockout, and the back-off.
+    pub limits: Limits,
+    /// How clients reach mfad.
+    pub bus: BusConfig,
+}
+
+/// `[totp]`: parameters of new enrollments (RFC 6238).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpConfig {
+    /// HMAC hash: "SHA1" (what every app supports), "SHA256" or "SHA512".
+    pub algorithm: Algorithm,
+    /// Digits of a code, 6 to 8.
+    pub digits: Ranged<6, 8>,
+    /// Seconds a code lasts, 15 to 300.
+    pub period: Ranged<15, 300>,
+    /// Time steps accepted either side of now for clock drift, 0 to 10.
+    pub skew: Ranged<0, 10>,
+}
+
+/// `[limits]`: rate limiting of failed attempts, per user.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Consecutive failures that lock the user out, 1 to 100.
+    pub max_failures: Ranged<1, 100>,
+    /// Length of the first lockout in seconds, 1 to 86400. Each further
+    /// lockout without a success in between doubles it.
+    pub lockout_seconds: Ranged<1, 86_400>,
+    /// Ceiling of the doubling lockout in seconds, 1 to 604800.
+    pub lockout_max_seconds: Ranged<1, 604_800>,
+}
+
+/// `[bus]`: where mfad and its clients meet.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// D-Bus address of the bus mfad serves on, e.g.
+    /// "unix:path=/run/dbus/system_bus_socket" (the default, the system
+    /// bus). Only tests set another. Never taken from the environment.
+    pub address: BusAddress,
+    /// Upper bound in milliseconds of every call a client makes to mfad,
+    /// connecting included, 100 to 60000.
+    pub timeout_ms: Ranged<100, 60_000>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: Issuer("pam-mfa".into()),
+            state_dir: AbsolutePath(PathBuf::from(names::DEFAULT_STATE_DIR)),
+            totp: TotpConfig::default(),
+            limits: Limits::default(),
+            bus: BusConfig::default(),
+        }
+    }
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        TotpConfig {
+            algorithm: Algorithm::Sha1,
+            digits: Ranged(6),
+            period: Ranged(30),
+            skew: Ranged(1),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_failures: Ranged(5),
+            lockout_seconds: Ranged(30),
+            lockout_max_seconds: Ranged(3600),
+        }
+    }
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            address: BusAddress(names::SYSTEM_BUS_ADDRESS.into()),
+            timeout_ms: Ranged(3000),
+        }
+    }
+}
+
+/// HMAC hash of the TOTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Algorithm {
+    #[serde(rename = "SHA1")]
+    Sha1,
+    #[serde(rename = "SHA256")]
+    Sha256,
+    #[serde(rename = "SHA512")]
+    Sha512,
+}
+
+impl Algorithm {
+    /// The name used in the config file, the store and otpauth URIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+        }
+    }
+
+    /// The inverse of [`Algorithm::as_str`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+    }
+}
+
+/// An integer that must lie in `MIN..=MAX`; the error says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Ranged<const MIN: u64, const MAX: u64>(u64);
+
+impl<const MIN: u64, const MAX: u64> Ranged<MIN, MAX> {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// For building configs in code (tests); values outside the range are
+    /// clamped into it.
+    pub fn clamped(value: u64) -> Self {
+        Ranged(value.clamp(MIN, MAX))
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> TryFrom<i64> for Ranged<MIN, MAX> {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        match u64::try_from(value) {
+            Ok(v) if (MIN..=MAX).contains(&v) => Ok(Ranged(v)),
+            _ => Err(format!(
+                "{value} is out of range: allowed is {MIN} to {MAX}"
+            )),
+        }
+    }
+}
+
+/// The otpauth issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Issuer(String);
+
+impl Issuer {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Issuer {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let n = value.chars().count();
+        if n == 0 || n > 64 || value.contains(':') || value.chars().any(char::is_control) {
+            return Err(format!(
+                "issuer {value:?} is not allowed: use 1 to 64 printable characters without ':'"
+            ));
+        }
+        Ok(Issuer(value))
+    }
+}
+
+/// An absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct AbsolutePath(PathBuf);
+
+impl AbsolutePath {
+    pub fn as_path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AbsolutePath {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let path = PathBuf::from(&value);
+        if !path.is_absolute() || value.contains('\0') {
+            return Err(format!("{value:?} is not an absolute path"));
+        }
+        Ok(AbsolutePath(path))
+    }
+}
+
+impl From<&Path> for AbsolutePath {
+    fn from(path: &Path) -> Self {
+        AbsolutePath(path.to_path_buf())
+    }
+}
+
+/// A D-Bus address of a unix socket: `unix:path=…` or `unix:abstract=…`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BusAddress(String);
+
+impl BusAddress {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BusAddress {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let ok = ["unix:path=/", "unix:abstract="]
+            .iter()
+            .any(|p| value.starts_with(p) && value.len() > p.len())
+            && !value.contains(';');
+        if !ok {
+            return Err(format!(
+                "bus address {value:?} is not allowed: use one \"unix:path=/absolute/socket\" or \"unix:abstract=name\""
+            ));
+        }
+        Ok(BusAddress(value))
+    }
+}
+
+/// Why a config file was refused: where, and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column of the offending text, when known.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(
+                f,
+                "{}:{line}:{column}: {}",
+                self.path.display(),
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates `path`; a missing file is an error.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            position: None,
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Like [`Config::load`], but a file that does not exist gives the
+    /// defaults (a machine with no config file works).
+    pub fn load_or_default(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            _ => Config::load(path),
+        }
+    }
+
+    /// Parses `text` as the contents of `path` (used in error messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            position: e.span().map(|span| line_column(text, span.start)),
+            message: e.message().trim_end().to_string(),
+        })
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/pam-mfa/config.toml"), text)
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn missing_file_gives_the_defaults_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope.toml");
+        assert_eq!(Config::load_or_default(&path).unwrap(), Config::default());
+        let err = Config::load(&path).unwrap_err();
+        assert!(err.message.contains("cannot read"), "{err}");
+    }
+
+    #[test]
+    fn full_file_is_read() {
+        let c = parse(
+            "issuer = \"Example\"\nstate_dir = \"/tmp/x\"\n[totp]\nalgorithm = \"SHA256\"\ndigits = 8\nperiod = 60\nskew = 0\n\
+             [limits]\nmax_failures = 3\nlockout_seconds = 10\nlockout_max_seconds = 100\n\
+             [bus]\naddress = \"unix:path=/tmp/bus\"\ntimeout_ms = 500\n",
+        )
+        .unwrap();
+        assert_eq!(c.issuer.as_str(), "Example");
+        assert_eq!(c.totp.algorithm, Algorithm::Sha256);
+        assert_eq!(c.totp.digits.get(), 8);
+        assert_eq!(c.limits.max_failures.get(), 3);
+        assert_eq!(c.bus.address.as_str(), "unix:path=/tmp/bus");
+        assert_eq!(c.bus.timeout_ms.get(), 500);
+    }
+
+    #[test]
+    fn unknown_key_names_line_column_and_allowed_keys() {
+        let err = parse("issuer = \"x\"\n[totp]\ndigits = 6\nwindow = 3\n").unwrap_err();
+        assert_eq!(err.position, Some((4, 1)), "{err}");
+        assert!(err.message.contains("unknown field `window`"), "{err}");
+        assert!(err.message.contains("skew"), "lists the allowed keys: {err}");
+        assert!(err.to_string().starts_with("/etc/pam-mfa/config.toml:4:1: "));
+    }
+
+    #[test]
+    fn out_of_range_value_names_its_position_and_range() {
+        let err = parse("[totp]\ndigits = 9\n").unwrap_err();
+        assert_eq!(err.position, Some((2, 10)), "{err}");
+        assert!(err.message.contains("allowed is 6 to 8"), "{err}");
+        let err = parse("[limits]\nmax_failures = -1\n").unwrap_err();
+        assert_eq!(err.position, Some((2, 16)), "{err}");
+    }
+
+    #[test]
+    fn bad_algorithm_lists_the_allowed_ones() {
+        let err = parse("[totp]\n  algorithm = \"MD5\"\n").unwrap_err();
+        assert_eq!(err.position, Some((2, 15)), "{err}");
+        assert!(err.message.contains("SHA256"), "{err}");
+    }
+
+    #[test]
+    fn bad_strings_are_refused() {
+        for text in [
+            "issuer = \"a:b\"",
+            "issuer = \"\"",
+            "state_dir = \"relative/dir\"",
+            "[bus]\naddress = \"tcp:host=example.org,port=1\"",
+            "[bus]\naddress = \"unix:path=/a;unix:path=/b\"",
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.position.is_some(), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_has_a_position() {
+        let err = parse("issuer = \n").unwrap_err();
+        assert_eq!(err.position.map(|p| p.0), Some(1), "{err}");
+    }
+}

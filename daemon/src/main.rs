@@ -1,0 +1,122 @@
+//! mfad — the pam-mfa daemon on the system bus.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use pam_mfa_config::names;
+use pam_mfa_config::schema::Config;
+use pam_mfa_daemon::bus::{AdminInterface, PamInterface};
+use pam_mfa_daemon::service::{OsRandom, Service};
+use pam_mfa_daemon::store::Store;
+
+const HELP: &str = "\
+mfad - the pam-mfa daemon: holds enrolled secrets, checks codes
+
+Usage: mfad [--config PATH]
+
+Serves io.github.pam_mfa on the bus named by [bus] address in the config
+(default: the system bus). Logs to standard error (the journal under systemd);
+never logs a code or a secret.
+
+Options:
+  --config PATH   config file (default /etc/pam-mfa/config.toml; a missing
+                  default file means built-in defaults, a missing PATH is an error)
+  --help          this text
+  --version       the version
+
+Exit status: 0 after SIGTERM/SIGINT, 1 on a config, store or bus error.";
+
+fn main() -> ExitCode {
+    let mut config_path: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => {
+                println!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            "--version" => {
+                println!("mfad {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "--config" => match args.next() {
+                Some(path) => config_path = Some(PathBuf::from(path)),
+                None => return usage("--config needs a path"),
+            },
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+    let config = match &config_path {
+        Some(path) => Config::load(path),
+        None => Config::load_or_default(std::path::Path::new(names::DEFAULT_CONFIG_PATH)),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match Store::open(config.state_dir.as_path()) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!("cannot open the state directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, store)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("mfad: {problem}\nTry 'mfad --help'.");
+    ExitCode::from(2)
+}
+
+async fn serve(config: Config, store: Store) -> Result<(), String> {
+    let address = config.bus.address.as_str().to_string();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let service = Arc::new(Service::new(config, store, Box::new(OsRandom)));
+    let connection = zbus::connection::Builder::address(address.as_str())
+        .name(names::BUS_NAME)
+        .serve_at(names::OBJECT_PATH, PamInterface { service: Arc::clone(&service) })
+        .serve_at(names::OBJECT_PATH, AdminInterface { service, host })
+        .build()
+        .await
+        .map_err(|e| format!("cannot serve {} on {address}: {e}", names::BUS_NAME))?;
+    tracing::info!(bus = %address, name = names::BUS_NAME, "ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping");
+    drop(connection);
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! The enrollment store: one TOML file per user in `<state_dir>/users/`,
+//! mode 0600, replaced atomically (temp file in the same directory, fsync,
+//! rename, fsync of the directory). A name reaches the file system only as
+//! a checked [`Username`].
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use pam_mfa_config::schema::Algorithm;
+use pam_mfa_config::username::Username;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::LimitState;
+use crate::totp::Params;
+
+/// Format version written into every file.
+pub const FORMAT_VERSION: u32 = 1;
+const TEMP_PREFIX: &str = ".tmp-";
+const SUFFIX: &str = ".toml";
+
+/// Everything mfad knows of one enrolled user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub version: u32,
+    /// The TOTP secret, base32 without padding.
+    pub secret: String,
+    pub algorithm: String,
+    pub digits: u8,
+    pub period: u64,
+    /// Unix time the enrollment became active.
+    pub enrolled_at: u64,
+    /// The last accepted time step: no step at or before it is accepted again.
+    #[serde(default)]
+    pub last_step: Option<u64>,
+    #[serde(default)]
+    pub limits: LimitState,
+}
+
+impl Record {
+    /// The TOTP parameters, checked (a hand-edited file can hold anything).
+    pub fn params(&self) -> Result<Params, String> {
+        let algorithm = Algorithm::from_name(&self.algorithm)
+            .ok_or_else(|| format!("unknown algorithm {:?}", self.algorithm))?;
+        if !(6..=8).contains(&self.digits) {
+            return Err(format!("digits {} is not 6 to 8", self.digits));
+        }
+        if self.period == 0 || self.period > 3600 {
+            return Err(format!("period {} is not 1 to 3600", self.period));
+        }
+        Ok(Params { algorithm, digits: self.digits, period: self.period })
+    }
+
+    /// The raw secret bytes.
+    pub fn secret_bytes(&self) -> Result<Vec<u8>, String> {
+        let secret = totp_rs::Secret::try_from_base32(&self.secret)
+            .map_err(|_| "the secret is not valid base32".to_string())?;
+        let bytes = secret.as_ref().to_vec();
+        if bytes.len() < 10 {
+            return Err("the secret is shorter than 80 bits".into());
+        }
+        Ok(bytes)
+    }
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug)]
+pub enum StoreError {
+    Io { path: PathBuf, error: io::Error },
+    /// A file that does not parse: reported, never overwritten silently.
+    Corrupt { path: PathBuf, message: String },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            StoreError::Corrupt { path, message } => {
+                write!(f, "{}: unreadable store file: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |error| StoreError::Io { path: path.to_path_buf(), error }
+}
+
+/// The store below one state directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    users: PathBuf,
+}
+
+impl Store {
+    /// Opens (and creates, mode 0700) `<state_dir>/users`. Refuses a state
+    /// directory that others can write, and removes temp files left by a crash.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        let users = state_dir.join("users");
+        for dir in [state_dir, users.as_path()] {
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err(dir)(e)),
+            }
+            let meta = fs::symlink_metadata(dir).map_err(io_err(dir))?;
+            if !meta.is_dir() {
+                return Err(StoreError::Corrupt {
+                    path: dir.to_path_buf(),
+                    message: "is not a directory".into(),
+                });
+            }
+            if meta.permissions().mode() & 0o022 != 0 {
+                return Err(StoreError::Corrupt {
+                    path: dir.to_path_buf(),
+                    message: "is writable by group or others: chmod 0700 it".into(),
+                });
+            }
+        }
+        let store = Store { users };
+        store.remove_stale_temp_files()?;
+        Ok(store)
+    }
+
+    fn path_of(&self, user: &Username) -> PathBuf {
+        self.users.join(format!("{user}{SUFFIX}"))
+    }
+
+    fn remove_stale_temp_files(&self) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.users).map_err(io_err(&self.users))? {
+            let entry = entry.map_err(io_err(&self.users))?;
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The user's record, or `None` when the user is not enrolled.
+    pub fn load(&self, user: &Username) -> Result<Option<Record>, StoreError> {
+        let path = self.path_of(user);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let record: Record = toml::from_str(&text).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: e.message().to_string(),
+        })?;
+        if record.version != FORMAT_VERSION {
+            return Err(StoreError::Corrupt {
+                path,
+                message: format!("format version {} is not {FORMAT_VERSION}", record.version),
+            });
+        }
+        Ok(Some(record))
+    }
+
+    /// Writes the user's record durably: when this returns `Ok`, the new
+    /// contents survive a crash, and a crash before never leaves a torn file.
+    pub fn save(&self, user: &Username, record: &Record) -> Result<(), StoreError> {
+        let path = self.path_of(user);
+        let text = toml::to_string(record).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.users)
+            .map_err(io_err(&self.users))?;
+        temp.write_all(text.as_bytes()).map_err(io_err(temp.path()))?;
+        temp.as_file().sync_all().map_err(io_err(&path))?;
+        temp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
+        self.sync_dir()
+    }
+
+    /// Removes the user's record; `Ok(false)` when there was none.
+    pub fn remove(&self, user: &Username) -> Result<bool, StoreError> {
+        let path = self.path_of(user);
+        match fs::remove_file(&path) {
+            Ok(()) => self.sync_dir().map(|()| true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// The names of all users with a store file, sorted.
+    pub fn users(&self) -> Result<Vec<Username>, StoreError> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.users).map_err(io_err(&self.users))? {
+            let entry = entry.map_err(io_err(&self.users))?;
+            let file = entry.file_name();
+            let Some(name) = file.to_str().and_then(|f| f.strip_suffix(SUFFIX)) else {
+                continue;
+            };
+            if let Ok(user) = Username::parse(name) {
+                names.push(user);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc_o_directory())
+            .open(&self.users)
+            .map_err(io_err(&self.users))?;
+        dir.sync_all().map_err(io_err(&self.users))
+    }
+}
+
+fn libc_o_directory() -> i32 {
+    nix::fcntl::OFlag::O_DIRECTORY.bits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        Record {
+            version: FORMAT_VERSION,
+            secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into(),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+            enrolled_at: 1_700_000_000,
+            last_step: Some(56_666_666),
+            limits: LimitState { failures: 2, lockouts: 1, locked_until: 5 },
+        }
+    }
+
+    fn user(name: &str) -> Username {
+        Username::parse(name).unwrap()
+    }
+
+    #[test]
+    fn store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load(&user("alice")).unwrap(), None);
+        store.save(&user("alice"), &record()).unwrap();
+        assert_eq!(store.load(&user("alice")).unwrap(), Some(record()));
+        assert_eq!(store.users().unwrap(), vec![user("alice")]);
+        assert!(store.remove(&user("alice")).unwrap());
+        assert!(!store.remove(&user("alice")).unwrap());
+        assert_eq!(store.load(&user("alice")).unwrap(), None);
+    }
+
+    #[test]
+    fn store_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save(&user("bob"), &record()).unwrap();
+        let mode = fs::metadata(dir.path().join("users/bob.toml")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = fs::metadata(dir.path().join("users")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_reported_and_others_are_unharmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save(&user("good"), &record()).unwrap();
+        fs::write(dir.path().join("users/bad.toml"), "secret = [").unwrap();
+        assert!(matches!(store.load(&user("bad")), Err(StoreError::Corrupt { .. })));
+        assert_eq!(store.load(&user("good")).unwrap(), Some(record()));
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path()).unwrap();
+        let stale = dir.path().join("users/.tmp-crashed");
+        fs::write(&stale, "half").unwrap();
+        Store::open(dir.path()).unwrap();
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn a_world_writable_state_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("writable by group or others"), "{err}");
+    }
+
+    #[test]
+    fn unsafe_usernames_never_reach_the_store() {
+        // The store takes only `Username`, and this is the gate.
+        for name in ["../../etc/shadow", "a/b", "..", ""] {
+            assert!(Username::parse(name).is_err(), "{name:?}");
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! `pam_sm_authenticate`: ask for a code, let mfad decide, map the answer.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use pam_mfa_config::names;
+use pam_mfa_config::schema::Config;
+use pam_mfa_config::username::Username;
+use pam_mfa_config::wire::{context, VerifyOutcome};
+
+use crate::args::Args;
+use crate::codes::PamCode;
+use crate::handler::{Item, PamHandler, Priority};
+
+/// The prompt, as DESIGN.md fixes it.
+pub const PROMPT: &str = "Verification code: ";
+
+/// Why mfad gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonError {
+    /// Not reachable, no owner of the name, or no answer within the bound.
+    Unavailable(String),
+    /// mfad answered with an error (refused, bad input, internal).
+    Refused(String),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Unavailable(e) => write!(f, "mfad unavailable: {e}"),
+            DaemonError::Refused(e) => write!(f, "mfad refused: {e}"),
+        }
+    }
+}
+
+/// What the module asks of mfad.
+pub trait Daemon {
+    fn is_enrolled(&mut self, user: &str) -> Result<bool, DaemonError>;
+    fn verify_code(
+        &mut self,
+        user: &str,
+        code: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<(VerifyOutcome, u64), DaemonError>;
+}
+
+/// Entry point used by the FFI shim: real config, real bus.
+pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
+    let args = match Args::parse(raw_args) {
+        Ok(args) => args,
+        Err(e) => {
+            pam.log(Priority::Error, &format!("bad PAM line: {e}"));
+            return PamCode::ServiceErr;
+        }
+    };
+    let config = match &args.config {
+        Some(path) => Config::load(path),
+        None => Config::load_or_default(Path::new(names::DEFAULT_CONFIG_PATH)),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            pam.log(Priority::Error, &format!("config refused: {e}"));
+            return PamCode::ServiceErr;
+        }
+    };
+    let mut daemon = crate::bus::BusDaemon::new(&config);
+    authenticate_with(pam, &args, &mut daemon)
+}
+
+/// The decision, given arguments and a daemon.
+pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Daemon) -> PamCode {
+    let user = match pam.user() {
+        Ok(user) => user,
+        Err(code) => {
+            pam.log(Priority::Error, &format!("no user: {}", code.name()));
+            return code;
+        }
+    };
+    let attempt = Attempt::new(pam, &user);
+    let user = match Username::parse(&user) {
+        Ok(user) => user,
+        Err(e) => {
+            attempt.log(pam, Priority::Notice, &format!("result=refused reason=\"{e}\""));
+            return PamCode::UserUnknown;
+        }
+    };
+    match daemon.is_enrolled(user.as_str()) {
+        Ok(true) => {}
+        Ok(false) if args.nullok => {
+            attempt.log(pam, Priority::Info, "result=ignored reason=not-enrolled (nullok)");
+            return PamCode::Ignore;
+        }
+        Ok(false) => {
+            attempt.log(pam, Priority::Notice, "result=refused reason=not-enrolled");
+            return PamCode::AuthErr;
+        }
+        Err(e) => {
+            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
+            return PamCode::AuthinfoUnavail;
+        }
+    }
+    let code = match pam.prompt_hidden(PROMPT) {
+        Ok(code) => code,
+        Err(rc) => {
+            attempt.log(pam, Priority::Notice, "result=conversation-failed");
+            return rc;
+        }
+    };
+    let typed = code.trim();
+    if typed.is_empty() || typed.len() > 8 || !typed.bytes().all(|b| b.is_ascii_digit()) {
+        // Cannot be right; not worth a round trip (and not a brute-force step).
+        attempt.log(pam, Priority::Notice, "result=malformed");
+        pam.error("Wrong code.");
+        return PamCode::AuthErr;
+    }
+    let verdict = daemon.verify_code(user.as_str(), typed, &attempt.context);
+    drop(code);
+    let (outcome, retry_after) = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
+            return PamCode::AuthinfoUnavail;
+        }
+    };
+    let priority = if outcome == VerifyOutcome::Accepted { Priority::Info } else { Priority::Notice };
+    attempt.log(pam, priority, &format!("result={}", outcome.as_str()));
+    match outcome {
+        VerifyOutcome::Accepted => PamCode::Success,
+        VerifyOutcome::Rejected | VerifyOutcome::Replayed => {
+            pam.error("Wrong code.");
+            PamCode::AuthErr
+        }
+        VerifyOutcome::LockedOut => {
+            pam.error(&format!(
+                "Too many wrong codes: try again in {} seconds.",
+                retry_after.max(1)
+            ));
+            PamCode::Maxtries
+        }
+        VerifyOutcome::NotEnrolled if args.nullok => PamCode::Ignore,
+        VerifyOutcome::NotEnrolled => PamCode::AuthErr,
+    }
+}
+
+/// The context of one attempt, for mfad and for the log line.
+struct Attempt {
+    user: String,
+    context: HashMap<String, String>,
+}
+
+impl Attempt {
+    fn new(pam: &dyn PamHandler, user: &str) -> Attempt {
+        let mut context = HashMap::new();
+        for (key, item) in [
+            (context::SERVICE, Item::Service),
+            (context::RHOST, Item::RHost),
+            (context::TTY, Item::Tty),
+        ] {
+            if let Some(value) = pam.item(item) {
+                context.insert(key.to_string(), value);
+            }
+        }
+        Attempt { user: user.to_string(), context }
+    }
+
+    fn field(&self, key: &str) -> String {
+        let value = self.context.get(key).map_or("", String::as_str);
+        format!("{value:?}")
+    }
+
+    fn log(&self, pam: &dyn PamHandler, priority: Priority, what: &str) {
+        pam.log(
+            priority,
+            &format!(
+                "user={:?} service={} rhost={} tty={} {what}",
+                self.user,
+                self.field(context::SERVICE),
+                self.field(context::RHOST),
+                self.field(context::TTY),
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use zeroize::Zeroizing;
+
+    #[derive(Default)]
+    struct Script {
+        user: String,
+        answer: Option<String>,
+        shown: RefCell<Vec<String>>,
+        logged: RefCell<Vec<String>>,
+    }
+
+    impl PamHandler for Script {
+        fn user(&self) -> Result<String, PamCode> {
+            Ok(self.user.clone())
+        }
+        fn item(&self, item: Item) -> Option<String> {
+            (item == Item::Service).then(|| "sshd".to_string())
+        }
+        fn prompt_hidden(&self, prompt: &str) -> Result<Zeroizing<String>, PamCode> {
+            self.shown.borrow_mut().push(prompt.to_string());
+            self.answer.clone().map(Zeroizing::new).ok_or(PamCode::ConvErr)
+        }
+        fn info(&self, text: &str) {
+            self.shown.borrow_mut().push(text.to_string());
+        }
+        fn error(&self, text: &str) {
+            self.shown.borrow_mut().push(text.to_string());
+        }
+        fn log(&self, _: Priority, text: &str) {
+            self.logged.borrow_mut().push(text.to_string());
+        }
+    }
+
+    struct Fake {
+        enrolled: Result<bool, DaemonError>,
+        outcome: Result<(VerifyOutcome, u64), DaemonError>,
+        codes_seen: Vec<String>,
+    }
+
+    impl Daemon for Fake {
+        fn is_enrolled(&mut self, _: &str) -> Result<bool, DaemonError> {
+            self.enrolled.clone()
+        }
+        fn verify_code(
+            &mut self,
+            _: &str,
+            code: &str,
+            _: &HashMap<String, String>,
+        ) -> Result<(VerifyOutcome, u64), DaemonError> {
+            self.codes_seen.push(code.to_string());
+            self.outcome.clone()
+        }
+    }
+
+    fn run(
+        answer: Option<&str>,
+        enrolled: Result<bool, DaemonError>,
+        outcome: Result<(VerifyOutcome, u64), DaemonError>,
+        nullok: bool,
+    ) -> (PamCode, Script, Fake) {
+        let script = Script {
+            user: "alice".into(),
+            answer: answer.map(str::to_string),
+            ..Script::default()
+        };
+        let mut fake = Fake { enrolled, outcome, codes_seen: vec![] };
+        let args = Args { nullok, ..Args::default() };
+        let rc = authenticate_with(&script, &args, &mut fake);
+        (rc, script, fake)
+    }
+
+    #[test]
+    fn accepted_code_succeeds_and_is_sent_trimmed() {
+        let (rc, script, fake) =
+            run(Some(" 123456\n"), Ok(true), Ok((VerifyOutcome::Accepted, 0)), false);
+        assert_eq!(rc, PamCode::Success);
+        assert_eq!(script.shown.borrow()[0], PROMPT);
+        assert_eq!(fake.codes_seen, vec!["123456"]);
+    }
+
+    #[test]
+    fn wrong_and_replayed_codes_fail_with_auth_err() {
+        for outcome in [VerifyOutcome::Rejected, VerifyOutcome::Replayed] {
+            let (rc, script, _) = run(Some("111111"), Ok(true), Ok((outcome, 0)), false);
+            assert_eq!(rc, PamCode::AuthErr);
+            assert!(script.shown.borrow().contains(&"Wrong code.".to_string()));
+        }
+    }
+
+    #[test]
+    fn malformed_code_fails_without_asking_mfad() {
+        for typed in ["", "12a456", "123456789"] {
+            let (rc, _, fake) = run(Some(typed), Ok(true), Ok((VerifyOutcome::Accepted, 0)), false);
+            assert_eq!(rc, PamCode::AuthErr, "{typed:?}");
+            assert!(fake.codes_seen.is_empty());
+        }
+    }
+
+    #[test]
+    fn locked_out_user_gets_maxtries_and_the_wait() {
+        let (rc, script, _) = run(Some("111111"), Ok(true), Ok((VerifyOutcome::LockedOut, 42)), false);
+        assert_eq!(rc, PamCode::Maxtries);
+        assert!(script.shown.borrow().iter().any(|s| s.contains("42 seconds")));
+    }
+
+    #[test]
+    fn not_enrolled_is_ignored_only_with_nullok() {
+        let (rc, script, _) = run(None, Ok(false), Ok((VerifyOutcome::Accepted, 0)), true);
+        assert_eq!(rc, PamCode::Ignore);
+        assert!(script.shown.borrow().is_empty(), "no prompt for an unenrolled user");
+        let (rc, _, _) = run(None, Ok(false), Ok((VerifyOutcome::Accepted, 0)), false);
+        assert_eq!(rc, PamCode::AuthErr);
+    }
+
+    #[test]
+    fn unreachable_daemon_fails_closed() {
+        let down = || DaemonError::Unavailable("no socket".into());
+        let (rc, _, _) = run(Some("1"), Err(down()), Ok((VerifyOutcome::Accepted, 0)), true);
+        assert_eq!(rc, PamCode::AuthinfoUnavail);
+        let (rc, _, _) = run(Some("111111"), Ok(true), Err(down()), true);
+        assert_eq!(rc, PamCode::AuthinfoUnavail);
+    }
+
+    #[test]
+    fn the_log_has_the_context_but_never_the_code() {
+        let (_, script, _) =
+            run(Some("918273"), Ok(true), Ok((VerifyOutcome::Rejected, 0)), false);
+        let logged = script.logged.borrow().join("\n");
+        assert!(logged.contains("user=\"alice\" service=\"sshd\""), "{logged}");
+        assert!(logged.contains("result=rejected"), "{logged}");
+        assert!(!logged.contains("918273"), "{logged}");
+    }
+
+    #[test]
+    fn unsafe_username_is_refused_before_the_bus() {
+        let script = Script { user: "../root".into(), ..Script::default() };
+        let mut fake = Fake {
+            enrolled: Ok(true),
+            outcome: Ok((VerifyOutcome::Accepted, 0)),
+            codes_seen: vec![],
+        };
+        let rc = authenticate_with(&script, &Args::default(), &mut fake);
+        assert_eq!(rc, PamCode::UserUnknown);
+        assert!(fake.codes_seen.is_empty());
+    }
+}
