@@ -119,7 +119,12 @@ impl Client {
             .enable_time()
             .build()
             .map_err(|e| ClientError::Unavailable(format!("no async runtime: {e}")))?;
-        Ok(Client { runtime, connection: None, address: address.to_string(), timeout })
+        Ok(Client {
+            runtime,
+            connection: None,
+            address: address.to_string(),
+            timeout,
+        })
     }
 
     /// A client for the bus and bound of `config`.
@@ -136,7 +141,12 @@ impl Client {
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = Result<T, MfaError>>,
     {
-        let Client { runtime, connection, address, timeout } = self;
+        let Client {
+            runtime,
+            connection,
+            address,
+            timeout,
+        } = self;
         let bound = *timeout;
         runtime.block_on(async {
             let work = async {
@@ -176,7 +186,10 @@ impl Client {
     ) -> Result<(VerifyOutcome, u64), ClientError> {
         let (user, code, context) = (user.to_string(), code.to_string(), context.clone());
         let (outcome, retry_after) = self.run(|conn| async move {
-            PamProxy::new(&conn).await?.verify_code(&user, &code, context).await
+            PamProxy::new(&conn)
+                .await?
+                .verify_code(&user, &code, context)
+                .await
         })?;
         let outcome = VerifyOutcome::try_from(outcome).map_err(|n| {
             ClientError::Unavailable(format!("mfad answered an unknown outcome {n}"))

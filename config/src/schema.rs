@@ -354,8 +354,13 @@ mod tests {
         let err = parse("issuer = \"x\"\n[totp]\ndigits = 6\nwindow = 3\n").unwrap_err();
         assert_eq!(err.position, Some((4, 1)), "{err}");
         assert!(err.message.contains("unknown field `window`"), "{err}");
-        assert!(err.message.contains("skew"), "lists the allowed keys: {err}");
-        assert!(err.to_string().starts_with("/etc/pam-mfa/config.toml:4:1: "));
+        assert!(
+            err.message.contains("skew"),
+            "lists the allowed keys: {err}"
+        );
+        assert!(err
+            .to_string()
+            .starts_with("/etc/pam-mfa/config.toml:4:1: "));
     }
 
     #[test]

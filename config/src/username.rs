@@ -67,7 +67,14 @@ mod tests {
 
     #[test]
     fn ordinary_names_are_accepted() {
-        for name in ["alice", "bob_2", "svc-backup", "first.last", "a@example.org", "A"] {
+        for name in [
+            "alice",
+            "bob_2",
+            "svc-backup",
+            "first.last",
+            "a@example.org",
+            "A",
+        ] {
             assert_eq!(Username::parse(name).unwrap().as_str(), name);
         }
     }
@@ -75,8 +82,19 @@ mod tests {
     #[test]
     fn unsafe_names_are_refused() {
         for name in [
-            "", ".", "..", "../etc/passwd", "a/b", "-rf", ".hidden", "a b", "a\0b", "é",
-            "a\nb", "tab\t", &"x".repeat(65),
+            "",
+            ".",
+            "..",
+            "../etc/passwd",
+            "a/b",
+            "-rf",
+            ".hidden",
+            "a b",
+            "a\0b",
+            "é",
+            "a\nb",
+            "tab\t",
+            &"x".repeat(65),
         ] {
             assert!(Username::parse(name).is_err(), "{name:?} accepted");
         }

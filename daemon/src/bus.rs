@@ -114,7 +114,9 @@ const MAX_CONTEXT_VALUE: usize = 256;
 fn checked_context(ctx: &HashMap<String, String>) -> Result<(), MfaError> {
     for (key, value) in ctx {
         if ![context::SERVICE, context::RHOST, context::TTY].contains(&key.as_str()) {
-            return Err(MfaError::InvalidArgument(format!("unknown context key {key:?}")));
+            return Err(MfaError::InvalidArgument(format!(
+                "unknown context key {key:?}"
+            )));
         }
         if value.len() > MAX_CONTEXT_VALUE {
             return Err(MfaError::InvalidArgument(format!(
@@ -231,7 +233,12 @@ mod tests {
 
     #[test]
     fn root_may_do_everything_for_anyone() {
-        for m in [Method::IsEnrolled, Method::VerifyCode, Method::Enroll, Method::Reset] {
+        for m in [
+            Method::IsEnrolled,
+            Method::VerifyCode,
+            Method::Enroll,
+            Method::Reset,
+        ] {
             assert!(authorize(m, 0, Some(1000)).is_ok());
             assert!(authorize(m, 0, None).is_ok());
         }

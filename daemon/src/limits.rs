@@ -63,7 +63,11 @@ mod tests {
 
     #[test]
     fn failures_below_the_limit_do_not_lock() {
-        let s = after_failure(&after_failure(&LimitState::default(), &limits(), 0), &limits(), 0);
+        let s = after_failure(
+            &after_failure(&LimitState::default(), &limits(), 0),
+            &limits(),
+            0,
+        );
         assert_eq!(s.failures, 2);
         assert_eq!(locked_for(&s, 0), None);
     }
@@ -87,7 +91,11 @@ mod tests {
 
     #[test]
     fn success_forgives() {
-        let s = LimitState { failures: 2, lockouts: 3, locked_until: 0 };
+        let s = LimitState {
+            failures: 2,
+            lockouts: 3,
+            locked_until: 0,
+        };
         assert_eq!(after_success(), LimitState::default());
         assert_ne!(s, after_success());
     }

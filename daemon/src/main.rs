@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use nix::sys::signal::{SigSet, Signal};
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
 use pam_mfa_daemon::bus::{AdminInterface, PamInterface};
@@ -70,6 +71,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // SIGTERM and SIGINT are taken by a thread of their own (sigwait) rather
+    // than tokio's signal driver: that driver keeps a process-wide socket
+    // pair, and with Cargo's feature unification it would then also live
+    // in pam_mfa.so inside sshd. Blocked here, before any thread starts.
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGTERM);
+    stop_signals.add(Signal::SIGINT);
+    if let Err(e) = stop_signals.thread_block() {
+        tracing::error!("cannot block the stop signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let signal = stop_signals.wait();
+        let _ = stop_tx.send(signal);
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -81,7 +98,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, store)) {
+    match runtime.block_on(serve(config, store, stop_rx)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -95,7 +112,11 @@ fn usage(problem: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn serve(config: Config, store: Store) -> Result<(), String> {
+async fn serve(
+    config: Config,
+    store: Store,
+    stop: tokio::sync::oneshot::Receiver<nix::Result<Signal>>,
+) -> Result<(), String> {
     let address = config.bus.address.as_str().to_string();
     let host = nix::unistd::gethostname()
         .ok()
@@ -104,19 +125,19 @@ async fn serve(config: Config, store: Store) -> Result<(), String> {
     let service = Arc::new(Service::new(config, store, Box::new(OsRandom)));
     let connection = zbus::connection::Builder::address(address.as_str())
         .name(names::BUS_NAME)
-        .serve_at(names::OBJECT_PATH, PamInterface { service: Arc::clone(&service) })
+        .serve_at(
+            names::OBJECT_PATH,
+            PamInterface {
+                service: Arc::clone(&service),
+            },
+        )
         .serve_at(names::OBJECT_PATH, AdminInterface { service, host })
         .build()
         .await
         .map_err(|e| format!("cannot serve {} on {address}: {e}", names::BUS_NAME))?;
     tracing::info!(bus = %address, name = names::BUS_NAME, "ready");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("stopping");
+    let signal = stop.await;
+    tracing::info!(signal = ?signal, "stopping");
     drop(connection);
     Ok(())
 }

@@ -76,7 +76,12 @@ pub struct Service {
 
 impl Service {
     pub fn new(config: Config, store: Store, random: Box<dyn Random>) -> Service {
-        Service { config, store, random, locks: Mutex::new(HashMap::new()) }
+        Service {
+            config,
+            store,
+            random,
+            locks: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -105,10 +110,16 @@ impl Service {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut record) = self.store.load(user)? else {
-            return Ok(Verdict { outcome: VerifyOutcome::NotEnrolled, retry_after: 0 });
+            return Ok(Verdict {
+                outcome: VerifyOutcome::NotEnrolled,
+                retry_after: 0,
+            });
         };
         if let Some(left) = limits::locked_for(&record.limits, now) {
-            return Ok(Verdict { outcome: VerifyOutcome::LockedOut, retry_after: left });
+            return Ok(Verdict {
+                outcome: VerifyOutcome::LockedOut,
+                retry_after: left,
+            });
         }
         let params = record.params().map_err(ServiceError::BadRecord)?;
         let secret = record.secret_bytes().map_err(ServiceError::BadRecord)?;
@@ -127,7 +138,10 @@ impl Service {
         }
         self.store.save(user, &record)?;
         let retry_after = limits::locked_for(&record.limits, now).unwrap_or(0);
-        Ok(Verdict { outcome, retry_after })
+        Ok(Verdict {
+            outcome,
+            retry_after,
+        })
     }
 
     /// Enrolls `user` with a fresh secret (replacing any enrollment) and
@@ -137,7 +151,9 @@ impl Service {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut secret = [0u8; SECRET_BYTES];
-        self.random.fill(&mut secret).map_err(ServiceError::Random)?;
+        self.random
+            .fill(&mut secret)
+            .map_err(ServiceError::Random)?;
         let totp = &self.config.totp;
         let record = Record {
             version: FORMAT_VERSION,
@@ -192,10 +208,19 @@ mod tests {
         let svc = service(dir.path());
         let alice = Username::parse("alice").unwrap();
         let uri = svc.enroll(&alice, "host", 1000).unwrap();
-        assert!(uri.starts_with("otpauth://totp/pam-mfa:alice%40host?secret="), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/pam-mfa:alice%40host?secret="),
+            "{uri}"
+        );
         let code = code_for(&svc, &alice, 2000);
-        assert_eq!(svc.verify(&alice, &code, 2000).unwrap().outcome, VerifyOutcome::Accepted);
-        assert_eq!(svc.verify(&alice, &code, 2000).unwrap().outcome, VerifyOutcome::Replayed);
+        assert_eq!(
+            svc.verify(&alice, &code, 2000).unwrap().outcome,
+            VerifyOutcome::Accepted
+        );
+        assert_eq!(
+            svc.verify(&alice, &code, 2000).unwrap().outcome,
+            VerifyOutcome::Replayed
+        );
     }
 
     #[test]
@@ -205,9 +230,16 @@ mod tests {
         let bob = Username::parse("bob").unwrap();
         svc.enroll(&bob, "h", 0).unwrap();
         let right = code_for(&svc, &bob, 100);
-        let wrong = if right == "000000" { "111111" } else { "000000" };
+        let wrong = if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
         for _ in 0..2 {
-            assert_eq!(svc.verify(&bob, wrong, 100).unwrap().outcome, VerifyOutcome::Rejected);
+            assert_eq!(
+                svc.verify(&bob, wrong, 100).unwrap().outcome,
+                VerifyOutcome::Rejected
+            );
         }
         let third = svc.verify(&bob, wrong, 100).unwrap();
         assert_eq!(third.outcome, VerifyOutcome::Rejected);
@@ -216,7 +248,10 @@ mod tests {
         assert_eq!(locked.outcome, VerifyOutcome::LockedOut);
         // After the lockout the right code works again.
         let later = code_for(&svc, &bob, 131);
-        assert_eq!(svc.verify(&bob, &later, 131).unwrap().outcome, VerifyOutcome::Accepted);
+        assert_eq!(
+            svc.verify(&bob, &later, 131).unwrap().outcome,
+            VerifyOutcome::Accepted
+        );
     }
 
     #[test]
@@ -224,7 +259,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
         let nobody = Username::parse("nobody").unwrap();
-        assert_eq!(svc.verify(&nobody, "123456", 0).unwrap().outcome, VerifyOutcome::NotEnrolled);
+        assert_eq!(
+            svc.verify(&nobody, "123456", 0).unwrap().outcome,
+            VerifyOutcome::NotEnrolled
+        );
         assert!(!svc.reset(&nobody).unwrap());
     }
 }

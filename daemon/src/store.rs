@@ -50,7 +50,11 @@ impl Record {
         if self.period == 0 || self.period > 3600 {
             return Err(format!("period {} is not 1 to 3600", self.period));
         }
-        Ok(Params { algorithm, digits: self.digits, period: self.period })
+        Ok(Params {
+            algorithm,
+            digits: self.digits,
+            period: self.period,
+        })
     }
 
     /// The raw secret bytes.
@@ -68,9 +72,15 @@ impl Record {
 /// Why the store could not do what was asked.
 #[derive(Debug)]
 pub enum StoreError {
-    Io { path: PathBuf, error: io::Error },
+    Io {
+        path: PathBuf,
+        error: io::Error,
+    },
     /// A file that does not parse: reported, never overwritten silently.
-    Corrupt { path: PathBuf, message: String },
+    Corrupt {
+        path: PathBuf,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for StoreError {
@@ -87,7 +97,10 @@ impl std::fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |error| StoreError::Io { path: path.to_path_buf(), error }
+    move |error| StoreError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
 }
 
 /// The store below one state directory.
@@ -175,7 +188,8 @@ impl Store {
             .permissions(fs::Permissions::from_mode(0o600))
             .tempfile_in(&self.users)
             .map_err(io_err(&self.users))?;
-        temp.write_all(text.as_bytes()).map_err(io_err(temp.path()))?;
+        temp.write_all(text.as_bytes())
+            .map_err(io_err(temp.path()))?;
         temp.as_file().sync_all().map_err(io_err(&path))?;
         temp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
         self.sync_dir()
@@ -235,7 +249,11 @@ mod tests {
             period: 30,
             enrolled_at: 1_700_000_000,
             last_step: Some(56_666_666),
-            limits: LimitState { failures: 2, lockouts: 1, locked_until: 5 },
+            limits: LimitState {
+                failures: 2,
+                lockouts: 1,
+                locked_until: 5,
+            },
         }
     }
 
@@ -261,9 +279,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.save(&user("bob"), &record()).unwrap();
-        let mode = fs::metadata(dir.path().join("users/bob.toml")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("users/bob.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let mode = fs::metadata(dir.path().join("users")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("users"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
     }
 
@@ -273,7 +297,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.save(&user("good"), &record()).unwrap();
         fs::write(dir.path().join("users/bad.toml"), "secret = [").unwrap();
-        assert!(matches!(store.load(&user("bad")), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            store.load(&user("bad")),
+            Err(StoreError::Corrupt { .. })
+        ));
         assert_eq!(store.load(&user("good")).unwrap(), Some(record()));
     }
 
@@ -292,7 +319,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
         let err = Store::open(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("writable by group or others"), "{err}");
+        assert!(
+            err.to_string().contains("writable by group or others"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -58,8 +58,12 @@ mod tests {
 
     #[test]
     fn unknown_or_bad_arguments_are_refused() {
-        assert!(args(&["nulok"]).unwrap_err().contains("unknown module argument"));
-        assert!(args(&["config=relative.toml"]).unwrap_err().contains("absolute"));
+        assert!(args(&["nulok"])
+            .unwrap_err()
+            .contains("unknown module argument"));
+        assert!(args(&["config=relative.toml"])
+            .unwrap_err()
+            .contains("absolute"));
         assert!(args(&["debug=1"]).is_err());
     }
 }

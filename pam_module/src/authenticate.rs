@@ -81,14 +81,22 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     let user = match Username::parse(&user) {
         Ok(user) => user,
         Err(e) => {
-            attempt.log(pam, Priority::Notice, &format!("result=refused reason=\"{e}\""));
+            attempt.log(
+                pam,
+                Priority::Notice,
+                &format!("result=refused reason=\"{e}\""),
+            );
             return PamCode::UserUnknown;
         }
     };
     match daemon.is_enrolled(user.as_str()) {
         Ok(true) => {}
         Ok(false) if args.nullok => {
-            attempt.log(pam, Priority::Info, "result=ignored reason=not-enrolled (nullok)");
+            attempt.log(
+                pam,
+                Priority::Info,
+                "result=ignored reason=not-enrolled (nullok)",
+            );
             return PamCode::Ignore;
         }
         Ok(false) => {
@@ -96,7 +104,11 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return PamCode::AuthErr;
         }
         Err(e) => {
-            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
+            attempt.log(
+                pam,
+                Priority::Error,
+                &format!("result=unavailable reason=\"{e}\""),
+            );
             return PamCode::AuthinfoUnavail;
         }
     }
@@ -119,11 +131,19 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     let (outcome, retry_after) = match verdict {
         Ok(v) => v,
         Err(e) => {
-            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
+            attempt.log(
+                pam,
+                Priority::Error,
+                &format!("result=unavailable reason=\"{e}\""),
+            );
             return PamCode::AuthinfoUnavail;
         }
     };
-    let priority = if outcome == VerifyOutcome::Accepted { Priority::Info } else { Priority::Notice };
+    let priority = if outcome == VerifyOutcome::Accepted {
+        Priority::Info
+    } else {
+        Priority::Notice
+    };
     attempt.log(pam, priority, &format!("result={}", outcome.as_str()));
     match outcome {
         VerifyOutcome::Accepted => PamCode::Success,
@@ -161,7 +181,10 @@ impl Attempt {
                 context.insert(key.to_string(), value);
             }
         }
-        Attempt { user: user.to_string(), context }
+        Attempt {
+            user: user.to_string(),
+            context,
+        }
     }
 
     fn field(&self, key: &str) -> String {
@@ -206,7 +229,10 @@ mod tests {
         }
         fn prompt_hidden(&self, prompt: &str) -> Result<Zeroizing<String>, PamCode> {
             self.shown.borrow_mut().push(prompt.to_string());
-            self.answer.clone().map(Zeroizing::new).ok_or(PamCode::ConvErr)
+            self.answer
+                .clone()
+                .map(Zeroizing::new)
+                .ok_or(PamCode::ConvErr)
         }
         fn info(&self, text: &str) {
             self.shown.borrow_mut().push(text.to_string());
@@ -251,16 +277,27 @@ mod tests {
             answer: answer.map(str::to_string),
             ..Script::default()
         };
-        let mut fake = Fake { enrolled, outcome, codes_seen: vec![] };
-        let args = Args { nullok, ..Args::default() };
+        let mut fake = Fake {
+            enrolled,
+            outcome,
+            codes_seen: vec![],
+        };
+        let args = Args {
+            nullok,
+            ..Args::default()
+        };
         let rc = authenticate_with(&script, &args, &mut fake);
         (rc, script, fake)
     }
 
     #[test]
     fn accepted_code_succeeds_and_is_sent_trimmed() {
-        let (rc, script, fake) =
-            run(Some(" 123456\n"), Ok(true), Ok((VerifyOutcome::Accepted, 0)), false);
+        let (rc, script, fake) = run(
+            Some(" 123456\n"),
+            Ok(true),
+            Ok((VerifyOutcome::Accepted, 0)),
+            false,
+        );
         assert_eq!(rc, PamCode::Success);
         assert_eq!(script.shown.borrow()[0], PROMPT);
         assert_eq!(fake.codes_seen, vec!["123456"]);
@@ -278,7 +315,12 @@ mod tests {
     #[test]
     fn malformed_code_fails_without_asking_mfad() {
         for typed in ["", "12a456", "123456789"] {
-            let (rc, _, fake) = run(Some(typed), Ok(true), Ok((VerifyOutcome::Accepted, 0)), false);
+            let (rc, _, fake) = run(
+                Some(typed),
+                Ok(true),
+                Ok((VerifyOutcome::Accepted, 0)),
+                false,
+            );
             assert_eq!(rc, PamCode::AuthErr, "{typed:?}");
             assert!(fake.codes_seen.is_empty());
         }
@@ -286,16 +328,28 @@ mod tests {
 
     #[test]
     fn locked_out_user_gets_maxtries_and_the_wait() {
-        let (rc, script, _) = run(Some("111111"), Ok(true), Ok((VerifyOutcome::LockedOut, 42)), false);
+        let (rc, script, _) = run(
+            Some("111111"),
+            Ok(true),
+            Ok((VerifyOutcome::LockedOut, 42)),
+            false,
+        );
         assert_eq!(rc, PamCode::Maxtries);
-        assert!(script.shown.borrow().iter().any(|s| s.contains("42 seconds")));
+        assert!(script
+            .shown
+            .borrow()
+            .iter()
+            .any(|s| s.contains("42 seconds")));
     }
 
     #[test]
     fn not_enrolled_is_ignored_only_with_nullok() {
         let (rc, script, _) = run(None, Ok(false), Ok((VerifyOutcome::Accepted, 0)), true);
         assert_eq!(rc, PamCode::Ignore);
-        assert!(script.shown.borrow().is_empty(), "no prompt for an unenrolled user");
+        assert!(
+            script.shown.borrow().is_empty(),
+            "no prompt for an unenrolled user"
+        );
         let (rc, _, _) = run(None, Ok(false), Ok((VerifyOutcome::Accepted, 0)), false);
         assert_eq!(rc, PamCode::AuthErr);
     }
@@ -303,7 +357,12 @@ mod tests {
     #[test]
     fn unreachable_daemon_fails_closed() {
         let down = || DaemonError::Unavailable("no socket".into());
-        let (rc, _, _) = run(Some("1"), Err(down()), Ok((VerifyOutcome::Accepted, 0)), true);
+        let (rc, _, _) = run(
+            Some("1"),
+            Err(down()),
+            Ok((VerifyOutcome::Accepted, 0)),
+            true,
+        );
         assert_eq!(rc, PamCode::AuthinfoUnavail);
         let (rc, _, _) = run(Some("111111"), Ok(true), Err(down()), true);
         assert_eq!(rc, PamCode::AuthinfoUnavail);
@@ -311,17 +370,27 @@ mod tests {
 
     #[test]
     fn the_log_has_the_context_but_never_the_code() {
-        let (_, script, _) =
-            run(Some("918273"), Ok(true), Ok((VerifyOutcome::Rejected, 0)), false);
+        let (_, script, _) = run(
+            Some("918273"),
+            Ok(true),
+            Ok((VerifyOutcome::Rejected, 0)),
+            false,
+        );
         let logged = script.logged.borrow().join("\n");
-        assert!(logged.contains("user=\"alice\" service=\"sshd\""), "{logged}");
+        assert!(
+            logged.contains("user=\"alice\" service=\"sshd\""),
+            "{logged}"
+        );
         assert!(logged.contains("result=rejected"), "{logged}");
         assert!(!logged.contains("918273"), "{logged}");
     }
 
     #[test]
     fn unsafe_username_is_refused_before_the_bus() {
-        let script = Script { user: "../root".into(), ..Script::default() };
+        let script = Script {
+            user: "../root".into(),
+            ..Script::default()
+        };
         let mut fake = Fake {
             enrolled: Ok(true),
             outcome: Ok((VerifyOutcome::Accepted, 0)),

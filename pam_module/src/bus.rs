@@ -15,11 +15,15 @@ pub struct BusDaemon {
 
 impl BusDaemon {
     pub fn new(config: &Config) -> BusDaemon {
-        BusDaemon { client: Client::from_config(config).map_err(|e| e.to_string()) }
+        BusDaemon {
+            client: Client::from_config(config).map_err(|e| e.to_string()),
+        }
     }
 
     fn client(&mut self) -> Result<&mut Client, DaemonError> {
-        self.client.as_mut().map_err(|e| DaemonError::Unavailable(e.clone()))
+        self.client
+            .as_mut()
+            .map_err(|e| DaemonError::Unavailable(e.clone()))
     }
 }
 
@@ -41,6 +45,8 @@ impl Daemon for BusDaemon {
         code: &str,
         context: &HashMap<String, String>,
     ) -> Result<(VerifyOutcome, u64), DaemonError> {
-        self.client()?.verify_code(user, code, context).map_err(convert)
+        self.client()?
+            .verify_code(user, code, context)
+            .map_err(convert)
     }
 }

@@ -71,7 +71,9 @@ impl PamHandler for LibPam {
         // SAFETY: on success libpam returns a NUL-terminated string it owns,
         // valid until the item changes; we copy it at once.
         let name = unsafe { CStr::from_ptr(user) };
-        name.to_str().map(str::to_owned).map_err(|_| PamCode::UserUnknown)
+        name.to_str()
+            .map(str::to_owned)
+            .map_err(|_| PamCode::UserUnknown)
     }
 
     fn item(&self, item: Item) -> Option<String> {
@@ -193,7 +195,11 @@ unsafe fn guarded(
                 return PamCode::SystemErr;
             }
             // SAFETY: each entry is a NUL-terminated string owned by libpam.
-            args.push(unsafe { CStr::from_ptr(arg) }.to_string_lossy().into_owned());
+            args.push(
+                unsafe { CStr::from_ptr(arg) }
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         body(&LibPam { handle: pamh }, &args)
     }));
@@ -210,7 +216,11 @@ pub unsafe extern "C" fn pam_sm_authenticate(
     argv: *const *const c_char,
 ) -> c_int {
     // SAFETY: the arguments are forwarded unchanged from libpam.
-    unsafe { guarded(pamh, argc, argv, |pam, args| crate::authenticate::authenticate(pam, args)) }
+    unsafe {
+        guarded(pamh, argc, argv, |pam, args| {
+            crate::authenticate::authenticate(pam, args)
+        })
+    }
 }
 
 /// Nothing to establish: a second factor grants no credentials.

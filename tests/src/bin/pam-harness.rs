@@ -79,7 +79,9 @@ unsafe extern "C" fn conversation(
     appdata: *mut c_void,
 ) -> c_int {
     let body = || {
-        let Ok(n) = usize::try_from(count) else { return PAM_CONV_ERR };
+        let Ok(n) = usize::try_from(count) else {
+            return PAM_CONV_ERR;
+        };
         if n == 0 || messages.is_null() || responses.is_null() || appdata.is_null() {
             return PAM_CONV_ERR;
         }
@@ -88,8 +90,8 @@ unsafe extern "C" fn conversation(
         let answers = unsafe { &*appdata.cast::<Answers>() };
         // SAFETY: calloc of n zeroed responses; libpam frees the array and
         // each `resp` with free().
-        let out = unsafe { libc::calloc(n, std::mem::size_of::<PamResponse>()) }
-            .cast::<PamResponse>();
+        let out =
+            unsafe { libc::calloc(n, std::mem::size_of::<PamResponse>()) }.cast::<PamResponse>();
         if out.is_null() {
             return PAM_BUF_ERR;
         }
@@ -100,7 +102,9 @@ unsafe extern "C" fn conversation(
                 String::new()
             } else {
                 // SAFETY: libpam's messages are NUL-terminated strings.
-                unsafe { CStr::from_ptr(message.msg) }.to_string_lossy().into_owned()
+                unsafe { CStr::from_ptr(message.msg) }
+                    .to_string_lossy()
+                    .into_owned()
             };
             match message.msg_style {
                 1 | 2 => {
@@ -126,15 +130,55 @@ fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
+/// What the open descriptors point to, for diagnosing a leak.
+fn fd_targets() -> String {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return String::new();
+    };
+    let mut targets: Vec<String> = dir
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            format!("{}={}", e.file_name().to_string_lossy(), target.display())
+        })
+        .collect();
+    targets.sort();
+    targets.join(" ")
+}
+
 const NAMES: [&str; 32] = [
-    "PAM_SUCCESS", "PAM_OPEN_ERR", "PAM_SYMBOL_ERR", "PAM_SERVICE_ERR", "PAM_SYSTEM_ERR",
-    "PAM_BUF_ERR", "PAM_PERM_DENIED", "PAM_AUTH_ERR", "PAM_CRED_INSUFFICIENT",
-    "PAM_AUTHINFO_UNAVAIL", "PAM_USER_UNKNOWN", "PAM_MAXTRIES", "PAM_NEW_AUTHTOK_REQD",
-    "PAM_ACCT_EXPIRED", "PAM_SESSION_ERR", "PAM_CRED_UNAVAIL", "PAM_CRED_EXPIRED",
-    "PAM_CRED_ERR", "PAM_NO_MODULE_DATA", "PAM_CONV_ERR", "PAM_AUTHTOK_ERR",
-    "PAM_AUTHTOK_RECOVERY_ERR", "PAM_AUTHTOK_LOCK_BUSY", "PAM_AUTHTOK_DISABLE_AGING",
-    "PAM_TRY_AGAIN", "PAM_IGNORE", "PAM_ABORT", "PAM_AUTHTOK_EXPIRED", "PAM_MODULE_UNKNOWN",
-    "PAM_BAD_ITEM", "PAM_CONV_AGAIN", "PAM_INCOMPLETE",
+    "PAM_SUCCESS",
+    "PAM_OPEN_ERR",
+    "PAM_SYMBOL_ERR",
+    "PAM_SERVICE_ERR",
+    "PAM_SYSTEM_ERR",
+    "PAM_BUF_ERR",
+    "PAM_PERM_DENIED",
+    "PAM_AUTH_ERR",
+    "PAM_CRED_INSUFFICIENT",
+    "PAM_AUTHINFO_UNAVAIL",
+    "PAM_USER_UNKNOWN",
+    "PAM_MAXTRIES",
+    "PAM_NEW_AUTHTOK_REQD",
+    "PAM_ACCT_EXPIRED",
+    "PAM_SESSION_ERR",
+    "PAM_CRED_UNAVAIL",
+    "PAM_CRED_EXPIRED",
+    "PAM_CRED_ERR",
+    "PAM_NO_MODULE_DATA",
+    "PAM_CONV_ERR",
+    "PAM_AUTHTOK_ERR",
+    "PAM_AUTHTOK_RECOVERY_ERR",
+    "PAM_AUTHTOK_LOCK_BUSY",
+    "PAM_AUTHTOK_DISABLE_AGING",
+    "PAM_TRY_AGAIN",
+    "PAM_IGNORE",
+    "PAM_ABORT",
+    "PAM_AUTHTOK_EXPIRED",
+    "PAM_MODULE_UNKNOWN",
+    "PAM_BAD_ITEM",
+    "PAM_CONV_AGAIN",
+    "PAM_INCOMPLETE",
 ];
 
 fn name(rc: c_int) -> String {
@@ -178,7 +222,9 @@ fn main() -> ExitCode {
     };
     let cstr = |s: String| CString::new(s).unwrap_or_default();
     let (confdir, service, user) = (cstr(confdir), cstr(service), cstr(user));
-    let answers = Answers { queue: RefCell::new(answers.into_iter().map(cstr).collect()) };
+    let answers = Answers {
+        queue: RefCell::new(answers.into_iter().map(cstr).collect()),
+    };
     let conv = PamConv {
         conv: Some(conversation),
         appdata_ptr: std::ptr::from_ref(&answers).cast_mut().cast::<c_void>(),
@@ -193,7 +239,13 @@ fn main() -> ExitCode {
         // SAFETY: all strings are valid C strings; conv and answers outlive
         // the transaction; pamh is a valid out-pointer.
         let rc = unsafe {
-            pam_start_confdir(service.as_ptr(), user.as_ptr(), &conv, confdir.as_ptr(), &mut pamh)
+            pam_start_confdir(
+                service.as_ptr(),
+                user.as_ptr(),
+                &conv,
+                confdir.as_ptr(),
+                &mut pamh,
+            )
         };
         if rc != 0 {
             println!("result: start failed {}", name(rc));
@@ -215,5 +267,6 @@ fn main() -> ExitCode {
     }
     println!("threads: {}", count("/proc/self/task"));
     println!("fds: {}", count("/proc/self/fd"));
+    println!("fd-targets: {}", fd_targets());
     ExitCode::SUCCESS
 }

@@ -1,0 +1,382 @@
+//! Helpers for pam-mfa's integration tests: a private `dbus-daemon` with
+//! the packaged policy, a real `mfad` on a temp state directory, real
+//! libpam through `pam-harness`, and `oathtool` as an independent TOTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The folder holding the built binaries (target/debug or target/release),
+/// found from the running test executable (target/*/deps/test-…).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    let dir = if deps.ends_with("deps") {
+        deps.parent().unwrap()
+    } else {
+        deps
+    };
+    dir.to_path_buf()
+}
+
+/// A built binary of the workspace; panics with advice when missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// The freshly built PAM module.
+pub fn module() -> PathBuf {
+    bin("libpam_mfa.so")
+}
+
+/// Waits for `done` up to `limit`, polling every 20 ms.
+pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name
+}
+
+/// A private bus, stopped on drop.
+pub struct Bus {
+    pub dir: tempfile::TempDir,
+    pub address: String,
+    child: Child,
+}
+
+impl Bus {
+    /// Starts `dbus-daemon` with system-bus defaults and the packaged policy.
+    pub fn start() -> Bus {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bus.sock");
+        let policy = fs::read_to_string(workspace().join("packaging/dbus/io.github.pam_mfa.conf"))
+            .unwrap()
+            .replace("user=\"pam-mfa\"", &format!("user=\"{}\"", current_user()));
+        let policy_path = dir.path().join("io.github.pam_mfa.conf");
+        fs::write(&policy_path, policy).unwrap();
+        let conf = fs::read_to_string(workspace().join("tests/data/test-bus.conf.in"))
+            .unwrap()
+            .replace("@LISTEN@", &format!("unix:path={}", socket.display()))
+            .replace("@POLICY@", &policy_path.display().to_string());
+        let conf_path = dir.path().join("bus.conf");
+        fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf_path.display()))
+            .arg("--nofork")
+            .arg("--nopidfile")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon not found: apt-get install dbus-daemon");
+        assert!(
+            wait_for(Duration::from_secs(10), || socket.exists()),
+            "bus did not start"
+        );
+        Bus {
+            address: format!("unix:path={}", socket.display()),
+            dir,
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running mfad with its own config and state, stopped on drop.
+pub struct Mfad {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mfad {
+    /// Writes a config for `bus` (with `extra` TOML appended to its
+    /// sections) and starts mfad, waiting until it serves.
+    pub fn start(bus: &Bus, extra: &str) -> Mfad {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        let state = dir.path().join("state");
+        fs::write(
+            &config,
+            format!(
+                "state_dir = \"{}\"\n{extra}\n[bus]\naddress = \"{}\"\ntimeout_ms = 1000\n",
+                state.display(),
+                bus.address
+            ),
+        )
+        .unwrap();
+        let mut mfad = Mfad {
+            log: dir.path().join("mfad.log"),
+            dir,
+            config,
+            child: None,
+        };
+        mfad.restart();
+        mfad
+    }
+
+    /// Starts (again) the daemon process.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let before = self.log_text().matches("ready").count();
+        let child = Command::new(bin("mfad"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let ok = wait_for(Duration::from_secs(10), || {
+            self.log_text().matches("ready").count() > before
+        });
+        assert!(ok, "mfad did not start:\n{}", self.log_text());
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs mfa-enroll with this daemon's config.
+    pub fn enroll_cmd(&self, args: &[&str]) -> Output {
+        Command::new(bin("mfa-enroll"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Enrolls `user` as root and returns the otpauth URI.
+    pub fn enroll(&self, user: &str) -> Otpauth {
+        let out = self.enroll_cmd(&["--user", user]);
+        assert!(
+            out.status.success(),
+            "enroll failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Otpauth::parse(String::from_utf8(out.stdout).unwrap().trim())
+    }
+}
+
+impl Drop for Mfad {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The parts of an otpauth URI that an app (and oathtool) needs.
+#[derive(Debug, Clone)]
+pub struct Otpauth {
+    pub uri: String,
+    pub secret: String,
+    pub algorithm: String,
+    pub digits: u32,
+    pub period: u64,
+}
+
+impl Otpauth {
+    pub fn parse(uri: &str) -> Otpauth {
+        assert!(
+            uri.starts_with("otpauth://totp/"),
+            "not an otpauth URI: {uri}"
+        );
+        let query = uri.split_once('?').unwrap().1;
+        let get = |key: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                .map(str::to_string)
+        };
+        Otpauth {
+            uri: uri.to_string(),
+            secret: get("secret").unwrap(),
+            algorithm: get("algorithm").unwrap_or_else(|| "SHA1".into()),
+            digits: get("digits").map_or(6, |d| d.parse().unwrap()),
+            period: get("period").map_or(30, |p| p.parse().unwrap()),
+        }
+    }
+
+    /// The code `oathtool` computes for unix time `at`.
+    pub fn code_at(&self, at: u64) -> String {
+        let out = Command::new("oathtool")
+            .arg(format!("--totp={}", self.algorithm))
+            .arg("--base32")
+            .arg(format!("--digits={}", self.digits))
+            .arg(format!("--time-step-size={}s", self.period))
+            .arg(format!("--now=@{at}"))
+            .arg(&self.secret)
+            .output()
+            .expect("oathtool not found: apt-get install oathtool");
+        assert!(
+            out.status.success(),
+            "oathtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// The code for now.
+    pub fn code_now(&self) -> String {
+        self.code_at(now())
+    }
+}
+
+/// Seconds since the epoch.
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A PAM service directory for `pam_start_confdir`.
+pub struct PamService {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl PamService {
+    /// A service whose auth stack is the module alone with `args`.
+    pub fn new(args: &str) -> PamService {
+        PamService::stack(&[&format!("auth required {} {args}", module().display())])
+    }
+
+    /// A service with the module (`args`) followed by pam_permit.so, so
+    /// that PAM_IGNORE from the module lets the stack pass.
+    pub fn followed_by_permit(args: &str) -> PamService {
+        PamService::stack(&[
+            &format!("auth required {} {args}", module().display()),
+            "auth required pam_permit.so",
+        ])
+    }
+
+    /// A service with exactly these auth lines.
+    pub fn stack(lines: &[&str]) -> PamService {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "mfa-test".to_string();
+        fs::write(dir.path().join(&name), lines.join("\n") + "\n").unwrap();
+        PamService { dir, name }
+    }
+
+    /// Runs one (or `repeat`) authentications of `user` through libpam.
+    pub fn authenticate(&self, user: &str, answers: &[&str]) -> PamRun {
+        self.authenticate_repeated(user, answers, 1)
+    }
+
+    pub fn authenticate_repeated(&self, user: &str, answers: &[&str], repeat: usize) -> PamRun {
+        let mut cmd = Command::new(bin("pam-harness"));
+        cmd.arg("--confdir")
+            .arg(self.dir.path())
+            .args(["--service", &self.name, "--user", user])
+            .args(["--rhost", "192.0.2.7", "--tty", "ssh"])
+            .args(["--repeat", &repeat.to_string()]);
+        for answer in answers {
+            cmd.args(["--answer", answer]);
+        }
+        let out = cmd.output().unwrap();
+        PamRun::parse(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+/// What pam-harness printed.
+#[derive(Debug, Clone, Default)]
+pub struct PamRun {
+    pub text: String,
+    pub results: Vec<String>,
+    pub prompts: Vec<String>,
+    pub errors: Vec<String>,
+    pub threads: Vec<usize>,
+    pub fds: Vec<usize>,
+    pub elapsed_ms: Vec<u64>,
+}
+
+impl PamRun {
+    fn parse(text: &str) -> PamRun {
+        let mut run = PamRun {
+            text: text.to_string(),
+            ..PamRun::default()
+        };
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(": ") else {
+                continue;
+            };
+            match key {
+                "result" => run.results.push(value.to_string()),
+                "prompt" => run.prompts.push(value.to_string()),
+                "error" => run.errors.push(value.to_string()),
+                "threads" => run.threads.push(value.parse().unwrap_or(0)),
+                "fds" => run.fds.push(value.parse().unwrap_or(0)),
+                "elapsed_ms" => run.elapsed_ms.push(value.parse().unwrap_or(0)),
+                _ => {}
+            }
+        }
+        run
+    }
+
+    /// The result of the only (or last) authentication.
+    pub fn result(&self) -> &str {
+        self.results.last().map_or("none", String::as_str)
+    }
+
+    /// The module left no thread and no file descriptor behind.
+    pub fn left_nothing_behind(&self) -> bool {
+        self.threads.len() == 2
+            && self.threads[0] == self.threads[1]
+            && self.fds.len() == 2
+            && self.fds[0] == self.fds[1]
+    }
+}
