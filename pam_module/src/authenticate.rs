@@ -64,6 +64,20 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
             return PamCode::ServiceErr;
         }
     };
+    if args.debug {
+        pam.log(
+            Priority::Debug,
+            &format!(
+                "config {} read; mfad at {} within {} ms",
+                args.config
+                    .as_deref()
+                    .unwrap_or(Path::new(names::DEFAULT_CONFIG_PATH))
+                    .display(),
+                config.bus.address.as_str(),
+                config.bus.timeout_ms.get()
+            ),
+        );
+    }
     let mut daemon = crate::bus::BusDaemon::new(&config);
     authenticate_with(pam, &args, &mut daemon)
 }
@@ -89,7 +103,11 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return PamCode::UserUnknown;
         }
     };
-    match daemon.is_enrolled(user.as_str()) {
+    let enrolled = daemon.is_enrolled(user.as_str());
+    if args.debug {
+        attempt.log(pam, Priority::Debug, &format!("enrolled={enrolled:?}"));
+    }
+    match enrolled {
         Ok(true) => {}
         Ok(false) if args.nullok => {
             attempt.log(
@@ -382,6 +400,31 @@ mod tests {
             "{logged}"
         );
         assert!(logged.contains("result=rejected"), "{logged}");
+        assert!(!logged.contains("918273"), "{logged}");
+    }
+
+    #[test]
+    fn debug_logs_the_steps_and_still_not_the_code() {
+        let script = Script {
+            user: "alice".into(),
+            answer: Some("918273".into()),
+            ..Script::default()
+        };
+        let mut fake = Fake {
+            enrolled: Ok(true),
+            outcome: Ok((VerifyOutcome::Accepted, 0)),
+            codes_seen: vec![],
+        };
+        let args = Args {
+            debug: true,
+            ..Args::default()
+        };
+        assert_eq!(
+            authenticate_with(&script, &args, &mut fake),
+            PamCode::Success
+        );
+        let logged = script.logged.borrow().join("\n");
+        assert!(logged.contains("enrolled=Ok(true)"), "{logged}");
         assert!(!logged.contains("918273"), "{logged}");
     }
 

@@ -3,6 +3,8 @@
 //! libpam through `pam-harness`, and `oathtool` as an independent TOTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod system;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pam-mfa builds and tests with. Idempotent;
+# needs root (or sudo). Safe to run on a fresh Debian 12.
+set -euo pipefail
+
+packages=(
+  libpam0g-dev      # links pam_mfa.so and the test harness against libpam
+  dbus-daemon       # private test buses and the system bus
+  dbus-bin          # dbus-send, to reload the system bus policy
+  openssh-server    # the end-to-end sshd
+  openssh-client
+  oathtool          # an independent TOTP implementation for the tests
+  expect            # drives ssh's keyboard-interactive prompt
+  util-linux        # runuser, setpriv
+  passwd            # useradd
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "Installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

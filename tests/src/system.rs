@@ -1,0 +1,360 @@
+//! End-to-end fixtures, as root: the real system bus with the packaged
+//! policy, mfad as its own service user, a test account, and a real sshd
+//! whose PAM service (named after a link to sshd) uses pam_mfa.so. Whatever
+//! a fixture adds to the system it removes on drop.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::{bin, wait_for, workspace, Otpauth};
+
+pub const SYSTEM_SOCKET: &str = "/run/dbus/system_bus_socket";
+pub const POLICY_TARGET: &str = "/etc/dbus-1/system.d/io.github.pam_mfa.conf";
+
+/// Panics with a clear message unless running as root.
+pub fn require_root() {
+    assert!(
+        nix::unistd::getuid().is_root(),
+        "the end-to-end tests need root (system bus, useradd, sshd): run `bash scripts/test.sh` as root"
+    );
+}
+
+/// Runs a command and panics with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Creates a user (system user when `system`) unless it exists.
+pub fn ensure_user(name: &str, system: bool) {
+    if nix::unistd::User::from_name(name).ok().flatten().is_some() {
+        return;
+    }
+    let mut cmd = Command::new("useradd");
+    if system {
+        cmd.args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
+            .args(["--shell", "/usr/sbin/nologin", "--user-group"]);
+    } else {
+        cmd.args(["--create-home", "--shell", "/bin/bash", "--user-group"]);
+    }
+    run(cmd.arg(name));
+    if !system {
+        // No password, but not locked either: the keys and the code decide.
+        run(Command::new("usermod").args(["-p", "*", name]));
+    }
+}
+
+/// The system bus with pam-mfa's policy installed; started if not running.
+pub struct SystemBus {
+    started: Option<u32>,
+}
+
+impl SystemBus {
+    pub fn ensure() -> SystemBus {
+        // The bus resolves the policy's user names when it loads it, so the
+        // service user must exist first (as the package's postinst does).
+        ensure_user(pam_mfa_config::names::SERVICE_USER, true);
+        fs::create_dir_all(Path::new(POLICY_TARGET).parent().unwrap_or(Path::new("/"))).unwrap();
+        fs::copy(
+            workspace().join("packaging/dbus/io.github.pam_mfa.conf"),
+            POLICY_TARGET,
+        )
+        .unwrap();
+        let mut started = None;
+        if Path::new(SYSTEM_SOCKET).exists() && reload_bus() {
+            // A running system bus now has the policy.
+        } else {
+            let _ = fs::remove_file(SYSTEM_SOCKET);
+            fs::create_dir_all("/run/dbus").unwrap();
+            let _ = fs::remove_file("/run/dbus/pid");
+            run(Command::new("dbus-uuidgen").arg("--ensure"));
+            let out = run(Command::new("dbus-daemon").args(["--system", "--fork", "--print-pid"]));
+            started = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
+            assert!(
+                wait_for(Duration::from_secs(10), || Path::new(SYSTEM_SOCKET)
+                    .exists()),
+                "the system bus did not start"
+            );
+        }
+        SystemBus { started }
+    }
+}
+
+fn reload_bus() -> bool {
+    Command::new("dbus-send")
+        .args(["--system", "--print-reply", "--reply-timeout=5000"])
+        .args(["--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
+        .arg("org.freedesktop.DBus.ReloadConfig")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Drop for SystemBus {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(POLICY_TARGET);
+        match self.started {
+            Some(pid) => {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+                let _ = fs::remove_file("/run/dbus/pid");
+            }
+            None => {
+                reload_bus();
+            }
+        }
+    }
+}
+
+/// A world-traversable scratch directory with copies of the built binaries
+/// (the service user must be able to run mfad from it).
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("pam-mfa-e2e-")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        for name in ["mfad", "mfa-enroll", "libpam_mfa.so"] {
+            let target = dir.path().join(name);
+            fs::copy(bin(name), &target).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Scratch { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch::new()
+    }
+}
+
+/// mfad on the system bus, as the service user `pam-mfa`.
+pub struct SystemMfad {
+    pub config: PathBuf,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl SystemMfad {
+    pub fn start(scratch: &Scratch, extra: &str) -> SystemMfad {
+        ensure_user(pam_mfa_config::names::SERVICE_USER, true);
+        let state = scratch.path("state");
+        fs::create_dir_all(&state).unwrap();
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+        run(Command::new("chown").arg("pam-mfa:pam-mfa").arg(&state));
+        let config = scratch.path("config.toml");
+        fs::write(
+            &config,
+            format!("state_dir = \"{}\"\n{extra}\n", state.display()),
+        )
+        .unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        let log = scratch.path("mfad.log");
+        let child = Command::new("setpriv")
+            .args(["--reuid=pam-mfa", "--regid=pam-mfa", "--init-groups", "--"])
+            .arg(scratch.path("mfad"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mfad = SystemMfad { config, log, child };
+        assert!(
+            wait_for(Duration::from_secs(10), || mfad
+                .log_text()
+                .contains("ready")),
+            "mfad did not start on the system bus:\n{}",
+            mfad.log_text()
+        );
+        mfad
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Enrolls `user` as root through mfa-enroll on the system bus.
+    pub fn enroll(&self, scratch: &Scratch, user: &str) -> Otpauth {
+        let out = run(Command::new(scratch.path("mfa-enroll"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--user", user]));
+        Otpauth::parse(String::from_utf8_lossy(&out.stdout).trim())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for SystemMfad {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real sshd on 127.0.0.1 whose PAM service is `/etc/pam.d/<service>`.
+pub struct Sshd {
+    pub port: u16,
+    pub service: String,
+    pub log: PathBuf,
+    pub client_key: PathBuf,
+    child: Child,
+}
+
+impl Sshd {
+    /// Starts sshd for `user` (public key, then keyboard-interactive through
+    /// PAM) with `pam_auth` as the auth lines of its PAM service.
+    pub fn start(scratch: &Scratch, service: &str, user: &str, pam_auth: &str) -> Sshd {
+        fs::create_dir_all("/run/sshd").unwrap();
+        let host_key = scratch.path("host_key");
+        let client_key = scratch.path("client_key");
+        for key in [&host_key, &client_key] {
+            if !key.exists() {
+                run(Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", ""])
+                    .arg("-f")
+                    .arg(key));
+            }
+        }
+        // The key goes where sshd looks by default, owned by the user (the
+        // scratch dir is below /tmp, which StrictModes rightly refuses).
+        let account = nix::unistd::User::from_name(user).unwrap().unwrap();
+        let ssh_dir = account.dir.join(".ssh");
+        fs::create_dir_all(&ssh_dir).unwrap();
+        fs::copy(
+            client_key.with_extension("pub"),
+            ssh_dir.join("authorized_keys"),
+        )
+        .unwrap();
+        fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
+        run(Command::new("chown")
+            .arg("-R")
+            .arg(format!("{user}:"))
+            .arg(&ssh_dir));
+
+        fs::write(
+            format!("/etc/pam.d/{service}"),
+            format!(
+                "# pam-mfa end-to-end test service; removed by the test\n{pam_auth}\n\
+                 account required pam_unix.so\nsession required pam_permit.so\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let config = scratch.path("sshd_config");
+        fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {pid}\n\
+                 UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+                 PubkeyAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n\
+                 AuthorizedKeysFile .ssh/authorized_keys\nStrictModes yes\nLogLevel VERBOSE\nPrintMotd no\n",
+                host = host_key.display(),
+                pid = scratch.path("sshd.pid").display(),
+            ),
+        )
+        .unwrap();
+        // OpenSSH names its PAM service after its binary: a link called
+        // `service` uses /etc/pam.d/<service>, leaving the host's sshd alone.
+        let link = scratch.path(service);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("/usr/sbin/sshd", &link).unwrap();
+        let log = scratch.path("sshd.log");
+        let child = Command::new(&link)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            up,
+            "sshd did not start: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        Sshd {
+            port,
+            service: service.to_string(),
+            log,
+            client_key,
+            child,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Logs in as `user` with `code` at the keyboard-interactive prompt,
+    /// driven by expect. Returns (how it ended, what the terminal showed).
+    pub fn login(&self, user: &str, code: &str) -> (Login, String) {
+        let out = Command::new("expect")
+            .arg(workspace().join("tests/data/ssh-login.exp"))
+            .arg(&self.client_key)
+            .arg(self.port.to_string())
+            .arg(user)
+            .arg(code)
+            .output()
+            .expect("expect not found: apt-get install expect");
+        let login = match out.status.code() {
+            Some(0) => Login::LoggedIn,
+            Some(1) => Login::Denied,
+            Some(2) => Login::AskedAgain,
+            _ => Login::Failed,
+        };
+        (login, String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// How an SSH login attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    LoggedIn,
+    Denied,
+    AskedAgain,
+    Failed,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(format!("/etc/pam.d/{}", self.service));
+    }
+}
+
+/// A TCP port on 127.0.0.1 that is free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
