@@ -23,6 +23,36 @@ pub enum MfaError {
     InvalidArgument(String),
     /// mfad could not do it (store unreadable, …); see its log.
     Internal(String),
+    /// The user is enrolled already; replacing needs `replace` and proof.
+    AlreadyEnrolled(String),
+    /// Replacing or renewing needs a current code (or a recovery code).
+    ProofRefused(String),
+    /// The user has no active enrollment.
+    NotEnrolled(String),
+    /// Confirm without a started enrollment.
+    NoPendingEnrollment(String),
+    /// The started enrollment expired before its first code.
+    PendingExpired(String),
+    /// The first code of a started enrollment was wrong.
+    WrongCode(String),
+}
+
+impl MfaError {
+    /// The message mfad gave, without the error name.
+    pub fn message(&self) -> String {
+        match self {
+            MfaError::ZBus(e) => e.to_string(),
+            MfaError::AccessDenied(m)
+            | MfaError::InvalidArgument(m)
+            | MfaError::Internal(m)
+            | MfaError::AlreadyEnrolled(m)
+            | MfaError::ProofRefused(m)
+            | MfaError::NotEnrolled(m)
+            | MfaError::NoPendingEnrollment(m)
+            | MfaError::PendingExpired(m)
+            | MfaError::WrongCode(m) => m.clone(),
+        }
+    }
 }
 
 impl From<zbus::fdo::Error> for MfaError {
@@ -49,6 +79,36 @@ pub trait Pam {
     ) -> Result<(u32, u64), MfaError>;
 }
 
+/// Self-service enrollment: anyone for themselves, root for anyone.
+#[zbus::proxy(
+    interface = "io.github.pam_mfa.Enroll1",
+    default_service = "io.github.pam_mfa",
+    default_path = "/io/github/pam_mfa"
+)]
+pub trait Enroll {
+    /// Starts an enrollment: (otpauth URI, account, seconds to confirm).
+    fn begin(
+        &self,
+        user: &str,
+        replace: bool,
+        proof: &str,
+    ) -> Result<(String, String, u64), MfaError>;
+    /// Confirms with the first code; returns the recovery codes, once.
+    fn confirm(&self, user: &str, code: &str) -> Result<Vec<String>, MfaError>;
+    /// (enrolled, since, recovery codes left, pending, lockout seconds left).
+    fn status(&self, user: &str) -> Result<(bool, u64, u32, bool, u64), MfaError>;
+    /// New recovery codes after a current code.
+    fn new_recovery_codes(&self, user: &str, proof: &str) -> Result<Vec<String>, MfaError>;
+    /// Enrolls from a ~/.google_authenticator file's text.
+    fn import_google_authenticator(
+        &self,
+        user: &str,
+        file: &str,
+        replace: bool,
+        proof: &str,
+    ) -> Result<u32, MfaError>;
+}
+
 /// Administration: root only.
 #[zbus::proxy(
     interface = "io.github.pam_mfa.Admin1",
@@ -56,10 +116,20 @@ pub trait Pam {
     default_path = "/io/github/pam_mfa"
 )]
 pub trait Admin {
-    /// Enrolls `user` with a new secret; returns the otpauth URI, once.
-    fn enroll(&self, user: &str) -> Result<String, MfaError>;
+    /// All enrolled users and when each enrolled.
+    fn list_users(&self) -> Result<Vec<(String, u64)>, MfaError>;
     /// Removes `user`'s enrollment; false when there was none.
     fn reset(&self, user: &str) -> Result<bool, MfaError>;
+}
+
+/// What `Enroll1.Status` says of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnrollmentStatus {
+    pub enrolled: bool,
+    pub enrolled_at: u64,
+    pub recovery_left: u32,
+    pub pending: bool,
+    pub locked_for: u64,
 }
 
 /// Why a call gave no answer.
@@ -79,6 +149,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Refused(MfaError::AccessDenied(e)) => write!(f, "refused: {e}"),
             ClientError::Refused(MfaError::InvalidArgument(e)) => write!(f, "invalid: {e}"),
             ClientError::Refused(MfaError::Internal(e)) => write!(f, "mfad failed: {e}"),
+            ClientError::Refused(other) => f.write_str(&other.message()),
         }
     }
 }
@@ -197,9 +268,73 @@ impl Client {
         Ok((outcome, retry_after))
     }
 
-    pub fn enroll(&mut self, user: &str) -> Result<String, ClientError> {
+    /// Starts an enrollment: (otpauth URI, account, seconds to confirm).
+    pub fn begin(
+        &mut self,
+        user: &str,
+        replace: bool,
+        proof: &str,
+    ) -> Result<(String, String, u64), ClientError> {
+        let (user, proof) = (user.to_string(), proof.to_string());
+        self.run(|conn| async move {
+            EnrollProxy::new(&conn)
+                .await?
+                .begin(&user, replace, &proof)
+                .await
+        })
+    }
+
+    /// Confirms with the first code; returns the recovery codes.
+    pub fn confirm(&mut self, user: &str, code: &str) -> Result<Vec<String>, ClientError> {
+        let (user, code) = (user.to_string(), code.to_string());
+        self.run(|conn| async move { EnrollProxy::new(&conn).await?.confirm(&user, &code).await })
+    }
+
+    pub fn status(&mut self, user: &str) -> Result<EnrollmentStatus, ClientError> {
         let user = user.to_string();
-        self.run(|conn| async move { AdminProxy::new(&conn).await?.enroll(&user).await })
+        let (enrolled, enrolled_at, recovery_left, pending, locked_for) =
+            self.run(|conn| async move { EnrollProxy::new(&conn).await?.status(&user).await })?;
+        Ok(EnrollmentStatus {
+            enrolled,
+            enrolled_at,
+            recovery_left,
+            pending,
+            locked_for,
+        })
+    }
+
+    pub fn new_recovery_codes(
+        &mut self,
+        user: &str,
+        proof: &str,
+    ) -> Result<Vec<String>, ClientError> {
+        let (user, proof) = (user.to_string(), proof.to_string());
+        self.run(|conn| async move {
+            EnrollProxy::new(&conn)
+                .await?
+                .new_recovery_codes(&user, &proof)
+                .await
+        })
+    }
+
+    pub fn import_google_authenticator(
+        &mut self,
+        user: &str,
+        file: &str,
+        replace: bool,
+        proof: &str,
+    ) -> Result<u32, ClientError> {
+        let (user, file, proof) = (user.to_string(), file.to_string(), proof.to_string());
+        self.run(|conn| async move {
+            EnrollProxy::new(&conn)
+                .await?
+                .import_google_authenticator(&user, &file, replace, &proof)
+                .await
+        })
+    }
+
+    pub fn list_users(&mut self) -> Result<Vec<(String, u64)>, ClientError> {
+        self.run(|conn| async move { AdminProxy::new(&conn).await?.list_users().await })
     }
 
     pub fn reset(&mut self, user: &str) -> Result<bool, ClientError> {

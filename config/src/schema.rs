@@ -24,6 +24,8 @@ pub struct Config {
     pub totp: TotpConfig,
     /// Failed attempts before lockout, and the back-off.
     pub limits: Limits,
+    /// How enrollments are started and confirmed.
+    pub enroll: EnrollConfig,
     /// How clients reach mfad.
     pub bus: BusConfig,
 }
@@ -55,6 +57,26 @@ pub struct Limits {
     pub lockout_max_seconds: Ranged<1, 604_800>,
 }
 
+/// `[enroll]`: the setup of a new enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrollConfig {
+    /// Seconds a started enrollment waits for its first code before it
+    /// expires, 1 to 3600.
+    pub pending_seconds: Ranged<1, 3600>,
+    /// Wrong first codes before a started enrollment is dropped, 1 to 10.
+    pub confirm_tries: Ranged<1, 10>,
+}
+
+impl Default for EnrollConfig {
+    fn default() -> Self {
+        EnrollConfig {
+            pending_seconds: Ranged(300),
+            confirm_tries: Ranged(5),
+        }
+    }
+}
+
 /// `[bus]`: where mfad and its clients meet.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -75,6 +97,7 @@ impl Default for Config {
             state_dir: AbsolutePath(PathBuf::from(names::DEFAULT_STATE_DIR)),
             totp: TotpConfig::default(),
             limits: Limits::default(),
+            enroll: EnrollConfig::default(),
             bus: BusConfig::default(),
         }
     }

@@ -15,16 +15,28 @@ pub enum VerifyOutcome {
     LockedOut = 3,
     /// The user has no active enrollment.
     NotEnrolled = 4,
+    /// An unused recovery code was given in place of a code: the user is
+    /// in, and that recovery code is spent.
+    RecoveryAccepted = 5,
 }
 
 impl VerifyOutcome {
-    pub const ALL: [VerifyOutcome; 5] = [
+    pub const ALL: [VerifyOutcome; 6] = [
         VerifyOutcome::Accepted,
         VerifyOutcome::Rejected,
         VerifyOutcome::Replayed,
         VerifyOutcome::LockedOut,
         VerifyOutcome::NotEnrolled,
+        VerifyOutcome::RecoveryAccepted,
     ];
+
+    /// Whether the user is in.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            VerifyOutcome::Accepted | VerifyOutcome::RecoveryAccepted
+        )
+    }
 
     /// The word used in logs.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +46,7 @@ impl VerifyOutcome {
             VerifyOutcome::Replayed => "replayed",
             VerifyOutcome::LockedOut => "locked-out",
             VerifyOutcome::NotEnrolled => "not-enrolled",
+            VerifyOutcome::RecoveryAccepted => "recovery-accepted",
         }
     }
 }

@@ -13,15 +13,37 @@ use zbus::message::Header;
 use zbus::Connection;
 
 use crate::clock;
-use crate::service::{Service, ServiceError};
+use crate::service::{Refusal, Service, ServiceError};
 
 /// Every method, for the authorization table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    // Pam1
     IsEnrolled,
     VerifyCode,
-    Enroll,
+    // Enroll1
+    Begin,
+    Confirm,
+    Status,
+    NewRecoveryCodes,
+    ImportGoogleAuthenticator,
+    // Admin1
+    ListUsers,
     Reset,
+}
+
+impl Method {
+    pub const ALL: [Method; 9] = [
+        Method::IsEnrolled,
+        Method::VerifyCode,
+        Method::Begin,
+        Method::Confirm,
+        Method::Status,
+        Method::NewRecoveryCodes,
+        Method::ImportGoogleAuthenticator,
+        Method::ListUsers,
+        Method::Reset,
+    ];
 }
 
 /// Who may call a method.
@@ -36,8 +58,14 @@ pub enum Rule {
 /// The authorization table (DESIGN.md rule 2).
 pub const fn rule(method: Method) -> Rule {
     match method {
-        Method::IsEnrolled | Method::VerifyCode => Rule::RootOrSelf,
-        Method::Enroll | Method::Reset => Rule::RootOnly,
+        Method::IsEnrolled
+        | Method::VerifyCode
+        | Method::Begin
+        | Method::Confirm
+        | Method::Status
+        | Method::NewRecoveryCodes
+        | Method::ImportGoogleAuthenticator => Rule::RootOrSelf,
+        Method::ListUsers | Method::Reset => Rule::RootOnly,
     }
 }
 
@@ -94,8 +122,23 @@ async fn check(
 }
 
 fn internal(e: ServiceError) -> MfaError {
-    tracing::error!(error = %e, "operation failed");
-    MfaError::Internal("mfad could not complete this; the system log says why".into())
+    let refusal = match e {
+        ServiceError::Refused(refusal) => refusal,
+        other => {
+            tracing::error!(error = %other, "operation failed");
+            return MfaError::Internal("mfad could not complete this; its log says why".into());
+        }
+    };
+    let text = refusal.to_string();
+    match refusal {
+        Refusal::AlreadyEnrolled { .. } => MfaError::AlreadyEnrolled(text),
+        Refusal::ProofRequired | Refusal::ProofRefused { .. } => MfaError::ProofRefused(text),
+        Refusal::NotEnrolled => MfaError::NotEnrolled(text),
+        Refusal::NoPendingEnrollment => MfaError::NoPendingEnrollment(text),
+        Refusal::PendingExpired => MfaError::PendingExpired(text),
+        Refusal::WrongCode { .. } | Refusal::TooManyTries => MfaError::WrongCode(text),
+        Refusal::BadImport(_) => MfaError::InvalidArgument(text),
+    }
 }
 
 /// Runs blocking store work off the async executor.
@@ -127,9 +170,18 @@ fn checked_context(ctx: &HashMap<String, String>) -> Result<(), MfaError> {
     Ok(())
 }
 
-fn checked_code(code: &str) -> Result<(), MfaError> {
-    if code.is_empty() || code.len() > 8 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(MfaError::InvalidArgument("a code is 6 to 8 digits".into()));
+/// A code or recovery code: 1 to 32 ASCII letters, digits, '-' or ' '.
+/// `allow_empty` for an optional proof.
+fn checked_code(code: &str, allow_empty: bool) -> Result<(), MfaError> {
+    let ok = code.len() <= 32
+        && (allow_empty || !code.is_empty())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' ');
+    if !ok {
+        return Err(MfaError::InvalidArgument(
+            "a code is 6 to 8 digits, a recovery code 16 letters and digits".into(),
+        ));
     }
     Ok(())
 }
@@ -164,7 +216,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(u32, u64), MfaError> {
         let user = parse_user(user)?;
-        checked_code(code)?;
+        checked_code(code, false)?;
         checked_context(&context)?;
         let caller = check(Method::VerifyCode, &user, &header, conn).await?;
         let service = Arc::clone(&self.service);
@@ -186,28 +238,157 @@ impl PamInterface {
     }
 }
 
-/// `io.github.pam_mfa.Admin1`: administration (root).
-pub struct AdminInterface {
+/// `io.github.pam_mfa.Enroll1`: self-service enrollment (everyone, for
+/// themselves; root for anyone).
+pub struct EnrollInterface {
     pub service: Arc<Service>,
-    pub host: String,
 }
 
-#[zbus::interface(name = "io.github.pam_mfa.Admin1")]
-impl AdminInterface {
-    /// Enrolls `user` with a new secret, replacing any; returns the otpauth URI.
-    async fn enroll(
+#[zbus::interface(name = "io.github.pam_mfa.Enroll1")]
+impl EnrollInterface {
+    /// Starts an enrollment; returns (otpauth URI, account name as the app
+    /// shows it, seconds until it expires unconfirmed). The URI is the one
+    /// time a secret leaves mfad. Replacing an active enrollment needs
+    /// `replace` and, unless the caller is root, a current or recovery code
+    /// as `proof` (else empty).
+    async fn begin(
+        &self,
+        user: &str,
+        replace: bool,
+        proof: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, String, u64), MfaError> {
+        let user = parse_user(user)?;
+        checked_code(proof, true)?;
+        let caller = check(Method::Begin, &user, &header, conn).await?;
+        let service = Arc::clone(&self.service);
+        let (proof, logged) = (zeroize::Zeroizing::new(proof.to_string()), user.clone());
+        let result =
+            blocking(move || service.begin(&user, replace, &proof, caller == 0, clock::now()))
+                .await;
+        log_step("enrollment-started", &logged, caller, &result);
+        let started = result?;
+        Ok((started.uri.to_string(), started.account, started.expires_in))
+    }
+
+    /// Confirms the started enrollment with the app's first code: it becomes
+    /// active, and the new recovery codes are returned (once).
+    async fn confirm(
+        &self,
+        user: &str,
+        code: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<String>, MfaError> {
+        let user = parse_user(user)?;
+        checked_code(code, false)?;
+        let caller = check(Method::Confirm, &user, &header, conn).await?;
+        let service = Arc::clone(&self.service);
+        let (code, logged) = (zeroize::Zeroizing::new(code.to_string()), user.clone());
+        let result = blocking(move || service.confirm(&user, &code, clock::now())).await;
+        log_step("enrollment-confirmed", &logged, caller, &result);
+        Ok(result?.iter().map(|c| c.to_string()).collect())
+    }
+
+    /// (enrolled, enrolled since, recovery codes left, enrollment pending,
+    /// seconds left of a lockout).
+    async fn status(
         &self,
         user: &str,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-    ) -> Result<String, MfaError> {
+    ) -> Result<(bool, u64, u32, bool, u64), MfaError> {
         let user = parse_user(user)?;
-        let caller = check(Method::Enroll, &user, &header, conn).await?;
+        check(Method::Status, &user, &header, conn).await?;
         let service = Arc::clone(&self.service);
-        let (host, logged_user) = (self.host.clone(), user.clone());
-        let uri = blocking(move || service.enroll(&user, &host, clock::now())).await?;
-        tracing::info!(user = %logged_user, caller_uid = caller, "enrolled");
-        Ok(uri)
+        blocking(move || {
+            let now = clock::now();
+            let pending = service.has_pending(&user, now);
+            Ok(match service.status(&user, now)? {
+                Some(s) => (true, s.enrolled_at, s.recovery_left, pending, s.locked_for),
+                None => (false, 0, 0, pending, 0),
+            })
+        })
+        .await
+    }
+
+    /// Replaces the recovery codes after a current code (root: no code needed).
+    async fn new_recovery_codes(
+        &self,
+        user: &str,
+        proof: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<String>, MfaError> {
+        let user = parse_user(user)?;
+        checked_code(proof, true)?;
+        let caller = check(Method::NewRecoveryCodes, &user, &header, conn).await?;
+        let service = Arc::clone(&self.service);
+        let (proof, logged) = (zeroize::Zeroizing::new(proof.to_string()), user.clone());
+        let result =
+            blocking(move || service.new_recovery_codes(&user, &proof, caller == 0, clock::now()))
+                .await;
+        log_step("recovery-codes-replaced", &logged, caller, &result);
+        Ok(result?.iter().map(|c| c.to_string()).collect())
+    }
+
+    /// Enrolls from the text of a `~/.google_authenticator` file; returns how
+    /// many scratch codes became recovery codes. Replacing: as `Begin`.
+    async fn import_google_authenticator(
+        &self,
+        user: &str,
+        file: &str,
+        replace: bool,
+        proof: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, MfaError> {
+        let user = parse_user(user)?;
+        checked_code(proof, true)?;
+        let parsed = crate::ga_import::parse(file).map_err(|e| {
+            MfaError::InvalidArgument(format!("not a google-authenticator file: {e}"))
+        })?;
+        let caller = check(Method::ImportGoogleAuthenticator, &user, &header, conn).await?;
+        let service = Arc::clone(&self.service);
+        let (proof, logged) = (zeroize::Zeroizing::new(proof.to_string()), user.clone());
+        let result = blocking(move || {
+            service.import(&user, &parsed, replace, &proof, caller == 0, clock::now())
+        })
+        .await;
+        log_step("imported-google-authenticator", &logged, caller, &result);
+        result
+    }
+}
+
+/// One log line per enrollment step: who, for whom, and how it ended.
+fn log_step<T>(event: &str, user: &Username, caller: u32, result: &Result<T, MfaError>) {
+    match result {
+        Ok(_) => tracing::info!(user = %user, caller_uid = caller, result = "ok", "{event}"),
+        Err(e) => {
+            tracing::warn!(user = %user, caller_uid = caller, result = "refused", reason = %e, "{event}")
+        }
+    }
+}
+
+/// `io.github.pam_mfa.Admin1`: administration (root).
+pub struct AdminInterface {
+    pub service: Arc<Service>,
+}
+
+#[zbus::interface(name = "io.github.pam_mfa.Admin1")]
+impl AdminInterface {
+    /// All enrolled users with the unix time each enrolled.
+    async fn list_users(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<(String, u64)>, MfaError> {
+        let caller = caller_uid(&header, conn).await?;
+        authorize(Method::ListUsers, caller, None)?;
+        let service = Arc::clone(&self.service);
+        let users = blocking(move || service.list()).await?;
+        Ok(users.into_iter().map(|(u, t)| (u.to_string(), t)).collect())
     }
 
     /// Removes `user`'s enrollment; false when there was none.
@@ -233,12 +414,7 @@ mod tests {
 
     #[test]
     fn root_may_do_everything_for_anyone() {
-        for m in [
-            Method::IsEnrolled,
-            Method::VerifyCode,
-            Method::Enroll,
-            Method::Reset,
-        ] {
+        for m in Method::ALL {
             assert!(authorize(m, 0, Some(1000)).is_ok());
             assert!(authorize(m, 0, None).is_ok());
         }
@@ -255,18 +431,34 @@ mod tests {
     }
 
     #[test]
+    fn self_service_is_for_oneself_only() {
+        for m in [
+            Method::Begin,
+            Method::Confirm,
+            Method::Status,
+            Method::NewRecoveryCodes,
+            Method::ImportGoogleAuthenticator,
+        ] {
+            assert!(authorize(m, 1000, Some(1000)).is_ok(), "{m:?}");
+            assert!(authorize(m, 1000, Some(1001)).is_err(), "{m:?}");
+        }
+    }
+
+    #[test]
     fn administration_is_root_only() {
-        for m in [Method::Enroll, Method::Reset] {
+        for m in [Method::ListUsers, Method::Reset] {
             assert!(authorize(m, 1000, Some(1000)).is_err());
         }
     }
 
     #[test]
     fn malformed_arguments_are_refused() {
-        assert!(checked_code("12345a").is_err());
-        assert!(checked_code("").is_err());
-        assert!(checked_code(&"1".repeat(10_000)).is_err());
-        assert!(checked_code("123456").is_ok());
+        assert!(checked_code("12345\u{e9}", false).is_err());
+        assert!(checked_code("", false).is_err());
+        assert!(checked_code("", true).is_ok());
+        assert!(checked_code(&"1".repeat(10_000), false).is_err());
+        assert!(checked_code("123456", false).is_ok());
+        assert!(checked_code("ABCD-EFGH-JKLM-NPQR", false).is_ok());
         let mut ctx = HashMap::new();
         ctx.insert("rhost".to_string(), "x".repeat(10_000));
         assert!(checked_context(&ctx).is_err());

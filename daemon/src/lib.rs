@@ -4,7 +4,11 @@
 
 pub mod bus;
 pub mod clock;
+pub mod ga_import;
 pub mod limits;
+pub mod qr;
+pub mod random;
+pub mod recovery;
 pub mod service;
 pub mod store;
 pub mod totp;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use nix::sys::signal::{SigSet, Signal};
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
-use pam_mfa_daemon::bus::{AdminInterface, PamInterface};
-use pam_mfa_daemon::service::{OsRandom, Service};
+use pam_mfa_daemon::bus::{AdminInterface, EnrollInterface, PamInterface};
+use pam_mfa_daemon::random::OsRandom;
+use pam_mfa_daemon::service::Service;
 use pam_mfa_daemon::store::Store;
 
 const HELP: &str = "\
@@ -122,7 +123,7 @@ async fn serve(
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
-    let service = Arc::new(Service::new(config, store, Box::new(OsRandom)));
+    let service = Arc::new(Service::new(config, store, Box::new(OsRandom), &host));
     let connection = zbus::connection::Builder::address(address.as_str())
         .name(names::BUS_NAME)
         .serve_at(
@@ -131,7 +132,13 @@ async fn serve(
                 service: Arc::clone(&service),
             },
         )
-        .serve_at(names::OBJECT_PATH, AdminInterface { service, host })
+        .serve_at(
+            names::OBJECT_PATH,
+            EnrollInterface {
+                service: Arc::clone(&service),
+            },
+        )
+        .serve_at(names::OBJECT_PATH, AdminInterface { service })
         .build()
         .await
         .map_err(|e| format!("cannot serve {} on {address}: {e}", names::BUS_NAME))?;

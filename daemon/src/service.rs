@@ -1,17 +1,22 @@
-//! What mfad does, without the bus: verify a code, enroll, reset. Each
+//! What mfad does, without the bus: verify a code, run an enrollment from
+//! start to confirmed first code, recovery codes, import, reset. Each
 //! operation on a user runs under that user's lock, so that concurrent
 //! attempts see each other's effects (one code, one success).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use pam_mfa_config::schema::Config;
+use pam_mfa_config::schema::{Config, Limits, Ranged};
 use pam_mfa_config::username::Username;
 use pam_mfa_config::wire::VerifyOutcome;
+use zeroize::Zeroizing;
 
+use crate::ga_import::GoogleAuthenticator;
 use crate::limits;
+use crate::random::Random;
+use crate::recovery;
 use crate::store::{Record, Store, StoreError, FORMAT_VERSION};
-use crate::totp::{self, Check};
+use crate::totp::{self, Check, Params};
 use crate::uri;
 
 /// Bytes of a new TOTP secret: 160 bits, as RFC 4226 recommends.
@@ -25,6 +30,68 @@ pub struct Verdict {
     pub retry_after: u64,
 }
 
+/// Why an enrollment step was refused; each becomes a D-Bus error name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Active since this unix time; replacing needs `replace` (and proof).
+    AlreadyEnrolled {
+        since: u64,
+    },
+    /// Replacing needs a current code or a recovery code.
+    ProofRequired,
+    /// The proof given was not a valid current or recovery code.
+    ProofRefused {
+        outcome: VerifyOutcome,
+        retry_after: u64,
+    },
+    NotEnrolled,
+    NoPendingEnrollment,
+    PendingExpired,
+    /// The first code was wrong; the pending enrollment stays.
+    WrongCode {
+        tries_left: u32,
+    },
+    /// Too many wrong first codes: the pending enrollment was dropped.
+    TooManyTries,
+    /// The google-authenticator file could not be used.
+    BadImport(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::AlreadyEnrolled { since } => write!(
+                f,
+                "already enrolled since {since} (unix time); replacing needs --replace and a current code or a recovery code, or an administrator's reset"
+            ),
+            Refusal::ProofRequired => {
+                f.write_str("replacing an enrollment needs a current code or a recovery code")
+            }
+            Refusal::ProofRefused { outcome: VerifyOutcome::LockedOut, retry_after } => {
+                write!(f, "too many wrong codes: try again in {retry_after} seconds")
+            }
+            Refusal::ProofRefused { .. } => {
+                f.write_str("that is not a current code or an unused recovery code")
+            }
+            Refusal::NotEnrolled => f.write_str("not enrolled"),
+            Refusal::NoPendingEnrollment => {
+                f.write_str("no enrollment was started (or it was already confirmed)")
+            }
+            Refusal::PendingExpired => {
+                f.write_str("the enrollment expired before it was confirmed: start again")
+            }
+            Refusal::WrongCode { tries_left } => write!(
+                f,
+                "wrong code ({tries_left} tries left); check that the phone's clock is right"
+            ),
+            Refusal::TooManyTries => {
+                f.write_str("too many wrong codes: the enrollment was dropped; start again")
+            }
+            Refusal::BadImport(e) => write!(f, "cannot import: {e}"),
+        }
+    }
+}
+
 /// Failures of the service itself (not of the user).
 #[derive(Debug)]
 pub enum ServiceError {
@@ -32,6 +99,8 @@ pub enum ServiceError {
     /// The user's record exists but cannot be used.
     BadRecord(String),
     Random(std::io::Error),
+    /// The request was refused (the user's doing, not mfad's).
+    Refused(Refusal),
 }
 
 impl std::fmt::Display for ServiceError {
@@ -40,6 +109,7 @@ impl std::fmt::Display for ServiceError {
             ServiceError::Store(e) => write!(f, "{e}"),
             ServiceError::BadRecord(e) => write!(f, "unusable enrollment: {e}"),
             ServiceError::Random(e) => write!(f, "no randomness from the OS: {e}"),
+            ServiceError::Refused(r) => write!(f, "{r}"),
         }
     }
 }
@@ -52,35 +122,67 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-/// A source of secret randomness (the OS CSPRNG; tests may script it).
-pub trait Random: Send + Sync {
-    fn fill(&self, buf: &mut [u8]) -> std::io::Result<()>;
+impl From<Refusal> for ServiceError {
+    fn from(r: Refusal) -> Self {
+        ServiceError::Refused(r)
+    }
 }
 
-/// The kernel's CSPRNG.
-pub struct OsRandom;
+/// A started enrollment waiting for its first code (memory only: a
+/// restart of mfad drops it, and the user starts again).
+struct Pending {
+    secret: Zeroizing<Vec<u8>>,
+    params: Params,
+    expires_at: u64,
+    tries_left: u32,
+}
 
-impl Random for OsRandom {
-    fn fill(&self, buf: &mut [u8]) -> std::io::Result<()> {
-        use std::io::Read;
-        std::fs::File::open("/dev/urandom")?.read_exact(buf)
-    }
+/// What `begin` hands back: the URI (once) and how the app will name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub uri: Zeroizing<String>,
+    pub account: String,
+    pub expires_in: u64,
+}
+
+/// What `status` tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub enrolled_at: u64,
+    pub recovery_left: u32,
+    pub locked_for: u64,
 }
 
 pub struct Service {
     config: Config,
     store: Store,
     random: Box<dyn Random>,
+    host: String,
     locks: Mutex<HashMap<Username, Weak<Mutex<()>>>>,
+    pending: Mutex<HashMap<Username, Pending>>,
+}
+
+/// The record's limits: the config's, or the user's imported ones.
+fn limits_of(config: &Config, record: &Record) -> Limits {
+    let mut limits = config.limits.clone();
+    if let Some(n) = record.max_failures {
+        limits.max_failures = Ranged::clamped(n);
+    }
+    if let Some(s) = record.lockout_seconds {
+        limits.lockout_seconds = Ranged::clamped(s);
+    }
+    limits
 }
 
 impl Service {
-    pub fn new(config: Config, store: Store, random: Box<dyn Random>) -> Service {
+    pub fn new(config: Config, store: Store, random: Box<dyn Random>, host: &str) -> Service {
         Service {
             config,
             store,
             random,
+            host: host.to_string(),
             locks: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 
@@ -100,12 +202,17 @@ impl Service {
         lock
     }
 
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Username, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn is_enrolled(&self, user: &Username) -> Result<bool, ServiceError> {
         Ok(self.store.load(user)?.is_some())
     }
 
-    /// Checks `code` for `user` at time `now`. A success is on disk before
-    /// this returns, so the same step can never be accepted twice.
+    /// Checks `code` (a current code or a recovery code) for `user` at time
+    /// `now`. A success is on disk before this returns, so the same step or
+    /// recovery code can never be accepted twice.
     pub fn verify(&self, user: &Username, code: &str, now: u64) -> Result<Verdict, ServiceError> {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -115,6 +222,18 @@ impl Service {
                 retry_after: 0,
             });
         };
+        let verdict = self.check_and_record(&mut record, code, now)?;
+        self.store.save(user, &record)?;
+        Ok(verdict)
+    }
+
+    /// The verification rules applied to `record` in memory (the caller saves).
+    fn check_and_record(
+        &self,
+        record: &mut Record,
+        code: &str,
+        now: u64,
+    ) -> Result<Verdict, ServiceError> {
         if let Some(left) = limits::locked_for(&record.limits, now) {
             return Ok(Verdict {
                 outcome: VerifyOutcome::LockedOut,
@@ -122,21 +241,27 @@ impl Service {
             });
         }
         let params = record.params().map_err(ServiceError::BadRecord)?;
-        let secret = record.secret_bytes().map_err(ServiceError::BadRecord)?;
-        let skew = self.config.totp.skew.get();
-        let outcome = match totp::check(&secret, params, code, now, skew, record.last_step) {
+        let secret = Zeroizing::new(record.secret_bytes().map_err(ServiceError::BadRecord)?);
+        let skew = record.skew.unwrap_or(self.config.totp.skew.get()).min(10);
+        let mut outcome = match totp::check(&secret, params, code, now, skew, record.last_step) {
             Check::Accepted { step } => {
                 record.last_step = Some(step);
-                record.limits = limits::after_success();
                 VerifyOutcome::Accepted
             }
             Check::Replayed => VerifyOutcome::Replayed,
             Check::Rejected => VerifyOutcome::Rejected,
         };
-        if outcome != VerifyOutcome::Accepted {
-            record.limits = limits::after_failure(&record.limits, &self.config.limits, now);
+        if outcome == VerifyOutcome::Rejected {
+            if let Some(i) = recovery::find(&record.recovery, &record.recovery_salt, code) {
+                record.recovery.remove(i);
+                outcome = VerifyOutcome::RecoveryAccepted;
+            }
         }
-        self.store.save(user, &record)?;
+        record.limits = if outcome.is_success() {
+            limits::after_success()
+        } else {
+            limits::after_failure(&record.limits, &limits_of(&self.config, record), now)
+        };
         let retry_after = limits::locked_for(&record.limits, now).unwrap_or(0);
         Ok(Verdict {
             outcome,
@@ -144,113 +269,501 @@ impl Service {
         })
     }
 
-    /// Enrolls `user` with a fresh secret (replacing any enrollment) and
-    /// returns the otpauth URI. Administrators only; the self-service flow
-    /// with a confirmed first code builds on this.
-    pub fn enroll(&self, user: &Username, host: &str, now: u64) -> Result<String, ServiceError> {
+    /// Checks the proof needed to replace an enrollment, saving its effect
+    /// (a used code, a counted failure) either way.
+    fn require_proof(
+        &self,
+        user: &Username,
+        record: &mut Record,
+        proof: &str,
+        now: u64,
+    ) -> Result<(), ServiceError> {
+        if proof.is_empty() {
+            return Err(Refusal::ProofRequired.into());
+        }
+        let verdict = self.check_and_record(record, proof, now)?;
+        self.store.save(user, record)?;
+        if verdict.outcome.is_success() {
+            Ok(())
+        } else {
+            Err(Refusal::ProofRefused {
+                outcome: verdict.outcome,
+                retry_after: verdict.retry_after,
+            }
+            .into())
+        }
+    }
+
+    /// Starts an enrollment: a pending secret that becomes active only when
+    /// [`Service::confirm`] sees a right code from it. An active enrollment
+    /// stays untouched until then. Replacing one needs `replace`, and unless
+    /// `admin`, a current or recovery code as `proof`.
+    pub fn begin(
+        &self,
+        user: &Username,
+        replace: bool,
+        proof: &str,
+        admin: bool,
+        now: u64,
+    ) -> Result<Started, ServiceError> {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut secret = [0u8; SECRET_BYTES];
+        if let Some(mut record) = self.store.load(user)? {
+            if !replace {
+                return Err(Refusal::AlreadyEnrolled {
+                    since: record.enrolled_at,
+                }
+                .into());
+            }
+            if !admin {
+                self.require_proof(user, &mut record, proof, now)?;
+            }
+        }
+        let mut secret = Zeroizing::new(vec![0u8; SECRET_BYTES]);
         self.random
             .fill(&mut secret)
             .map_err(ServiceError::Random)?;
         let totp = &self.config.totp;
-        let record = Record {
-            version: FORMAT_VERSION,
-            secret: uri::base32(&secret),
-            algorithm: totp.algorithm.as_str().into(),
+        let params = Params {
+            algorithm: totp.algorithm,
             digits: u8::try_from(totp.digits.get()).unwrap_or(6),
             period: totp.period.get(),
-            enrolled_at: now,
-            last_step: None,
-            limits: limits::LimitState::default(),
         };
-        self.store.save(user, &record)?;
-        let account = format!("{user}@{host}");
-        Ok(uri::otpauth(self.config.issuer.as_str(), &account, &record))
+        let account = format!("{user}@{}", self.host);
+        let uri = Zeroizing::new(uri::otpauth(
+            self.config.issuer.as_str(),
+            &account,
+            &uri::base32(&secret),
+            params,
+        ));
+        let expires_in = self.config.enroll.pending_seconds.get();
+        let tries = u32::try_from(self.config.enroll.confirm_tries.get()).unwrap_or(5);
+        let mut pending = self.pending();
+        pending.retain(|_, p| p.expires_at > now);
+        pending.insert(
+            user.clone(),
+            Pending {
+                secret,
+                params,
+                expires_at: now.saturating_add(expires_in),
+                tries_left: tries,
+            },
+        );
+        Ok(Started {
+            uri,
+            account,
+            expires_in,
+        })
     }
 
-    /// Removes `user`'s enrollment; `false` when there was none.
+    /// Confirms a started enrollment with its first code: makes it active
+    /// (replacing any old one) and returns new recovery codes, once.
+    pub fn confirm(
+        &self,
+        user: &Username,
+        code: &str,
+        now: u64,
+    ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
+        let lock = self.user_lock(user);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending();
+        let Some(entry) = pending.get_mut(user) else {
+            return Err(Refusal::NoPendingEnrollment.into());
+        };
+        if entry.expires_at <= now {
+            pending.remove(user);
+            return Err(Refusal::PendingExpired.into());
+        }
+        let skew = self.config.totp.skew.get();
+        let Check::Accepted { step } =
+            totp::check(&entry.secret, entry.params, code, now, skew, None)
+        else {
+            entry.tries_left = entry.tries_left.saturating_sub(1);
+            if entry.tries_left == 0 {
+                pending.remove(user);
+                return Err(Refusal::TooManyTries.into());
+            }
+            return Err(Refusal::WrongCode {
+                tries_left: entry.tries_left,
+            }
+            .into());
+        };
+        let (codes, salt, hashes) = self.new_recovery_set()?;
+        let record = Record {
+            version: FORMAT_VERSION,
+            secret: uri::base32(&entry.secret),
+            algorithm: entry.params.algorithm.as_str().into(),
+            digits: entry.params.digits,
+            period: entry.params.period,
+            enrolled_at: now,
+            // The confirming code is used: it cannot also sign in.
+            last_step: Some(step),
+            limits: limits::LimitState::default(),
+            skew: None,
+            max_failures: None,
+            lockout_seconds: None,
+            recovery_salt: salt,
+            recovery: hashes,
+        };
+        self.store.save(user, &record)?;
+        pending.remove(user);
+        Ok(codes)
+    }
+
+    /// A fresh set of recovery codes: (codes, salt, hashes).
+    fn new_recovery_set(
+        &self,
+    ) -> Result<(Vec<Zeroizing<String>>, String, Vec<String>), ServiceError> {
+        let codes = recovery::generate(self.random.as_ref()).map_err(ServiceError::Random)?;
+        let mut salt = [0u8; 16];
+        self.random.fill(&mut salt).map_err(ServiceError::Random)?;
+        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let hashes = codes
+            .iter()
+            .filter_map(|c| recovery::normalize(c))
+            .map(|c| recovery::hash(&salt, &c))
+            .collect();
+        Ok((codes, salt, hashes))
+    }
+
+    /// Replaces the recovery codes; unless `admin`, after a current code
+    /// (a recovery code cannot renew the set it belongs to).
+    pub fn new_recovery_codes(
+        &self,
+        user: &Username,
+        proof: &str,
+        admin: bool,
+        now: u64,
+    ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
+        let lock = self.user_lock(user);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut record) = self.store.load(user)? else {
+            return Err(Refusal::NotEnrolled.into());
+        };
+        if !admin {
+            if recovery::normalize(proof).is_some() && !proof.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Refusal::ProofRequired.into());
+            }
+            self.require_proof(user, &mut record, proof, now)?;
+        }
+        let (codes, salt, hashes) = self.new_recovery_set()?;
+        record.recovery_salt = salt;
+        record.recovery = hashes;
+        self.store.save(user, &record)?;
+        Ok(codes)
+    }
+
+    /// Enrolls from a `~/.google_authenticator` file: same secret (the app
+    /// entry keeps working), its window and rate limit, its scratch codes as
+    /// recovery codes. Replacing follows the rules of [`Service::begin`].
+    /// Returns how many scratch codes became recovery codes.
+    pub fn import(
+        &self,
+        user: &Username,
+        file: &GoogleAuthenticator,
+        replace: bool,
+        proof: &str,
+        admin: bool,
+        now: u64,
+    ) -> Result<u32, ServiceError> {
+        let lock = self.user_lock(user);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut record) = self.store.load(user)? {
+            if !replace {
+                return Err(Refusal::AlreadyEnrolled {
+                    since: record.enrolled_at,
+                }
+                .into());
+            }
+            if !admin {
+                self.require_proof(user, &mut record, proof, now)?;
+            }
+        }
+        let mut salt = [0u8; 16];
+        self.random.fill(&mut salt).map_err(ServiceError::Random)?;
+        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let recovery: Vec<String> = file
+            .scratch_codes
+            .iter()
+            .filter_map(|c| recovery::normalize(c))
+            .map(|c| recovery::hash(&salt, &c))
+            .collect();
+        let count = u32::try_from(recovery.len()).unwrap_or(u32::MAX);
+        let record = Record {
+            version: FORMAT_VERSION,
+            secret: uri::base32(&file.secret),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: file.period,
+            enrolled_at: now,
+            // Steps google-authenticator recorded as used stay refused.
+            last_step: file.last_used_step,
+            limits: limits::LimitState::default(),
+            skew: file.skew,
+            max_failures: file.rate_limit.map(|(n, _)| n),
+            lockout_seconds: file.rate_limit.map(|(_, s)| s),
+            recovery_salt: salt,
+            recovery,
+        };
+        self.store.save(user, &record)?;
+        Ok(count)
+    }
+
+    pub fn status(&self, user: &Username, now: u64) -> Result<Option<Status>, ServiceError> {
+        Ok(self.store.load(user)?.map(|record| Status {
+            enrolled_at: record.enrolled_at,
+            recovery_left: u32::try_from(record.recovery.len()).unwrap_or(u32::MAX),
+            locked_for: limits::locked_for(&record.limits, now).unwrap_or(0),
+        }))
+    }
+
+    /// Whether an enrollment is waiting for its first code.
+    pub fn has_pending(&self, user: &Username, now: u64) -> bool {
+        self.pending().get(user).is_some_and(|p| p.expires_at > now)
+    }
+
+    /// All enrolled users with the time they enrolled.
+    pub fn list(&self) -> Result<Vec<(Username, u64)>, ServiceError> {
+        let mut out = Vec::new();
+        for user in self.store.users()? {
+            match self.store.load(&user) {
+                Ok(Some(record)) => out.push((user, record.enrolled_at)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(user = %user, error = %e, "skipping unreadable store file")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes `user`'s enrollment (and any pending one); `false` when there was none.
     pub fn reset(&self, user: &Username) -> Result<bool, ServiceError> {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(self.store.remove(user)?)
+        let had_pending = self.pending().remove(user).is_some();
+        Ok(self.store.remove(user)? || had_pending)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pam_mfa_config::schema::Ranged;
-
-    struct Fixed(u8);
-    impl Random for Fixed {
-        fn fill(&self, buf: &mut [u8]) -> std::io::Result<()> {
-            buf.fill(self.0);
-            Ok(())
-        }
-    }
+    use crate::random::OsRandom;
 
     fn service(dir: &std::path::Path) -> Service {
         let mut config = Config::default();
         config.limits.max_failures = Ranged::clamped(3);
-        Service::new(config, Store::open(dir).unwrap(), Box::new(Fixed(7)))
+        config.enroll.pending_seconds = Ranged::clamped(300);
+        config.enroll.confirm_tries = Ranged::clamped(2);
+        Service::new(
+            config,
+            Store::open(dir).unwrap(),
+            Box::new(OsRandom),
+            "host",
+        )
     }
 
-    fn code_for(svc: &Service, user: &Username, t: u64) -> String {
-        let rec = svc.store.load(user).unwrap().unwrap();
-        totp::code_at(&rec.secret_bytes().unwrap(), rec.params().unwrap(), t)
+    fn secret_of(uri: &str) -> Vec<u8> {
+        let secret = uri
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        totp_rs::Secret::try_from_base32(secret)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    fn params() -> Params {
+        Params {
+            algorithm: pam_mfa_config::schema::Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        }
+    }
+
+    fn enrolled(svc: &Service, user: &Username, t: u64) -> (Vec<u8>, Vec<Zeroizing<String>>) {
+        let started = svc.begin(user, false, "", false, t).unwrap();
+        let secret = secret_of(&started.uri);
+        let codes = svc
+            .confirm(user, &totp::code_at(&secret, params(), t), t)
+            .unwrap();
+        (secret, codes)
+    }
+
+    fn wrong(code: &str) -> String {
+        code.bytes()
+            .map(|b| char::from(b'0' + (b - b'0' + 5) % 10))
+            .collect()
     }
 
     #[test]
-    fn enrolled_user_signs_in_once_per_code() {
+    fn a_confirmed_enrollment_signs_in_once_per_code() {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
         let alice = Username::parse("alice").unwrap();
-        let uri = svc.enroll(&alice, "host", 1000).unwrap();
+        let started = svc.begin(&alice, false, "", false, 1000).unwrap();
+        assert!(started
+            .uri
+            .starts_with("otpauth://totp/pam-mfa:alice%40host?secret="));
+        assert_eq!(started.account, "alice@host");
         assert!(
-            uri.starts_with("otpauth://totp/pam-mfa:alice%40host?secret="),
-            "{uri}"
+            !svc.is_enrolled(&alice).unwrap(),
+            "not active before the first code"
         );
-        let code = code_for(&svc, &alice, 2000);
+        let secret = secret_of(&started.uri);
+        let codes = svc
+            .confirm(&alice, &totp::code_at(&secret, params(), 1000), 1000)
+            .unwrap();
+        assert_eq!(codes.len(), recovery::COUNT);
+        // The confirming code cannot sign in again; the next step's can, once.
+        let first = totp::code_at(&secret, params(), 1000);
         assert_eq!(
-            svc.verify(&alice, &code, 2000).unwrap().outcome,
+            svc.verify(&alice, &first, 1000).unwrap().outcome,
+            VerifyOutcome::Replayed
+        );
+        let next = totp::code_at(&secret, params(), 1030);
+        assert_eq!(
+            svc.verify(&alice, &next, 1030).unwrap().outcome,
             VerifyOutcome::Accepted
         );
         assert_eq!(
-            svc.verify(&alice, &code, 2000).unwrap().outcome,
+            svc.verify(&alice, &next, 1030).unwrap().outcome,
             VerifyOutcome::Replayed
         );
     }
 
     #[test]
-    fn wrong_codes_lock_out_and_a_locked_user_is_not_checked() {
+    fn a_recovery_code_works_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
         let bob = Username::parse("bob").unwrap();
-        svc.enroll(&bob, "h", 0).unwrap();
-        let right = code_for(&svc, &bob, 100);
-        let wrong = if right == "000000" {
-            "111111"
-        } else {
-            "000000"
-        };
-        for _ in 0..2 {
-            assert_eq!(
-                svc.verify(&bob, wrong, 100).unwrap().outcome,
-                VerifyOutcome::Rejected
-            );
-        }
-        let third = svc.verify(&bob, wrong, 100).unwrap();
-        assert_eq!(third.outcome, VerifyOutcome::Rejected);
-        assert_eq!(third.retry_after, 30);
-        let locked = svc.verify(&bob, &right, 100).unwrap();
-        assert_eq!(locked.outcome, VerifyOutcome::LockedOut);
-        // After the lockout the right code works again.
-        let later = code_for(&svc, &bob, 131);
+        let (_, codes) = enrolled(&svc, &bob, 1000);
+        let code = codes[3].to_lowercase();
         assert_eq!(
-            svc.verify(&bob, &later, 131).unwrap().outcome,
+            svc.verify(&bob, &code, 2000).unwrap().outcome,
+            VerifyOutcome::RecoveryAccepted
+        );
+        assert_eq!(
+            svc.verify(&bob, &code, 2000).unwrap().outcome,
+            VerifyOutcome::Rejected
+        );
+        assert_eq!(svc.status(&bob, 2000).unwrap().unwrap().recovery_left, 9);
+        let stored = std::fs::read_to_string(dir.path().join("users/bob.toml")).unwrap();
+        assert!(
+            !stored.contains(codes[0].as_str()),
+            "codes are stored hashed"
+        );
+    }
+
+    #[test]
+    fn wrong_first_codes_are_bounded_and_expiry_ends_the_enrollment() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let carol = Username::parse("carol").unwrap();
+        let started = svc.begin(&carol, false, "", false, 0).unwrap();
+        let right = totp::code_at(&secret_of(&started.uri), params(), 0);
+        let err = svc.confirm(&carol, &wrong(&right), 0).unwrap_err();
+        assert!(matches!(
+            err,
+            ServiceError::Refused(Refusal::WrongCode { tries_left: 1 })
+        ));
+        let err = svc.confirm(&carol, &wrong(&right), 0).unwrap_err();
+        assert!(matches!(err, ServiceError::Refused(Refusal::TooManyTries)));
+        let err = svc.confirm(&carol, &right, 0).unwrap_err();
+        assert!(matches!(
+            err,
+            ServiceError::Refused(Refusal::NoPendingEnrollment)
+        ));
+
+        let started = svc.begin(&carol, false, "", false, 0).unwrap();
+        let right = totp::code_at(&secret_of(&started.uri), params(), 300);
+        let err = svc.confirm(&carol, &right, 300).unwrap_err();
+        assert!(matches!(
+            err,
+            ServiceError::Refused(Refusal::PendingExpired)
+        ));
+        assert!(!svc.is_enrolled(&carol).unwrap());
+    }
+
+    #[test]
+    fn replacing_needs_a_current_code_and_an_abandoned_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let dave = Username::parse("dave").unwrap();
+        let (secret, _) = enrolled(&svc, &dave, 1000);
+        let err = svc.begin(&dave, false, "", false, 1100).unwrap_err();
+        assert!(matches!(
+            err,
+            ServiceError::Refused(Refusal::AlreadyEnrolled { since: 1000 })
+        ));
+        let err = svc.begin(&dave, true, "", false, 1100).unwrap_err();
+        assert!(matches!(err, ServiceError::Refused(Refusal::ProofRequired)));
+        let bad = wrong(&totp::code_at(&secret, params(), 1100));
+        let err = svc.begin(&dave, true, &bad, false, 1100).unwrap_err();
+        assert!(matches!(
+            err,
+            ServiceError::Refused(Refusal::ProofRefused { .. })
+        ));
+        // With a current code a replacement starts, and is then abandoned:
+        let proof = totp::code_at(&secret, params(), 1100);
+        svc.begin(&dave, true, &proof, false, 1100).unwrap();
+        let later = totp::code_at(&secret, params(), 1200);
+        assert_eq!(
+            svc.verify(&dave, &later, 1200).unwrap().outcome,
             VerifyOutcome::Accepted
+        );
+        // An administrator needs no proof.
+        svc.begin(&dave, true, "", true, 1300).unwrap();
+    }
+
+    #[test]
+    fn new_recovery_codes_need_a_current_code_and_retire_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let erin = Username::parse("erin").unwrap();
+        let (secret, old) = enrolled(&svc, &erin, 1000);
+        let err = svc
+            .new_recovery_codes(&erin, old[0].as_str(), false, 1100)
+            .unwrap_err();
+        assert!(matches!(err, ServiceError::Refused(Refusal::ProofRequired)));
+        let proof = totp::code_at(&secret, params(), 1100);
+        let new = svc.new_recovery_codes(&erin, &proof, false, 1100).unwrap();
+        assert_eq!(
+            svc.verify(&erin, &old[1], 1200).unwrap().outcome,
+            VerifyOutcome::Rejected
+        );
+        assert_eq!(
+            svc.verify(&erin, &new[1], 1200).unwrap().outcome,
+            VerifyOutcome::RecoveryAccepted
+        );
+    }
+
+    #[test]
+    fn an_imported_file_keeps_the_secret_window_and_scratch_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let frank = Username::parse("frank").unwrap();
+        let file = crate::ga_import::parse(
+            "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 5\n\" TOTP_AUTH\n11223344\n",
+        )
+        .unwrap();
+        assert_eq!(
+            svc.import(&frank, &file, false, "", false, 10_000).unwrap(),
+            1
+        );
+        let code = totp::code_at(&file.secret, params(), 10_000 + 60);
+        assert_eq!(
+            svc.verify(&frank, &code, 10_000).unwrap().outcome,
+            VerifyOutcome::Accepted
+        );
+        assert_eq!(
+            svc.verify(&frank, "11223344", 10_000).unwrap().outcome,
+            VerifyOutcome::RecoveryAccepted
         );
     }
 
@@ -264,5 +777,35 @@ mod tests {
             VerifyOutcome::NotEnrolled
         );
         assert!(!svc.reset(&nobody).unwrap());
+    }
+
+    #[test]
+    fn wrong_codes_lock_out_and_a_locked_user_is_not_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let bob = Username::parse("bob").unwrap();
+        let (secret, _) = enrolled(&svc, &bob, 0);
+        let right = totp::code_at(&secret, params(), 100);
+        let bad = wrong(&right);
+        for _ in 0..2 {
+            assert_eq!(
+                svc.verify(&bob, &bad, 100).unwrap().outcome,
+                VerifyOutcome::Rejected
+            );
+        }
+        let third = svc.verify(&bob, &bad, 100).unwrap();
+        assert_eq!(
+            (third.outcome, third.retry_after),
+            (VerifyOutcome::Rejected, 30)
+        );
+        assert_eq!(
+            svc.verify(&bob, &right, 100).unwrap().outcome,
+            VerifyOutcome::LockedOut
+        );
+        let later = totp::code_at(&secret, params(), 131);
+        assert_eq!(
+            svc.verify(&bob, &later, 131).unwrap().outcome,
+            VerifyOutcome::Accepted
+        );
     }
 }

@@ -37,6 +37,21 @@ pub struct Record {
     pub last_step: Option<u64>,
     #[serde(default)]
     pub limits: LimitState,
+    /// Per-user steps of skew (imported from google-authenticator), else the config's.
+    #[serde(default)]
+    pub skew: Option<u64>,
+    /// Per-user failures before lockout (imported RATE_LIMIT), else the config's.
+    #[serde(default)]
+    pub max_failures: Option<u64>,
+    /// Per-user first lockout in seconds (imported RATE_LIMIT), else the config's.
+    #[serde(default)]
+    pub lockout_seconds: Option<u64>,
+    /// Salt of the recovery code hashes.
+    #[serde(default)]
+    pub recovery_salt: String,
+    /// Salted SHA-256 hashes of the unused recovery codes.
+    #[serde(default)]
+    pub recovery: Vec<String>,
 }
 
 impl Record {
@@ -254,6 +269,11 @@ mod tests {
                 lockouts: 1,
                 locked_until: 5,
             },
+            skew: Some(2),
+            max_failures: None,
+            lockout_seconds: Some(30),
+            recovery_salt: "00ff".into(),
+            recovery: vec!["ab".repeat(32)],
         }
     }
 

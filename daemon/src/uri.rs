@@ -1,7 +1,7 @@
 //! The otpauth Key URI (the text inside the setup QR code), with every
 //! parameter spelled out so that apps need not guess defaults.
 
-use crate::store::Record;
+use crate::totp::Params;
 
 /// RFC 4648 base32, upper case, without padding (what authenticator apps read).
 pub fn base32(bytes: &[u8]) -> String {
@@ -39,15 +39,14 @@ fn encode(text: &str) -> String {
 }
 
 /// `otpauth://totp/ISSUER:ACCOUNT?secret=…&issuer=…&algorithm=…&digits=…&period=…`
-pub fn otpauth(issuer: &str, account: &str, record: &Record) -> String {
+pub fn otpauth(issuer: &str, account: &str, secret: &str, params: Params) -> String {
     format!(
         "otpauth://totp/{issuer_enc}:{account}?secret={secret}&issuer={issuer_enc}&algorithm={algorithm}&digits={digits}&period={period}",
         issuer_enc = encode(issuer),
         account = encode(account),
-        secret = record.secret,
-        algorithm = record.algorithm,
-        digits = record.digits,
-        period = record.period,
+        algorithm = params.algorithm.as_str(),
+        digits = params.digits,
+        period = params.period,
     )
 }
 

@@ -138,7 +138,10 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
         }
     };
     let typed = code.trim();
-    if typed.is_empty() || typed.len() > 8 || !typed.bytes().all(|b| b.is_ascii_digit()) {
+    let plausible = typed
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' ');
+    if typed.is_empty() || typed.len() > 32 || !plausible {
         // Cannot be right; not worth a round trip (and not a brute-force step).
         attempt.log(pam, Priority::Notice, "result=malformed");
         pam.error("Wrong code.");
@@ -157,7 +160,7 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return PamCode::AuthinfoUnavail;
         }
     };
-    let priority = if outcome == VerifyOutcome::Accepted {
+    let priority = if outcome.is_success() {
         Priority::Info
     } else {
         Priority::Notice
@@ -165,6 +168,10 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     attempt.log(pam, priority, &format!("result={}", outcome.as_str()));
     match outcome {
         VerifyOutcome::Accepted => PamCode::Success,
+        VerifyOutcome::RecoveryAccepted => {
+            pam.info("Recovery code accepted; it cannot be used again.");
+            PamCode::Success
+        }
         VerifyOutcome::Rejected | VerifyOutcome::Replayed => {
             pam.error("Wrong code.");
             PamCode::AuthErr
@@ -332,7 +339,12 @@ mod tests {
 
     #[test]
     fn malformed_code_fails_without_asking_mfad() {
-        for typed in ["", "12a456", "123456789"] {
+        for typed in [
+            "",
+            "12\u{e9}456",
+            "1234567890123456789012345678901234",
+            "12;456",
+        ] {
             let (rc, _, fake) = run(
                 Some(typed),
                 Ok(true),

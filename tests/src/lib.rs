@@ -201,15 +201,15 @@ impl Mfad {
             .unwrap()
     }
 
-    /// Enrolls `user` as root and returns the otpauth URI.
+    /// Enrolls `user` as root and returns the app's view of it.
     pub fn enroll(&self, user: &str) -> Otpauth {
-        let out = self.enroll_cmd(&["--user", user]);
-        assert!(
-            out.status.success(),
-            "enroll failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Otpauth::parse(String::from_utf8(out.stdout).unwrap().trim())
+        self.enroll_with_recovery(user).0
+    }
+
+    /// Enrolls `user` as root through `mfa-enroll --json` (codes on
+    /// stdin), returning the otpauth parameters and the recovery codes.
+    pub fn enroll_with_recovery(&self, user: &str) -> (Otpauth, Vec<String>) {
+        enroll_json(&bin("mfa-enroll"), &self.config, user)
     }
 }
 
@@ -217,6 +217,42 @@ impl Drop for Mfad {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs `mfa-enroll --json --user USER`: reads the URI it prints, answers
+/// with oathtool's code for the previous time step (valid within the
+/// default skew, and it leaves the current step's code unused for the
+/// test), and returns the parameters and the recovery codes.
+pub fn enroll_json(mfa_enroll: &Path, config: &Path, user: &str) -> (Otpauth, Vec<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new(mfa_enroll)
+        .arg("--config")
+        .arg(config)
+        .args(["--json", "--user", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let begin: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("mfa-enroll --json printed {line:?}: {e}"));
+    let app = Otpauth::parse(begin["uri"].as_str().unwrap_or_else(|| panic!("{begin}")));
+    let code = app.code_at(now() - app.period);
+    writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let done: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(done["event"], "enrolled", "{done}");
+    let codes = done["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert!(child.wait().unwrap().success());
+    (app, codes)
 }
 
 /// The parts of an otpauth URI that an app (and oathtool) needs.

@@ -198,11 +198,7 @@ impl SystemMfad {
 
     /// Enrolls `user` as root through mfa-enroll on the system bus.
     pub fn enroll(&self, scratch: &Scratch, user: &str) -> Otpauth {
-        let out = run(Command::new(scratch.path("mfa-enroll"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--user", user]));
-        Otpauth::parse(String::from_utf8_lossy(&out.stdout).trim())
+        crate::enroll_json(&scratch.path("mfa-enroll"), &self.config, user).0
     }
 
     pub fn pid(&self) -> u32 {
