@@ -32,11 +32,20 @@ echo "== mfad on a private bus ($work/bus.sock)"
 mfad_pid=$!
 for _ in $(seq 100); do grep -q ready "$work/mfad.log" 2>/dev/null && break; sleep 0.05; done
 
-echo "== mfa-enroll --user demo"
-uri=$("$bin/mfa-enroll" --config "$work/config.toml" --user demo)
-echo "$uri"
+echo "== mfa-enroll --user demo   (the app's part is played by oathtool)"
+coproc ENROLL { "$bin/mfa-enroll" --config "$work/config.toml" --user demo 2>&1; }
+uri=""
+while IFS= read -r line <&"${ENROLL[0]}"; do
+  printf '%s\n' "$line"
+  case $line in *"URI: "*) uri=${line#*URI: }; break ;; esac
+done
 secret=$(sed -e 's/.*secret=//' -e 's/&.*//' <<<"$uri")
-
+# The previous step's code (valid within the skew), so that the current
+# code is still unused for the sign-in below.
+first=$(oathtool --totp --base32 --now="@$(( $(date +%s) - 30 ))" "$secret")
+echo "$first" >&"${ENROLL[1]}"
+cat <&"${ENROLL[0]}"
+echo
 printf 'auth required %s config=%s\n' "$PWD/$bin/libpam_mfa.so" "$work/config.toml" > "$work/mfa-demo"
 code=$(oathtool --totp --base32 "$secret")
 echo "== pam_authenticate through libpam with oathtool's code $code"

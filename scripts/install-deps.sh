@@ -10,7 +10,9 @@ packages=(
   openssh-server    # the end-to-end sshd
   openssh-client
   oathtool          # an independent TOTP implementation for the tests
-  expect            # drives ssh's keyboard-interactive prompt
+  expect            # drives ssh's keyboard-interactive prompt and mfa-enroll's dialogue
+  zbar-tools        # zbarimg: an independent QR decoder for the terminal QR code
+  libpam-google-authenticator  # writes a real ~/.google_authenticator to import
   util-linux        # runuser, setpriv
   passwd            # useradd
 )

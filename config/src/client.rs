@@ -159,9 +159,31 @@ impl std::error::Error for ClientError {}
 impl From<MfaError> for ClientError {
     fn from(e: MfaError) -> Self {
         match e {
-            MfaError::ZBus(e) => ClientError::Unavailable(e.to_string()),
+            MfaError::ZBus(e) => match denied_by_bus(&e) {
+                Some(detail) => ClientError::Refused(MfaError::AccessDenied(detail)),
+                None => ClientError::Unavailable(e.to_string()),
+            },
             other => ClientError::Refused(other),
         }
+    }
+}
+
+/// The bus policy's refusal (the first fence), as opposed to mfad's own.
+fn denied_by_bus(e: &zbus::Error) -> Option<String> {
+    match e {
+        zbus::Error::MethodError(name, detail, _)
+            if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
+        {
+            Some(
+                detail
+                    .clone()
+                    .unwrap_or_else(|| "denied by the bus policy".into()),
+            )
+        }
+        zbus::Error::FDO(fdo) if matches!(**fdo, zbus::fdo::Error::AccessDenied(_)) => {
+            Some(fdo.to_string())
+        }
+        _ => None,
     }
 }
 

@@ -145,6 +145,9 @@ pub struct Started {
     pub expires_in: u64,
 }
 
+/// New recovery codes (shown once), their salt and their hashes (stored).
+type RecoverySet = (Vec<Zeroizing<String>>, String, Vec<String>);
+
 /// What `status` tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -411,9 +414,7 @@ impl Service {
     }
 
     /// A fresh set of recovery codes: (codes, salt, hashes).
-    fn new_recovery_set(
-        &self,
-    ) -> Result<(Vec<Zeroizing<String>>, String, Vec<String>), ServiceError> {
+    fn new_recovery_set(&self) -> Result<RecoverySet, ServiceError> {
         let codes = recovery::generate(self.random.as_ref()).map_err(ServiceError::Random)?;
         let mut salt = [0u8; 16];
         self.random.fill(&mut salt).map_err(ServiceError::Random)?;

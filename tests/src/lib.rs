@@ -6,6 +6,8 @@
 pub mod system;
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -77,6 +79,8 @@ impl Bus {
     /// Starts `dbus-daemon` with system-bus defaults and the packaged policy.
     pub fn start() -> Bus {
         let dir = tempfile::tempdir().unwrap();
+        // Test users (not only the runner) connect to this bus.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let socket = dir.path().join("bus.sock");
         let policy = fs::read_to_string(workspace().join("packaging/dbus/io.github.pam_mfa.conf"))
             .unwrap()
@@ -132,6 +136,8 @@ impl Mfad {
     /// sections) and starts mfad, waiting until it serves.
     pub fn start(bus: &Bus, extra: &str) -> Mfad {
         let dir = tempfile::tempdir().unwrap();
+        // Test users read the config; the state directory mfad creates is 0700.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let config = dir.path().join("config.toml");
         let state = dir.path().join("state");
         fs::write(
@@ -143,6 +149,11 @@ impl Mfad {
             ),
         )
         .unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        // A copy test users can run wherever the checkout lives.
+        let user_bin = dir.path().join("mfa-enroll");
+        fs::copy(bin("mfa-enroll"), &user_bin).unwrap();
+        fs::set_permissions(&user_bin, fs::Permissions::from_mode(0o755)).unwrap();
         let mut mfad = Mfad {
             log: dir.path().join("mfad.log"),
             dir,
@@ -201,6 +212,52 @@ impl Mfad {
             .unwrap()
     }
 
+    /// mfa-enroll where any user can run it.
+    pub fn user_bin(&self) -> PathBuf {
+        self.dir.path().join("mfa-enroll")
+    }
+
+    /// Runs `mfa-enroll ARGS` as `user` (`None`: as the test runner) with
+    /// `input` on standard input; returns (exit code, stdout, stderr).
+    pub fn enroll_as(
+        &self,
+        user: Option<&str>,
+        args: &[&str],
+        input: &str,
+    ) -> (i32, String, String) {
+        let mut cmd = match user {
+            Some(user) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.args([&format!("--reuid={user}"), &format!("--regid={user}")])
+                    .args(["--init-groups", "--"])
+                    .arg(self.user_bin());
+                cmd
+            }
+            None => Command::new(bin("mfa-enroll")),
+        };
+        let mut child = cmd
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Enrolls `user` as root and returns the app's view of it.
     pub fn enroll(&self, user: &str) -> Otpauth {
         self.enroll_with_recovery(user).0
@@ -224,7 +281,7 @@ impl Drop for Mfad {
 /// default skew, and it leaves the current step's code unused for the
 /// test), and returns the parameters and the recovery codes.
 pub fn enroll_json(mfa_enroll: &Path, config: &Path, user: &str) -> (Otpauth, Vec<String>) {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader};
     let mut child = Command::new(mfa_enroll)
         .arg("--config")
         .arg(config)

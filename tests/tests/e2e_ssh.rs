@@ -3,6 +3,8 @@
 //! has pam_mfa.so. The code comes from oathtool; OpenSSH logs in through
 //! keyboard-interactive, driven by expect.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use pam_mfa_tests::system::{
     ensure_user, require_root, Login, Scratch, Sshd, SystemBus, SystemMfad,
 };

@@ -1,6 +1,8 @@
 //! Integration: a private dbus-daemon with the packaged policy, a real mfad,
 //! real libpam loading the freshly built pam_mfa.so, codes from oathtool.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use pam_mfa_tests::{now, Bus, Mfad, PamService};
 
 fn wrong(code: &str) -> String {

@@ -406,7 +406,8 @@ fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> R
                    "secret": secret, "expires_in": expires_in})
         );
     } else {
-        show_setup(options.qr, &uri, &secret, &account, expires_in)?;
+        let shown = format!("{} ({account})", config_issuer(&uri));
+        show_setup(options.qr, &uri, &secret, &shown, expires_in)?;
     }
     for attempt in 1..=CONFIRM_TRIES {
         let code = ask(out, "Enter the code the app shows now: ")?;
@@ -507,6 +508,34 @@ fn import(
     Ok(())
 }
 
+/// The issuer named in the URI, percent-decoded (what the app shows).
+fn config_issuer(uri: &str) -> String {
+    let raw = uri
+        .split("issuer=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .unwrap_or_default();
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn duration(seconds: u64) -> String {
     if seconds >= 120 {
         format!("{} minutes", seconds / 60)
@@ -539,6 +568,12 @@ fn utc(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_issuer_is_read_back_from_the_uri() {
+        let uri = "otpauth://totp/a?secret=X&issuer=pam-mfa%20demo&algorithm=SHA1";
+        assert_eq!(config_issuer(uri), "pam-mfa demo");
+    }
 
     #[test]
     fn utc_dates_are_right() {

@@ -1,0 +1,396 @@
+//! Enrollment as users meet it: the QR code in the terminal (decoded by
+//! zbarimg, an independent decoder), the whole dialogue in a pseudo-terminal
+//! as a real user, the refusals, and the google-authenticator import.
+//! Private bus and real mfad; test accounts are real (created as root).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+use pam_mfa_tests::system::{ensure_user, require_root};
+use pam_mfa_tests::{bin, now, Bus, Mfad, Otpauth, PamService};
+
+fn wrong(code: &str) -> String {
+    code.bytes()
+        .map(|b| char::from(b'0' + (b - b'0' + 5) % 10))
+        .collect()
+}
+
+/// Turns the QR code drawn in the terminal into a PGM image, module by
+/// module, without pam-mfa's code: a half block is two modules.
+fn terminal_qr_to_pgm(screen: &str, ascii: bool) -> Vec<u8> {
+    let mut rows: Vec<Vec<bool>> = Vec::new();
+    for line in screen.lines() {
+        if ascii {
+            if !line.contains("##") {
+                continue;
+            }
+            let chars: Vec<char> = line.chars().collect();
+            rows.push(chars.chunks(2).map(|c| c[0] == '#').collect());
+        } else {
+            if !line.contains("\x1b[30;107m") {
+                continue;
+            }
+            let text = line.replace("\x1b[30;107m", "").replace("\x1b[0m", "");
+            rows.push(text.chars().map(|c| c == '█' || c == '▀').collect());
+            rows.push(text.chars().map(|c| c == '█' || c == '▄').collect());
+        }
+    }
+    assert!(!rows.is_empty(), "no QR code on the screen:\n{screen}");
+    let scale = 6;
+    let border = 4; // extra light border in case the quiet zone is missing
+    let width = (rows[0].len() + 2 * border) * scale;
+    let height = (rows.len() + 2 * border) * scale;
+    let mut pgm = format!("P5\n{width} {height}\n255\n").into_bytes();
+    for y in 0..height {
+        for x in 0..width {
+            let (my, mx) = (
+                (y / scale).checked_sub(border),
+                (x / scale).checked_sub(border),
+            );
+            let dark = match (my, mx) {
+                (Some(my), Some(mx)) => rows
+                    .get(my)
+                    .and_then(|r| r.get(mx))
+                    .copied()
+                    .unwrap_or(false),
+                _ => false,
+            };
+            pgm.push(if dark { 0 } else { 255 });
+        }
+    }
+    pgm
+}
+
+/// Decodes a PGM image with zbarimg.
+fn zbarimg(pgm: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qr.pgm");
+    std::fs::write(&path, pgm).unwrap();
+    let out = Command::new("zbarimg")
+        .args(["--raw", "-q", "-Sdisable", "-Sqrcode.enable"])
+        .arg(&path)
+        .output()
+        .expect("zbarimg not found: apt-get install zbar-tools");
+    assert!(
+        out.status.success(),
+        "zbarimg found no code: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs mfa-enroll as root for `user` with `--qr=STYLE`, reads the screen up
+/// to the code prompt, decodes the QR, answers with oathtool's code for the
+/// decoded URI, and returns (decoded URI, URI printed as text, the rest).
+fn enroll_reading_the_qr(mfad: &Mfad, user: &str, style: &str) -> (String, String, String) {
+    let mut child = Command::new(bin("mfa-enroll"))
+        .arg("--config")
+        .arg(&mfad.config)
+        .args(["--user", user, &format!("--qr={style}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut screen = Vec::new();
+    let prompt = b"Enter the code the app shows now: ";
+    let mut byte = [0u8; 1];
+    while !screen.ends_with(prompt) {
+        assert_eq!(
+            stdout.read(&mut byte).unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&screen)
+        );
+        screen.push(byte[0]);
+    }
+    let screen = String::from_utf8(screen).unwrap();
+    let decoded = zbarimg(&terminal_qr_to_pgm(&screen, style == "ascii"));
+    let printed = screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("URI: "))
+        .unwrap()
+        .to_string();
+    let app = Otpauth::parse(&decoded);
+    writeln!(
+        child.stdin.take().unwrap(),
+        "{}",
+        app.code_at(now() - app.period)
+    )
+    .unwrap();
+    let mut rest = String::new();
+    BufReader::new(stdout).read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{screen}{rest}");
+    (decoded, printed, rest)
+}
+
+#[test]
+fn terminal_qr_decodes_to_the_uri_and_its_codes_sign_in() {
+    for (extra, style) in [
+        ("", "utf8"),
+        ("[totp]\nalgorithm = \"SHA256\"\ndigits = 8\n", "utf8"),
+        ("", "ascii"),
+    ] {
+        let bus = Bus::start();
+        let mfad = Mfad::start(&bus, extra);
+        let (decoded, printed, rest) = enroll_reading_the_qr(&mfad, "qr-user", style);
+        assert_eq!(decoded, printed, "the QR code holds exactly the URI");
+        let app = Otpauth::parse(&decoded);
+        if extra.is_empty() {
+            assert_eq!((app.algorithm.as_str(), app.digits), ("SHA1", 6));
+        } else {
+            assert_eq!((app.algorithm.as_str(), app.digits), ("SHA256", 8));
+        }
+        assert!(decoded.contains("issuer=pam-mfa"), "{decoded}");
+        assert!(rest.contains("second factor is on"), "{rest}");
+        let pam = PamService::new(&format!("config={}", mfad.config.display()));
+        let run = pam.authenticate("qr-user", &[&app.code_now()]);
+        assert_eq!(run.result(), "PAM_SUCCESS", "{style} {extra}: {}", run.text);
+    }
+}
+
+#[test]
+fn a_user_enrolls_in_a_terminal_and_a_recovery_code_works_once() {
+    require_root();
+    let user = "mfa-enroll-t1";
+    ensure_user(user, false);
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let out = Command::new("expect")
+        .arg(pam_mfa_tests::workspace().join("tests/data/enroll-dialogue.exp"))
+        .arg(user)
+        .arg(mfad.user_bin())
+        .arg(&mfad.config)
+        .output()
+        .expect("expect not found: apt-get install expect");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "dialogue failed:\n{screen}");
+    assert!(screen.contains("That code is not right"), "{screen}");
+    assert!(
+        screen.contains("The app works: the second factor is on for mfa-enroll-t1"),
+        "{screen}"
+    );
+    assert!(screen.contains("Store them offline"), "{screen}");
+    let recovery: Vec<&str> = screen
+        .split_whitespace()
+        .filter(|w| w.len() == 19 && w.matches('-').count() == 3)
+        .collect();
+    assert_eq!(recovery.len(), 10, "{screen}");
+
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    let first = pam.authenticate(user, &[recovery[0]]);
+    assert_eq!(first.result(), "PAM_SUCCESS", "{}", first.text);
+    let again = pam.authenticate(user, &[recovery[0]]);
+    assert_eq!(again.result(), "PAM_AUTH_ERR", "{}", again.text);
+    assert!(mfad.log_text().contains("result=\"recovery-accepted\""));
+    assert!(
+        !mfad.log_text().contains(recovery[0]),
+        "a recovery code is in the log"
+    );
+}
+
+#[test]
+fn replacing_without_a_current_code_is_refused_and_changes_nothing() {
+    require_root();
+    let user = "mfa-enroll-t2";
+    ensure_user(user, false);
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let app = mfad.enroll(user);
+
+    let (code, out, _) = mfad.enroll_as(Some(user), &["--json"], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"error\":\"AlreadyEnrolled\""), "{out}");
+    assert!(
+        out.contains("mfa-enroll --reset"),
+        "says how an administrator resets: {out}"
+    );
+
+    let bad = wrong(&app.code_now());
+    let (code, out, _) = mfad.enroll_as(Some(user), &["--replace", "--json"], &format!("{bad}\n"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"error\":\"ProofRefused\""), "{out}");
+
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    assert_eq!(
+        pam.authenticate(user, &[&app.code_now()]).result(),
+        "PAM_SUCCESS"
+    );
+}
+
+#[test]
+fn a_user_cannot_enroll_reset_or_read_another() {
+    require_root();
+    ensure_user("mfa-enroll-t3", false);
+    ensure_user("mfa-enroll-t4", false);
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let app = mfad.enroll("mfa-enroll-t4");
+    for args in [
+        vec!["--user", "mfa-enroll-t4", "--json"],
+        vec!["--user", "mfa-enroll-t4", "--replace", "--json"],
+        vec!["--reset", "mfa-enroll-t4", "--json"],
+        vec!["--status", "mfa-enroll-t4", "--json"],
+        vec!["--list", "--json"],
+    ] {
+        let (code, out, err) = mfad.enroll_as(Some("mfa-enroll-t3"), &args, "");
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(
+            out.contains("\"error\":\"AccessDenied\""),
+            "{args:?}: {out}"
+        );
+        assert!(
+            out.contains("only root may do this for another user"),
+            "{args:?}: {out}"
+        );
+    }
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    assert_eq!(
+        pam.authenticate("mfa-enroll-t4", &[&app.code_now()])
+            .result(),
+        "PAM_SUCCESS"
+    );
+    assert!(mfad.log_text().contains("refused: not authorized"));
+}
+
+#[test]
+fn confirming_an_expired_enrollment_is_refused() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "[enroll]\npending_seconds = 1\n");
+    let mut child = Command::new(bin("mfa-enroll"))
+        .arg("--config")
+        .arg(&mfad.config)
+        .args(["--json", "--user", "late"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let begin: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let app = Otpauth::parse(begin["uri"].as_str().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    writeln!(child.stdin.take().unwrap(), "{}", app.code_now()).unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{rest}");
+    assert!(rest.contains("\"error\":\"PendingExpired\""), "{rest}");
+    let (_, status, _) = mfad.enroll_as(None, &["--status", "late", "--json"], "");
+    assert!(status.contains("\"enrolled\":false"), "{status}");
+}
+
+#[test]
+fn an_abandoned_replacement_leaves_the_active_enrollment_alone() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let app = mfad.enroll("keeper");
+    let (_, before, _) = mfad.enroll_as(None, &["--status", "keeper", "--json"], "");
+    // Root starts a replacement and walks away (standard input just ends).
+    let (code, out, _) = mfad.enroll_as(None, &["--user", "keeper", "--replace", "--json"], "");
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("\"event\":\"begin\""), "{out}");
+    let (_, after, _) = mfad.enroll_as(None, &["--status", "keeper", "--json"], "");
+    let enrolled_at =
+        |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["enrolled_at"].clone();
+    assert_eq!(enrolled_at(&before), enrolled_at(&after));
+    assert!(after.contains("\"pending\":true"), "{after}");
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    assert_eq!(
+        pam.authenticate("keeper", &[&app.code_now()]).result(),
+        "PAM_SUCCESS"
+    );
+}
+
+#[test]
+fn new_recovery_codes_replace_the_old_ones_after_a_current_code() {
+    require_root();
+    let user = "mfa-enroll-t5";
+    ensure_user(user, false);
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let (app, old) = mfad.enroll_with_recovery(user);
+    let (code, out, _) = mfad.enroll_as(
+        Some(user),
+        &["--new-recovery-codes", "--json"],
+        &format!("{}\n", app.code_now()),
+    );
+    assert_eq!(code, 0, "{out}");
+    let new: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let new: Vec<String> = new["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().into())
+        .collect();
+    assert_eq!(new.len(), 10);
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    assert_eq!(pam.authenticate(user, &[&old[0]]).result(), "PAM_AUTH_ERR");
+    assert_eq!(pam.authenticate(user, &[&new[0]]).result(), "PAM_SUCCESS");
+}
+
+#[test]
+fn a_google_authenticator_file_is_imported_and_keeps_working() {
+    require_root();
+    let user = "mfa-enroll-t6";
+    ensure_user(user, false);
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("google_authenticator");
+    let out = Command::new("google-authenticator")
+        .args(["--time-based", "--disallow-reuse", "--force", "--quiet"])
+        .args([
+            "--rate-limit=3",
+            "--rate-time=30",
+            "--window-size=3",
+            "--emergency-codes=3",
+        ])
+        .arg(format!("--secret={}", file.display()))
+        .output()
+        .expect("google-authenticator not found: apt-get install libpam-google-authenticator");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let secret = text.lines().next().unwrap().to_string();
+    let scratch: Vec<&str> = text
+        .lines()
+        .filter(|l| l.len() == 8 && !l.starts_with('"'))
+        .collect();
+    assert_eq!(scratch.len(), 3, "{text}");
+
+    let path = file.display().to_string();
+    let (code, out, err) = mfad.enroll_as(
+        None,
+        &[
+            "--user",
+            user,
+            "--import-google-authenticator",
+            &path,
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"recovery_codes\":3"), "{out}");
+
+    let app = Otpauth::parse(&format!("otpauth://totp/x?secret={secret}"));
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    assert_eq!(
+        pam.authenticate(user, &[&app.code_now()]).result(),
+        "PAM_SUCCESS"
+    );
+    assert_eq!(
+        pam.authenticate(user, &[scratch[1]]).result(),
+        "PAM_SUCCESS"
+    );
+    assert_eq!(
+        pam.authenticate(user, &[scratch[1]]).result(),
+        "PAM_AUTH_ERR"
+    );
+}
