@@ -9,7 +9,7 @@ use std::time::Duration;
 use zbus::Connection;
 
 use crate::names;
-use crate::wire::VerifyOutcome;
+use crate::wire::{ChallengeOutcome, VerifyOutcome};
 
 /// Errors mfad returns, with stable D-Bus names `io.github.pam_mfa.Error.*`.
 #[derive(Debug, zbus::DBusError)]
@@ -35,6 +35,12 @@ pub enum MfaError {
     PendingExpired(String),
     /// The first code of a started enrollment was wrong.
     WrongCode(String),
+    /// No such challenge (for this user).
+    NoSuchChallenge(String),
+    /// The challenge has already ended.
+    ChallengeEnded(String),
+    /// The approval came from the requesting login session.
+    SameSession(String),
 }
 
 impl MfaError {
@@ -50,7 +56,10 @@ impl MfaError {
             | MfaError::NotEnrolled(m)
             | MfaError::NoPendingEnrollment(m)
             | MfaError::PendingExpired(m)
-            | MfaError::WrongCode(m) => m.clone(),
+            | MfaError::WrongCode(m)
+            | MfaError::NoSuchChallenge(m)
+            | MfaError::ChallengeEnded(m)
+            | MfaError::SameSession(m) => m.clone(),
         }
     }
 }
@@ -77,6 +86,48 @@ pub trait Pam {
         code: &str,
         context: HashMap<String, String>,
     ) -> Result<(u32, u64), MfaError>;
+    /// Starts number matching: (challenge id, number to show, seconds to expiry).
+    fn create_challenge(
+        &self,
+        user: &str,
+        context: HashMap<String, String>,
+    ) -> Result<(String, u32, u64), MfaError>;
+    /// Waits for the challenge to end (creator only); a [`ChallengeOutcome`].
+    fn wait_challenge(&self, id: &str, timeout_ms: u32) -> Result<u32, MfaError>;
+    /// Gives up on a challenge (creator only).
+    fn cancel_challenge(&self, id: &str) -> Result<u32, MfaError>;
+    /// Whether an approver of `user` is online.
+    fn has_approver(&self, user: &str) -> Result<bool, MfaError>;
+}
+
+/// Approvers: everyone, for their own user's challenges.
+#[zbus::proxy(
+    interface = "io.github.pam_mfa.Approver1",
+    default_service = "io.github.pam_mfa",
+    default_path = "/io/github/pam_mfa"
+)]
+pub trait Approver {
+    /// Become an approver of one's own user; returns the user name.
+    fn register(&self) -> Result<String, MfaError>;
+    /// Pending requests: (id, context, seconds left).
+    #[allow(clippy::type_complexity)]
+    fn pending(&self) -> Result<Vec<(String, HashMap<String, String>, u64)>, MfaError>;
+    /// Answer with the number read on the requesting screen.
+    fn approve(&self, id: &str, number: u32) -> Result<u32, MfaError>;
+    /// Refuse the request.
+    fn deny(&self, id: &str) -> Result<u32, MfaError>;
+    /// A test challenge for oneself: (id, number, seconds).
+    fn start_test(&self) -> Result<(String, u32, u64), MfaError>;
+    /// Wait for one's test challenge to end.
+    fn wait_test(&self, id: &str, timeout_ms: u32) -> Result<u32, MfaError>;
+    /// A request was made for this approver's user.
+    #[zbus(signal)]
+    fn challenge_created(
+        &self,
+        id: String,
+        context: HashMap<String, String>,
+        expires_in: u64,
+    ) -> zbus::Result<()>;
 }
 
 /// Self-service enrollment: anyone for themselves, root for anyone.
@@ -174,11 +225,7 @@ fn denied_by_bus(e: &zbus::Error) -> Option<String> {
         zbus::Error::MethodError(name, detail, _)
             if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
         {
-            Some(
-                detail
-                    .clone()
-                    .unwrap_or_else(|| "denied by the bus policy".into()),
-            )
+            Some(detail.clone().unwrap_or_else(|| "denied by the bus policy".into()))
         }
         zbus::Error::FDO(fdo) if matches!(**fdo, zbus::fdo::Error::AccessDenied(_)) => {
             Some(fdo.to_string())
@@ -192,6 +239,10 @@ impl From<zbus::Error> for ClientError {
         ClientError::Unavailable(e.to_string())
     }
 }
+
+/// The longest wait a client may ask for (the longest push timeout, 600 s,
+/// plus slack).
+pub const MAX_WAIT_SECONDS: u64 = 660;
 
 /// A blocking client on its own single-threaded runtime. Each call,
 /// connecting included, ends within the timeout; dropping the client closes
@@ -212,20 +263,12 @@ impl Client {
             .enable_time()
             .build()
             .map_err(|e| ClientError::Unavailable(format!("no async runtime: {e}")))?;
-        Ok(Client {
-            runtime,
-            connection: None,
-            address: address.to_string(),
-            timeout,
-        })
+        Ok(Client { runtime, connection: None, address: address.to_string(), timeout })
     }
 
     /// A client for the bus and bound of `config`.
     pub fn from_config(config: &crate::schema::Config) -> Result<Client, ClientError> {
-        Client::new(
-            config.bus.address.as_str(),
-            Duration::from_millis(config.bus.timeout_ms.get()),
-        )
+        Client::new(config.bus.address.as_str(), Duration::from_millis(config.bus.timeout_ms.get()))
     }
 
     /// Runs `call` on the (lazily opened) connection, within the timeout.
@@ -234,20 +277,26 @@ impl Client {
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = Result<T, MfaError>>,
     {
-        let Client {
-            runtime,
-            connection,
-            address,
-            timeout,
-        } = self;
-        let bound = *timeout;
+        let bound = self.timeout;
+        self.run_within(bound, call)
+    }
+
+    /// Like `run`, with its own bound (for waits longer than a call).
+    fn run_within<T, F, Fut>(&mut self, bound: Duration, call: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = Result<T, MfaError>>,
+    {
+        let Client { runtime, connection, address, .. } = self;
         runtime.block_on(async {
             let work = async {
                 let conn = match connection {
                     Some(conn) => conn.clone(),
                     None => {
+                        // Every call is bounded from outside (below); zbus's
+                        // own timeout only has to outlast the longest wait.
                         let conn = zbus::connection::Builder::address(address.as_str())
-                            .method_timeout(bound)
+                            .method_timeout(Duration::from_secs(MAX_WAIT_SECONDS))
                             .build()
                             .await?;
                         *connection = Some(conn.clone());
@@ -279,10 +328,7 @@ impl Client {
     ) -> Result<(VerifyOutcome, u64), ClientError> {
         let (user, code, context) = (user.to_string(), code.to_string(), context.clone());
         let (outcome, retry_after) = self.run(|conn| async move {
-            PamProxy::new(&conn)
-                .await?
-                .verify_code(&user, &code, context)
-                .await
+            PamProxy::new(&conn).await?.verify_code(&user, &code, context).await
         })?;
         let outcome = VerifyOutcome::try_from(outcome).map_err(|n| {
             ClientError::Unavailable(format!("mfad answered an unknown outcome {n}"))
@@ -299,10 +345,7 @@ impl Client {
     ) -> Result<(String, String, u64), ClientError> {
         let (user, proof) = (user.to_string(), proof.to_string());
         self.run(|conn| async move {
-            EnrollProxy::new(&conn)
-                .await?
-                .begin(&user, replace, &proof)
-                .await
+            EnrollProxy::new(&conn).await?.begin(&user, replace, &proof).await
         })
     }
 
@@ -316,13 +359,7 @@ impl Client {
         let user = user.to_string();
         let (enrolled, enrolled_at, recovery_left, pending, locked_for) =
             self.run(|conn| async move { EnrollProxy::new(&conn).await?.status(&user).await })?;
-        Ok(EnrollmentStatus {
-            enrolled,
-            enrolled_at,
-            recovery_left,
-            pending,
-            locked_for,
-        })
+        Ok(EnrollmentStatus { enrolled, enrolled_at, recovery_left, pending, locked_for })
     }
 
     pub fn new_recovery_codes(
@@ -332,10 +369,7 @@ impl Client {
     ) -> Result<Vec<String>, ClientError> {
         let (user, proof) = (user.to_string(), proof.to_string());
         self.run(|conn| async move {
-            EnrollProxy::new(&conn)
-                .await?
-                .new_recovery_codes(&user, &proof)
-                .await
+            EnrollProxy::new(&conn).await?.new_recovery_codes(&user, &proof).await
         })
     }
 
@@ -353,6 +387,45 @@ impl Client {
                 .import_google_authenticator(&user, &file, replace, &proof)
                 .await
         })
+    }
+
+    /// Starts number matching for `user`: (id, number, seconds to expiry).
+    pub fn create_challenge(
+        &mut self,
+        user: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<(String, u32, u64), ClientError> {
+        let (user, context) = (user.to_string(), context.clone());
+        self.run(|conn| async move {
+            PamProxy::new(&conn).await?.create_challenge(&user, context).await
+        })
+    }
+
+    /// Waits up to `wait` for challenge `id` to end (woken by mfad).
+    pub fn wait_challenge(
+        &mut self,
+        id: &str,
+        wait: Duration,
+    ) -> Result<ChallengeOutcome, ClientError> {
+        let id = id.to_string();
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        let bound = wait + self.timeout;
+        let outcome = self.run_within(bound, |conn| async move {
+            PamProxy::new(&conn).await?.wait_challenge(&id, wait_ms).await
+        })?;
+        ChallengeOutcome::try_from(outcome)
+            .map_err(|n| ClientError::Unavailable(format!("mfad answered an unknown outcome {n}")))
+    }
+
+    pub fn cancel_challenge(&mut self, id: &str) -> Result<(), ClientError> {
+        let id = id.to_string();
+        self.run(|conn| async move { PamProxy::new(&conn).await?.cancel_challenge(&id).await })
+            .map(|_| ())
+    }
+
+    pub fn has_approver(&mut self, user: &str) -> Result<bool, ClientError> {
+        let user = user.to_string();
+        self.run(|conn| async move { PamProxy::new(&conn).await?.has_approver(&user).await })
     }
 
     pub fn list_users(&mut self) -> Result<Vec<(String, u64)>, ClientError> {

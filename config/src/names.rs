@@ -8,6 +8,8 @@ pub const OBJECT_PATH: &str = "/io/github/pam_mfa";
 pub const PAM_INTERFACE: &str = "io.github.pam_mfa.Pam1";
 /// Self-service enrollment: everyone, for themselves (daemon-checked).
 pub const ENROLL_INTERFACE: &str = "io.github.pam_mfa.Enroll1";
+/// Approver agents: everyone, for their own challenges (daemon-checked).
+pub const APPROVER_INTERFACE: &str = "io.github.pam_mfa.Approver1";
 /// Administration: root only.
 pub const ADMIN_INTERFACE: &str = "io.github.pam_mfa.Admin1";
 /// Prefix of the D-Bus error names mfad returns.

@@ -26,6 +26,8 @@ pub struct Config {
     pub limits: Limits,
     /// How enrollments are started and confirmed.
     pub enroll: EnrollConfig,
+    /// Number matching (push) approvals.
+    pub push: PushConfig,
     /// How clients reach mfad.
     pub bus: BusConfig,
 }
@@ -70,9 +72,38 @@ pub struct EnrollConfig {
 
 impl Default for EnrollConfig {
     fn default() -> Self {
-        EnrollConfig {
-            pending_seconds: Ranged(300),
-            confirm_tries: Ranged(5),
+        EnrollConfig { pending_seconds: Ranged(300), confirm_tries: Ranged(5) }
+    }
+}
+
+/// `[push]`: number matching, approved from `mfa-approve`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Seconds a challenge waits for its approval, 5 to 600.
+    pub timeout_seconds: Ranged<5, 600>,
+    /// Which login session may approve: "different" (the approver's audit
+    /// session must differ from the requester's, so a script in the
+    /// requesting session cannot approve its own sudo) or "any".
+    pub approver_session: ApproverSession,
+    /// Whether root may approve another user's challenge.
+    pub allow_root_approval: bool,
+}
+
+/// `approver_session`: see [`PushConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApproverSession {
+    Different,
+    Any,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            timeout_seconds: Ranged(60),
+            approver_session: ApproverSession::Different,
+            allow_root_approval: false,
         }
     }
 }
@@ -98,6 +129,7 @@ impl Default for Config {
             totp: TotpConfig::default(),
             limits: Limits::default(),
             enroll: EnrollConfig::default(),
+            push: PushConfig::default(),
             bus: BusConfig::default(),
         }
     }
@@ -184,9 +216,7 @@ impl<const MIN: u64, const MAX: u64> TryFrom<i64> for Ranged<MIN, MAX> {
     fn try_from(value: i64) -> Result<Self, String> {
         match u64::try_from(value) {
             Ok(v) if (MIN..=MAX).contains(&v) => Ok(Ranged(v)),
-            _ => Err(format!(
-                "{value} is out of range: allowed is {MIN} to {MAX}"
-            )),
+            _ => Err(format!("{value} is out of range: allowed is {MIN} to {MAX}")),
         }
     }
 }
@@ -282,12 +312,9 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
-            Some((line, column)) => write!(
-                f,
-                "{}:{line}:{column}: {}",
-                self.path.display(),
-                self.message
-            ),
+            Some((line, column)) => {
+                write!(f, "{}:{line}:{column}: {}", self.path.display(), self.message)
+            }
             None => write!(f, "{}: {}", self.path.display(), self.message),
         }
     }
@@ -377,13 +404,8 @@ mod tests {
         let err = parse("issuer = \"x\"\n[totp]\ndigits = 6\nwindow = 3\n").unwrap_err();
         assert_eq!(err.position, Some((4, 1)), "{err}");
         assert!(err.message.contains("unknown field `window`"), "{err}");
-        assert!(
-            err.message.contains("skew"),
-            "lists the allowed keys: {err}"
-        );
-        assert!(err
-            .to_string()
-            .starts_with("/etc/pam-mfa/config.toml:4:1: "));
+        assert!(err.message.contains("skew"), "lists the allowed keys: {err}");
+        assert!(err.to_string().starts_with("/etc/pam-mfa/config.toml:4:1: "));
     }
 
     #[test]

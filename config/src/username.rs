@@ -30,14 +30,10 @@ impl Username {
             return Err(BadUsername("the username is empty".into()));
         }
         if name.len() > MAX_LEN {
-            return Err(BadUsername(format!(
-                "the username is longer than {MAX_LEN} bytes"
-            )));
+            return Err(BadUsername(format!("the username is longer than {MAX_LEN} bytes")));
         }
         if name.starts_with(['-', '.']) {
-            return Err(BadUsername(
-                "a username may not start with '-' or '.'".into(),
-            ));
+            return Err(BadUsername("a username may not start with '-' or '.'".into()));
         }
         if let Some(c) = name
             .chars()
@@ -67,14 +63,7 @@ mod tests {
 
     #[test]
     fn ordinary_names_are_accepted() {
-        for name in [
-            "alice",
-            "bob_2",
-            "svc-backup",
-            "first.last",
-            "a@example.org",
-            "A",
-        ] {
+        for name in ["alice", "bob_2", "svc-backup", "first.last", "a@example.org", "A"] {
             assert_eq!(Username::parse(name).unwrap().as_str(), name);
         }
     }

@@ -32,10 +32,7 @@ impl VerifyOutcome {
 
     /// Whether the user is in.
     pub fn is_success(self) -> bool {
-        matches!(
-            self,
-            VerifyOutcome::Accepted | VerifyOutcome::RecoveryAccepted
-        )
+        matches!(self, VerifyOutcome::Accepted | VerifyOutcome::RecoveryAccepted)
     }
 
     /// The word used in logs.
@@ -60,10 +57,65 @@ impl From<VerifyOutcome> for u32 {
 impl TryFrom<u32> for VerifyOutcome {
     type Error = u32;
     fn try_from(v: u32) -> Result<Self, u32> {
-        VerifyOutcome::ALL
-            .into_iter()
-            .find(|o| *o as u32 == v)
-            .ok_or(v)
+        VerifyOutcome::ALL.into_iter().find(|o| *o as u32 == v).ok_or(v)
+    }
+}
+
+/// How a number-matching challenge ended. Stable numbers (D-Bus `u`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ChallengeOutcome {
+    /// The approver typed the right number: the sign-in may go ahead.
+    Approved = 0,
+    /// The approver said no.
+    Denied = 1,
+    /// The approver typed another number: ended at once.
+    WrongNumber = 2,
+    /// Nobody answered in time.
+    Expired = 3,
+    /// A newer request for the same user replaced it.
+    Superseded = 4,
+    /// The requester gave up (left the bus, or typed a code instead).
+    Cancelled = 5,
+    /// Still waiting (a wait that ended before the challenge did).
+    Pending = 6,
+}
+
+impl ChallengeOutcome {
+    pub const ALL: [ChallengeOutcome; 7] = [
+        ChallengeOutcome::Approved,
+        ChallengeOutcome::Denied,
+        ChallengeOutcome::WrongNumber,
+        ChallengeOutcome::Expired,
+        ChallengeOutcome::Superseded,
+        ChallengeOutcome::Cancelled,
+        ChallengeOutcome::Pending,
+    ];
+
+    /// The word used in logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeOutcome::Approved => "approved",
+            ChallengeOutcome::Denied => "denied",
+            ChallengeOutcome::WrongNumber => "wrong-number",
+            ChallengeOutcome::Expired => "expired",
+            ChallengeOutcome::Superseded => "superseded",
+            ChallengeOutcome::Cancelled => "cancelled",
+            ChallengeOutcome::Pending => "pending",
+        }
+    }
+}
+
+impl From<ChallengeOutcome> for u32 {
+    fn from(o: ChallengeOutcome) -> u32 {
+        o as u32
+    }
+}
+
+impl TryFrom<u32> for ChallengeOutcome {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        ChallengeOutcome::ALL.into_iter().find(|o| *o as u32 == v).ok_or(v)
     }
 }
 
@@ -72,6 +124,12 @@ pub mod context {
     pub const SERVICE: &str = "service";
     pub const RHOST: &str = "rhost";
     pub const TTY: &str = "tty";
+    /// The host the request is made on (added by mfad).
+    pub const HOST: &str = "host";
+    /// Unix time the request was made (added by mfad).
+    pub const TIME: &str = "time";
+    /// The user the approval is for (added by mfad).
+    pub const USER: &str = "user";
 }
 
 #[cfg(test)]
@@ -84,5 +142,13 @@ mod tests {
             assert_eq!(VerifyOutcome::try_from(u32::from(o)), Ok(o));
         }
         assert_eq!(VerifyOutcome::try_from(99), Err(99));
+    }
+
+    #[test]
+    fn challenge_outcome_round_trips_through_its_number() {
+        for o in ChallengeOutcome::ALL {
+            assert_eq!(ChallengeOutcome::try_from(u32::from(o)), Ok(o));
+        }
+        assert_eq!(ChallengeOutcome::try_from(7), Err(7));
     }
 }

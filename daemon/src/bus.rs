@@ -12,8 +12,13 @@ use zbus::fdo::DBusProxy;
 use zbus::message::Header;
 use zbus::Connection;
 
+use crate::challenge::{self, Challenge, NotTaken, SessionId, SessionRule};
 use crate::clock;
+use crate::push::Registry;
 use crate::service::{Refusal, Service, ServiceError};
+use pam_mfa_config::names;
+use pam_mfa_config::schema::ApproverSession;
+use pam_mfa_config::wire::ChallengeOutcome;
 
 /// Every method, for the authorization table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +26,10 @@ pub enum Method {
     // Pam1
     IsEnrolled,
     VerifyCode,
+    CreateChallenge,
+    HasApprover,
+    // Approver1 (the caller's own user is implied)
+    Approve,
     // Enroll1
     Begin,
     Confirm,
@@ -33,9 +42,12 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 12] = [
         Method::IsEnrolled,
         Method::VerifyCode,
+        Method::CreateChallenge,
+        Method::HasApprover,
+        Method::Approve,
         Method::Begin,
         Method::Confirm,
         Method::Status,
@@ -60,6 +72,9 @@ pub const fn rule(method: Method) -> Rule {
     match method {
         Method::IsEnrolled
         | Method::VerifyCode
+        | Method::CreateChallenge
+        | Method::HasApprover
+        | Method::Approve
         | Method::Begin
         | Method::Confirm
         | Method::Status
@@ -86,6 +101,46 @@ pub fn authorize(method: Method, caller: u32, target: Option<u32>) -> Result<(),
     }
 }
 
+/// The sender's unique name.
+fn sender_of(header: &Header<'_>) -> Result<String, MfaError> {
+    header
+        .sender()
+        .map(|s| s.to_string())
+        .ok_or_else(|| MfaError::AccessDenied("the message has no sender".into()))
+}
+
+/// The audit session of the sender's process, from the bus daemon's pid
+/// and /proc (never from anything the caller says).
+async fn caller_session(header: &Header<'_>, conn: &Connection) -> SessionId {
+    let sender = header.sender()?;
+    let dbus = DBusProxy::new(conn).await.ok()?;
+    let pid = dbus.get_connection_unix_process_id(sender.clone().into()).await.ok()?;
+    std::fs::read_to_string(format!("/proc/{pid}/sessionid")).ok()?.trim().parse().ok()
+}
+
+fn username_of_uid(uid: u32) -> Result<Username, MfaError> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .and_then(|u| Username::parse(&u.name).ok())
+        .ok_or_else(|| {
+            MfaError::AccessDenied(format!("uid {caller} has no usable user name", caller = uid))
+        })
+}
+
+fn not_taken(e: NotTaken) -> MfaError {
+    match e {
+        NotTaken::Unknown => MfaError::NoSuchChallenge("no such sign-in request for you".into()),
+        NotTaken::Ended(outcome) => {
+            MfaError::ChallengeEnded(format!("this request has ended: {}", outcome.as_str()))
+        }
+        NotTaken::SameSession => MfaError::SameSession(
+            "approve from another login session than the one that asks (policy approver_session = \"different\")"
+                .into(),
+        ),
+    }
+}
+
 /// The identity of the sender of the current message, from the bus daemon.
 async fn caller_uid(header: &Header<'_>, conn: &Connection) -> Result<u32, MfaError> {
     let sender = header
@@ -100,10 +155,7 @@ fn parse_user(user: &str) -> Result<Username, MfaError> {
 }
 
 fn uid_of(user: &Username) -> Option<u32> {
-    nix::unistd::User::from_name(user.as_str())
-        .ok()
-        .flatten()
-        .map(|u| u.uid.as_raw())
+    nix::unistd::User::from_name(user.as_str()).ok().flatten().map(|u| u.uid.as_raw())
 }
 
 /// Checks the caller against the table, logging refusals.
@@ -157,9 +209,7 @@ const MAX_CONTEXT_VALUE: usize = 256;
 fn checked_context(ctx: &HashMap<String, String>) -> Result<(), MfaError> {
     for (key, value) in ctx {
         if ![context::SERVICE, context::RHOST, context::TTY].contains(&key.as_str()) {
-            return Err(MfaError::InvalidArgument(format!(
-                "unknown context key {key:?}"
-            )));
+            return Err(MfaError::InvalidArgument(format!("unknown context key {key:?}")));
         }
         if value.len() > MAX_CONTEXT_VALUE {
             return Err(MfaError::InvalidArgument(format!(
@@ -175,9 +225,7 @@ fn checked_context(ctx: &HashMap<String, String>) -> Result<(), MfaError> {
 fn checked_code(code: &str, allow_empty: bool) -> Result<(), MfaError> {
     let ok = code.len() <= 32
         && (allow_empty || !code.is_empty())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' ');
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' ');
     if !ok {
         return Err(MfaError::InvalidArgument(
             "a code is 6 to 8 digits, a recovery code 16 letters and digits".into(),
@@ -189,6 +237,98 @@ fn checked_code(code: &str, allow_empty: bool) -> Result<(), MfaError> {
 /// `io.github.pam_mfa.Pam1`: for the PAM module (root).
 pub struct PamInterface {
     pub service: Arc<Service>,
+    pub push: Arc<Registry>,
+}
+
+/// Bytes of a challenge id (hex in the API).
+const CHALLENGE_ID_BYTES: usize = 16;
+
+/// Waits (woken, not polling) until challenge `id` ends or `limit_ms`
+/// passes, for the connection that created it.
+async fn wait_for_outcome(
+    push: &Registry,
+    id: &str,
+    caller: &str,
+    limit_ms: u32,
+) -> Result<ChallengeOutcome, MfaError> {
+    let (mut rx, expires_at) = push.watch(id, caller).map_err(not_taken)?;
+    let now = clock::now();
+    let until_expiry = std::time::Duration::from_secs(expires_at.saturating_sub(now));
+    let limit = std::time::Duration::from_millis(u64::from(limit_ms)).min(until_expiry);
+    let _ = tokio::time::timeout(limit, rx.wait_for(Option::is_some)).await;
+    Ok(push.settle(id, clock::now()))
+}
+
+/// Sends `ChallengeCreated` to each approver connection of the user.
+async fn announce(conn: &Connection, push: &Registry, challenge: &Challenge, expires_in: u64) {
+    for approver in push.approvers_of(&challenge.user) {
+        let body = (challenge.id.as_str(), &challenge.context, expires_in);
+        let sent = conn
+            .emit_signal(
+                Some(approver.as_str()),
+                names::OBJECT_PATH,
+                names::APPROVER_INTERFACE,
+                "ChallengeCreated",
+                &body,
+            )
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(approver = %approver, error = %e, "cannot notify an approver");
+        }
+    }
+}
+
+/// What a new challenge is for, and who asked.
+struct NewChallenge {
+    user: Username,
+    context: HashMap<String, String>,
+    creator: String,
+    requester_session: SessionId,
+    test: bool,
+}
+
+/// Makes, registers and announces a challenge.
+async fn open_challenge(
+    service: &Service,
+    push: &Registry,
+    conn: &Connection,
+    new: NewChallenge,
+) -> Result<Challenge, MfaError> {
+    let NewChallenge { user, mut context, creator, requester_session, test } = new;
+    let now = clock::now();
+    let expires_in = service.config().push.timeout_seconds.get();
+    let random = service.random_bytes(CHALLENGE_ID_BYTES + 32).map_err(internal)?;
+    let (id_bytes, number_bytes) = random.split_at(CHALLENGE_ID_BYTES);
+    let mut bytes = number_bytes.iter().copied();
+    let mut spare = 0u8;
+    let number = challenge::draw_number(|| {
+        bytes.next().unwrap_or_else(|| {
+            // 32 bytes run out with odds below 2^-96; fall back to a counter
+            // over fresh randomness rather than fail.
+            spare = spare.wrapping_add(97);
+            spare
+        })
+    });
+    context.insert(context::HOST.into(), service.host().to_string());
+    context.insert(context::TIME.into(), now.to_string());
+    context.insert(context::USER.into(), user.to_string());
+    let challenge = Challenge {
+        id: id_bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        user: user.to_string(),
+        number,
+        context,
+        created_at: now,
+        expires_at: now + expires_in,
+        requester_session,
+        creator,
+        test,
+        outcome: None,
+    };
+    if let Some(old) = push.create(challenge.clone(), now) {
+        tracing::info!(user = %user, challenge = %old, result = "superseded", "challenge-ended");
+    }
+    announce(conn, push, &challenge, expires_in).await;
+    Ok(challenge)
 }
 
 #[zbus::interface(name = "io.github.pam_mfa.Pam1")]
@@ -236,6 +376,258 @@ impl PamInterface {
         );
         Ok((verdict.outcome.into(), verdict.retry_after))
     }
+
+    /// Starts number matching for `user`: returns (challenge id, the number
+    /// to show on the requesting screen, seconds until it expires). The
+    /// user's approvers are told of it, without the number.
+    async fn create_challenge(
+        &self,
+        user: &str,
+        context: HashMap<String, String>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, u32, u64), MfaError> {
+        let user = parse_user(user)?;
+        checked_context(&context)?;
+        let caller = check(Method::CreateChallenge, &user, &header, conn).await?;
+        let creator = sender_of(&header)?;
+        let session = caller_session(&header, conn).await;
+        let field = |key: &str| context.get(key).cloned().unwrap_or_default();
+        let (service_name, rhost, tty) =
+            (field(context::SERVICE), field(context::RHOST), field(context::TTY));
+        let new = NewChallenge {
+            user: user.clone(),
+            context,
+            creator,
+            requester_session: session,
+            test: false,
+        };
+        let challenge = open_challenge(&self.service, &self.push, conn, new).await?;
+        tracing::info!(
+            user = %user,
+            service = ?service_name,
+            rhost = ?rhost,
+            tty = ?tty,
+            caller_uid = caller,
+            challenge = %challenge.id,
+            approvers = self.push.approvers_of(user.as_str()).len(),
+            "challenge-created"
+        );
+        let expires_in = challenge.expires_at.saturating_sub(challenge.created_at);
+        Ok((challenge.id, challenge.number, expires_in))
+    }
+
+    /// Waits until challenge `id` ends (or `timeout_ms` passes: then
+    /// "pending"); only its creator may wait. Returns the outcome.
+    async fn wait_challenge(
+        &self,
+        id: &str,
+        timeout_ms: u32,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u32, MfaError> {
+        let caller = sender_of(&header)?;
+        let outcome = wait_for_outcome(&self.push, id, &caller, timeout_ms).await?;
+        Ok(outcome.into())
+    }
+
+    /// The requester gives up on `id` (e.g. the user typed a code instead).
+    async fn cancel_challenge(
+        &self,
+        id: &str,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u32, MfaError> {
+        let caller = sender_of(&header)?;
+        let ended = self
+            .push
+            .end_if(id, ChallengeOutcome::Cancelled, clock::now(), |c| c.creator == caller);
+        match ended {
+            Ok((outcome, c)) => {
+                tracing::info!(user = %c.user, challenge = %c.id, result = outcome.as_str(), "challenge-ended");
+                Ok(outcome.into())
+            }
+            Err(NotTaken::Ended(outcome)) => Ok(outcome.into()),
+            Err(e) => Err(not_taken(e)),
+        }
+    }
+
+    /// Whether an approver of `user` is online (for mode=auto).
+    async fn has_approver(
+        &self,
+        user: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, MfaError> {
+        let user = parse_user(user)?;
+        check(Method::HasApprover, &user, &header, conn).await?;
+        Ok(self.push.has_approver(user.as_str()))
+    }
+}
+
+/// `io.github.pam_mfa.Approver1`: approver agents (everyone, for their own
+/// user's challenges).
+pub struct ApproverInterface {
+    pub service: Arc<Service>,
+    pub push: Arc<Registry>,
+}
+
+impl ApproverInterface {
+    /// The user whose challenges the caller may answer, and the caller's uid.
+    async fn approver(
+        &self,
+        header: &Header<'_>,
+        conn: &Connection,
+    ) -> Result<(Username, u32), MfaError> {
+        let uid = caller_uid(header, conn).await?;
+        Ok((username_of_uid(uid)?, uid))
+    }
+
+    fn rule(&self) -> SessionRule {
+        match self.service.config().push.approver_session {
+            ApproverSession::Different => SessionRule::Different,
+            ApproverSession::Any => SessionRule::Any,
+        }
+    }
+
+    /// The user a challenge must belong to for this caller: the caller's
+    /// own, or (root, when the config allows) the challenge's.
+    fn target_user(&self, id: &str, me: &Username, uid: u32) -> String {
+        if uid == 0 && self.service.config().push.allow_root_approval {
+            if let Some((_, context, _)) = self.push_lookup(id) {
+                return context.get(context::USER).cloned().unwrap_or_default();
+            }
+        }
+        me.to_string()
+    }
+
+    fn push_lookup(&self, id: &str) -> Option<(String, HashMap<String, String>, u64)> {
+        let now = clock::now();
+        // Only pending challenges matter for approval.
+        self.push.all_pending(now).into_iter().find(|(cid, _, _)| cid == id)
+    }
+}
+
+#[zbus::interface(name = "io.github.pam_mfa.Approver1")]
+impl ApproverInterface {
+    /// Announces the caller as an approver of its own user: from now on it
+    /// receives `ChallengeCreated` for that user, until it leaves the bus.
+    async fn register(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, MfaError> {
+        let (user, uid) = self.approver(&header, conn).await?;
+        let sender = sender_of(&header)?;
+        self.push.register_approver(&sender, user.as_str());
+        tracing::info!(user = %user, caller_uid = uid, "approver-online");
+        Ok(user.to_string())
+    }
+
+    /// The caller's pending requests: (id, context, seconds left). The
+    /// context says who asks (service, host, rhost, tty, time), never the number.
+    async fn pending(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<(String, HashMap<String, String>, u64)>, MfaError> {
+        let (user, _) = self.approver(&header, conn).await?;
+        Ok(self.push.pending_for(user.as_str(), clock::now()))
+    }
+
+    /// Answers request `id` with the number the person read on the
+    /// requesting screen. A wrong number ends the request. Returns the outcome.
+    async fn approve(
+        &self,
+        id: &str,
+        number: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, MfaError> {
+        let (me, uid) = self.approver(&header, conn).await?;
+        let user = self.target_user(id, &me, uid);
+        let session = caller_session(&header, conn).await;
+        let result = self.push.answer(id, &user, number, session, self.rule(), clock::now());
+        match result {
+            Ok((outcome, c)) => {
+                tracing::info!(
+                    user = %c.user,
+                    service = ?c.context.get(context::SERVICE).cloned().unwrap_or_default(),
+                    approver_uid = uid,
+                    challenge = %c.id,
+                    test = c.test,
+                    result = outcome.as_str(),
+                    "challenge-ended"
+                );
+                Ok(outcome.into())
+            }
+            Err(e) => {
+                tracing::warn!(user = %user, approver_uid = uid, challenge = %id, refused = ?e, "approval-refused");
+                Err(not_taken(e))
+            }
+        }
+    }
+
+    /// Refuses request `id`.
+    async fn deny(
+        &self,
+        id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, MfaError> {
+        let (me, uid) = self.approver(&header, conn).await?;
+        let user = self.target_user(id, &me, uid);
+        match self.push.end_if(id, ChallengeOutcome::Denied, clock::now(), |c| c.user == user) {
+            Ok((outcome, c)) => {
+                tracing::info!(user = %c.user, approver_uid = uid, challenge = %c.id, result = outcome.as_str(), "challenge-ended");
+                Ok(outcome.into())
+            }
+            Err(e) => Err(not_taken(e)),
+        }
+    }
+
+    /// The seed guide's test: a challenge for the caller's own user that
+    /// unlocks nothing. Returns (id, number to show, seconds to answer).
+    async fn start_test(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, u32, u64), MfaError> {
+        let (user, uid) = self.approver(&header, conn).await?;
+        let creator = sender_of(&header)?;
+        let session = caller_session(&header, conn).await;
+        let mut context = HashMap::new();
+        context.insert(context::SERVICE.to_string(), "mfa-approve --test".to_string());
+        let new = NewChallenge {
+            user: user.clone(),
+            context,
+            creator,
+            requester_session: session,
+            test: true,
+        };
+        let challenge = open_challenge(&self.service, &self.push, conn, new).await?;
+        tracing::info!(user = %user, caller_uid = uid, challenge = %challenge.id, "test-challenge-created");
+        let expires_in = challenge.expires_at.saturating_sub(challenge.created_at);
+        Ok((challenge.id, challenge.number, expires_in))
+    }
+
+    /// Waits for the outcome of the caller's own test challenge.
+    async fn wait_test(
+        &self,
+        id: &str,
+        timeout_ms: u32,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u32, MfaError> {
+        let caller = sender_of(&header)?;
+        Ok(wait_for_outcome(&self.push, id, &caller, timeout_ms).await?.into())
+    }
+
+    /// Sent to each approver of the user when a request is made.
+    #[zbus(signal)]
+    async fn challenge_created(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: &str,
+        context: HashMap<String, String>,
+        expires_in: u64,
+    ) -> zbus::Result<()>;
 }
 
 /// `io.github.pam_mfa.Enroll1`: self-service enrollment (everyone, for

@@ -41,11 +41,7 @@ fn number(
         .parse()
         .map_err(|_| format!("{what} is not a number"))?;
     if !range.contains(&value) {
-        return Err(format!(
-            "{what} {value} is outside {}..{}",
-            range.start(),
-            range.end()
-        ));
+        return Err(format!("{what} {value} is outside {}..{}", range.start(), range.end()));
     }
     Ok(value)
 }
@@ -84,9 +80,7 @@ pub fn parse(text: &str) -> Result<GoogleAuthenticator, String> {
             match words.next() {
                 Some("TOTP_AUTH") => totp = true,
                 Some("HOTP_COUNTER") => {
-                    return Err(format!(
-                        "line {n}: counter-based (HOTP) secrets are not supported"
-                    ))
+                    return Err(format!("line {n}: counter-based (HOTP) secrets are not supported"))
                 }
                 Some("WINDOW_SIZE") => {
                     let size = number(words.next(), &format!("line {n}: WINDOW_SIZE"), 1..=21)?;
@@ -119,14 +113,12 @@ pub fn parse(text: &str) -> Result<GoogleAuthenticator, String> {
             }
             parsed.scratch_codes.push(Zeroizing::new(line.to_string()));
         } else {
-            return Err(format!(
-                "line {n} is neither an option nor an 8-digit scratch code"
-            ));
+            return Err(format!("line {n} is neither an option nor an 8-digit scratch code"));
         }
     }
     if !totp {
         return Err(
-            "the file has no \" TOTP_AUTH line: only time-based secrets can be imported".into(),
+            "the file has no \" TOTP_AUTH line: only time-based secrets can be imported".into()
         );
     }
     Ok(parsed)
@@ -153,15 +145,11 @@ mod tests {
     #[test]
     fn bad_files_are_refused_with_the_line() {
         assert!(parse("").unwrap_err().contains("line 1"));
-        assert!(parse("not base32!\n\" TOTP_AUTH\n")
-            .unwrap_err()
-            .contains("line 1"));
+        assert!(parse("not base32!\n\" TOTP_AUTH\n").unwrap_err().contains("line 1"));
         assert!(parse("JBSWY3DPEHPK3PXPJBSWY3DP\n\" HOTP_COUNTER 1\n")
             .unwrap_err()
             .contains("HOTP"));
-        assert!(parse("JBSWY3DPEHPK3PXPJBSWY3DP\n")
-            .unwrap_err()
-            .contains("TOTP_AUTH"));
+        assert!(parse("JBSWY3DPEHPK3PXPJBSWY3DP\n").unwrap_err().contains("TOTP_AUTH"));
         let err = parse("JBSWY3DPEHPK3PXPJBSWY3DP\n\" TOTP_AUTH\nhello\n").unwrap_err();
         assert!(err.contains("line 3"), "{err}");
         assert!(parse("JBSWY3DPEHPK3PXPJBSWY3DP\n\" WINDOW_SIZE 99\n\" TOTP_AUTH\n").is_err());

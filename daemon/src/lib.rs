@@ -3,13 +3,16 @@
 //! and authorizes.
 
 pub mod bus;
+pub mod challenge;
 pub mod clock;
 pub mod ga_import;
 pub mod limits;
+pub mod push;
 pub mod qr;
 pub mod random;
 pub mod recovery;
 pub mod service;
 pub mod store;
+pub mod timefmt;
 pub mod totp;
 pub mod uri;

@@ -31,11 +31,8 @@ pub fn after_failure(state: &LimitState, limits: &Limits, now: u64) -> LimitStat
         return LimitState { failures, ..*state };
     }
     let doubling = 1u64.checked_shl(state.lockouts.min(32)).unwrap_or(u64::MAX);
-    let length = limits
-        .lockout_seconds
-        .get()
-        .saturating_mul(doubling)
-        .min(limits.lockout_max_seconds.get());
+    let length =
+        limits.lockout_seconds.get().saturating_mul(doubling).min(limits.lockout_max_seconds.get());
     LimitState {
         failures: 0,
         lockouts: state.lockouts.saturating_add(1),
@@ -63,11 +60,7 @@ mod tests {
 
     #[test]
     fn failures_below_the_limit_do_not_lock() {
-        let s = after_failure(
-            &after_failure(&LimitState::default(), &limits(), 0),
-            &limits(),
-            0,
-        );
+        let s = after_failure(&after_failure(&LimitState::default(), &limits(), 0), &limits(), 0);
         assert_eq!(s.failures, 2);
         assert_eq!(locked_for(&s, 0), None);
     }
@@ -91,11 +84,7 @@ mod tests {
 
     #[test]
     fn success_forgives() {
-        let s = LimitState {
-            failures: 2,
-            lockouts: 3,
-            locked_until: 0,
-        };
+        let s = LimitState { failures: 2, lockouts: 3, locked_until: 0 };
         assert_eq!(after_success(), LimitState::default());
         assert_ne!(s, after_success());
     }

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use nix::sys::signal::{SigSet, Signal};
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
-use pam_mfa_daemon::bus::{AdminInterface, EnrollInterface, PamInterface};
+use pam_mfa_daemon::bus::{AdminInterface, ApproverInterface, EnrollInterface, PamInterface};
+use pam_mfa_daemon::push::Registry;
 use pam_mfa_daemon::random::OsRandom;
 use pam_mfa_daemon::service::Service;
 use pam_mfa_daemon::store::Store;
@@ -88,17 +90,14 @@ fn main() -> ExitCode {
         let signal = stop_signals.wait();
         let _ = stop_tx.send(signal);
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!("cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     match runtime.block_on(serve(config, store, stop_rx)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -124,24 +123,43 @@ async fn serve(
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
     let service = Arc::new(Service::new(config, store, Box::new(OsRandom), &host));
+    let push = Arc::new(Registry::default());
     let connection = zbus::connection::Builder::address(address.as_str())
         .name(names::BUS_NAME)
         .serve_at(
             names::OBJECT_PATH,
-            PamInterface {
-                service: Arc::clone(&service),
-            },
+            PamInterface { service: Arc::clone(&service), push: Arc::clone(&push) },
         )
         .serve_at(
             names::OBJECT_PATH,
-            EnrollInterface {
-                service: Arc::clone(&service),
-            },
+            ApproverInterface { service: Arc::clone(&service), push: Arc::clone(&push) },
         )
+        .serve_at(names::OBJECT_PATH, EnrollInterface { service: Arc::clone(&service) })
         .serve_at(names::OBJECT_PATH, AdminInterface { service })
         .build()
         .await
         .map_err(|e| format!("cannot serve {} on {address}: {e}", names::BUS_NAME))?;
+    // Challenges belong to their creator's connection and approvers to
+    // theirs: when a connection leaves the bus, both go with it.
+    let dbus = zbus::fdo::DBusProxy::new(&connection)
+        .await
+        .map_err(|e| format!("cannot talk to the bus daemon: {e}"))?;
+    let mut departures = dbus
+        .receive_name_owner_changed()
+        .await
+        .map_err(|e| format!("cannot watch the bus: {e}"))?;
+    let registry = Arc::clone(&push);
+    tokio::spawn(async move {
+        while let Some(signal) = departures.next().await {
+            let Ok(args) = signal.args() else { continue };
+            if args.new_owner().is_none() && args.name().starts_with(':') {
+                let now = pam_mfa_daemon::clock::now();
+                for id in registry.forget_connection(args.name(), now) {
+                    tracing::info!(challenge = %id, result = "cancelled", "challenge-ended");
+                }
+            }
+        }
+    });
     tracing::info!(bus = %address, name = names::BUS_NAME, "ready");
     let signal = stop.await;
     tracing::info!(signal = ?signal, "stopping");

@@ -33,16 +33,10 @@ pub fn generate(random: &dyn Random) -> std::io::Result<Vec<Zeroizing<String>>> 
 /// (an imported google-authenticator scratch code).
 pub fn normalize(input: &str) -> Option<Zeroizing<String>> {
     let canonical: Zeroizing<String> = Zeroizing::new(
-        input
-            .chars()
-            .filter(|c| *c != '-' && *c != ' ')
-            .map(|c| c.to_ascii_uppercase())
-            .collect(),
+        input.chars().filter(|c| *c != '-' && *c != ' ').map(|c| c.to_ascii_uppercase()).collect(),
     );
     let base32 = canonical.len() == 16
-        && canonical
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b));
+        && canonical.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b));
     let scratch = canonical.len() == 8 && canonical.bytes().all(|b| b.is_ascii_digit());
     (base32 || scratch).then_some(canonical)
 }
@@ -53,11 +47,7 @@ pub fn hash(salt: &str, canonical: &str) -> String {
     hasher.update(salt.as_bytes());
     hasher.update(b":");
     hasher.update(canonical.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Index of the stored hash that `input` matches; every hash is compared.

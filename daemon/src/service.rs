@@ -193,6 +193,18 @@ impl Service {
         &self.config
     }
 
+    /// The host name shown in URIs and to approvers.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `n` secret random bytes.
+    pub fn random_bytes(&self, n: usize) -> Result<Vec<u8>, ServiceError> {
+        let mut bytes = vec![0u8; n];
+        self.random.fill(&mut bytes).map_err(ServiceError::Random)?;
+        Ok(bytes)
+    }
+
     /// The lock that serialises all work on one user's record.
     fn user_lock(&self, user: &Username) -> Arc<Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -220,10 +232,7 @@ impl Service {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut record) = self.store.load(user)? else {
-            return Ok(Verdict {
-                outcome: VerifyOutcome::NotEnrolled,
-                retry_after: 0,
-            });
+            return Ok(Verdict { outcome: VerifyOutcome::NotEnrolled, retry_after: 0 });
         };
         let verdict = self.check_and_record(&mut record, code, now)?;
         self.store.save(user, &record)?;
@@ -238,10 +247,7 @@ impl Service {
         now: u64,
     ) -> Result<Verdict, ServiceError> {
         if let Some(left) = limits::locked_for(&record.limits, now) {
-            return Ok(Verdict {
-                outcome: VerifyOutcome::LockedOut,
-                retry_after: left,
-            });
+            return Ok(Verdict { outcome: VerifyOutcome::LockedOut, retry_after: left });
         }
         let params = record.params().map_err(ServiceError::BadRecord)?;
         let secret = Zeroizing::new(record.secret_bytes().map_err(ServiceError::BadRecord)?);
@@ -266,10 +272,7 @@ impl Service {
             limits::after_failure(&record.limits, &limits_of(&self.config, record), now)
         };
         let retry_after = limits::locked_for(&record.limits, now).unwrap_or(0);
-        Ok(Verdict {
-            outcome,
-            retry_after,
-        })
+        Ok(Verdict { outcome, retry_after })
     }
 
     /// Checks the proof needed to replace an enrollment, saving its effect
@@ -313,19 +316,14 @@ impl Service {
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(mut record) = self.store.load(user)? {
             if !replace {
-                return Err(Refusal::AlreadyEnrolled {
-                    since: record.enrolled_at,
-                }
-                .into());
+                return Err(Refusal::AlreadyEnrolled { since: record.enrolled_at }.into());
             }
             if !admin {
                 self.require_proof(user, &mut record, proof, now)?;
             }
         }
         let mut secret = Zeroizing::new(vec![0u8; SECRET_BYTES]);
-        self.random
-            .fill(&mut secret)
-            .map_err(ServiceError::Random)?;
+        self.random.fill(&mut secret).map_err(ServiceError::Random)?;
         let totp = &self.config.totp;
         let params = Params {
             algorithm: totp.algorithm,
@@ -352,11 +350,7 @@ impl Service {
                 tries_left: tries,
             },
         );
-        Ok(Started {
-            uri,
-            account,
-            expires_in,
-        })
+        Ok(Started { uri, account, expires_in })
     }
 
     /// Confirms a started enrollment with its first code: makes it active
@@ -386,10 +380,7 @@ impl Service {
                 pending.remove(user);
                 return Err(Refusal::TooManyTries.into());
             }
-            return Err(Refusal::WrongCode {
-                tries_left: entry.tries_left,
-            }
-            .into());
+            return Err(Refusal::WrongCode { tries_left: entry.tries_left }.into());
         };
         let (codes, salt, hashes) = self.new_recovery_set()?;
         let record = Record {
@@ -471,10 +462,7 @@ impl Service {
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(mut record) = self.store.load(user)? {
             if !replace {
-                return Err(Refusal::AlreadyEnrolled {
-                    since: record.enrolled_at,
-                }
-                .into());
+                return Err(Refusal::AlreadyEnrolled { since: record.enrolled_at }.into());
             }
             if !admin {
                 self.require_proof(user, &mut record, proof, now)?;
@@ -557,49 +545,27 @@ mod tests {
         config.limits.max_failures = Ranged::clamped(3);
         config.enroll.pending_seconds = Ranged::clamped(300);
         config.enroll.confirm_tries = Ranged::clamped(2);
-        Service::new(
-            config,
-            Store::open(dir).unwrap(),
-            Box::new(OsRandom),
-            "host",
-        )
+        Service::new(config, Store::open(dir).unwrap(), Box::new(OsRandom), "host")
     }
 
     fn secret_of(uri: &str) -> Vec<u8> {
-        let secret = uri
-            .split("secret=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
-        totp_rs::Secret::try_from_base32(secret)
-            .unwrap()
-            .as_ref()
-            .to_vec()
+        let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
+        totp_rs::Secret::try_from_base32(secret).unwrap().as_ref().to_vec()
     }
 
     fn params() -> Params {
-        Params {
-            algorithm: pam_mfa_config::schema::Algorithm::Sha1,
-            digits: 6,
-            period: 30,
-        }
+        Params { algorithm: pam_mfa_config::schema::Algorithm::Sha1, digits: 6, period: 30 }
     }
 
     fn enrolled(svc: &Service, user: &Username, t: u64) -> (Vec<u8>, Vec<Zeroizing<String>>) {
         let started = svc.begin(user, false, "", false, t).unwrap();
         let secret = secret_of(&started.uri);
-        let codes = svc
-            .confirm(user, &totp::code_at(&secret, params(), t), t)
-            .unwrap();
+        let codes = svc.confirm(user, &totp::code_at(&secret, params(), t), t).unwrap();
         (secret, codes)
     }
 
     fn wrong(code: &str) -> String {
-        code.bytes()
-            .map(|b| char::from(b'0' + (b - b'0' + 5) % 10))
-            .collect()
+        code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
     }
 
     #[test]
@@ -608,34 +574,18 @@ mod tests {
         let svc = service(dir.path());
         let alice = Username::parse("alice").unwrap();
         let started = svc.begin(&alice, false, "", false, 1000).unwrap();
-        assert!(started
-            .uri
-            .starts_with("otpauth://totp/pam-mfa:alice%40host?secret="));
+        assert!(started.uri.starts_with("otpauth://totp/pam-mfa:alice%40host?secret="));
         assert_eq!(started.account, "alice@host");
-        assert!(
-            !svc.is_enrolled(&alice).unwrap(),
-            "not active before the first code"
-        );
+        assert!(!svc.is_enrolled(&alice).unwrap(), "not active before the first code");
         let secret = secret_of(&started.uri);
-        let codes = svc
-            .confirm(&alice, &totp::code_at(&secret, params(), 1000), 1000)
-            .unwrap();
+        let codes = svc.confirm(&alice, &totp::code_at(&secret, params(), 1000), 1000).unwrap();
         assert_eq!(codes.len(), recovery::COUNT);
         // The confirming code cannot sign in again; the next step's can, once.
         let first = totp::code_at(&secret, params(), 1000);
-        assert_eq!(
-            svc.verify(&alice, &first, 1000).unwrap().outcome,
-            VerifyOutcome::Replayed
-        );
+        assert_eq!(svc.verify(&alice, &first, 1000).unwrap().outcome, VerifyOutcome::Replayed);
         let next = totp::code_at(&secret, params(), 1030);
-        assert_eq!(
-            svc.verify(&alice, &next, 1030).unwrap().outcome,
-            VerifyOutcome::Accepted
-        );
-        assert_eq!(
-            svc.verify(&alice, &next, 1030).unwrap().outcome,
-            VerifyOutcome::Replayed
-        );
+        assert_eq!(svc.verify(&alice, &next, 1030).unwrap().outcome, VerifyOutcome::Accepted);
+        assert_eq!(svc.verify(&alice, &next, 1030).unwrap().outcome, VerifyOutcome::Replayed);
     }
 
     #[test]
@@ -645,20 +595,11 @@ mod tests {
         let bob = Username::parse("bob").unwrap();
         let (_, codes) = enrolled(&svc, &bob, 1000);
         let code = codes[3].to_lowercase();
-        assert_eq!(
-            svc.verify(&bob, &code, 2000).unwrap().outcome,
-            VerifyOutcome::RecoveryAccepted
-        );
-        assert_eq!(
-            svc.verify(&bob, &code, 2000).unwrap().outcome,
-            VerifyOutcome::Rejected
-        );
+        assert_eq!(svc.verify(&bob, &code, 2000).unwrap().outcome, VerifyOutcome::RecoveryAccepted);
+        assert_eq!(svc.verify(&bob, &code, 2000).unwrap().outcome, VerifyOutcome::Rejected);
         assert_eq!(svc.status(&bob, 2000).unwrap().unwrap().recovery_left, 9);
         let stored = std::fs::read_to_string(dir.path().join("users/bob.toml")).unwrap();
-        assert!(
-            !stored.contains(codes[0].as_str()),
-            "codes are stored hashed"
-        );
+        assert!(!stored.contains(codes[0].as_str()), "codes are stored hashed");
     }
 
     #[test]
@@ -669,25 +610,16 @@ mod tests {
         let started = svc.begin(&carol, false, "", false, 0).unwrap();
         let right = totp::code_at(&secret_of(&started.uri), params(), 0);
         let err = svc.confirm(&carol, &wrong(&right), 0).unwrap_err();
-        assert!(matches!(
-            err,
-            ServiceError::Refused(Refusal::WrongCode { tries_left: 1 })
-        ));
+        assert!(matches!(err, ServiceError::Refused(Refusal::WrongCode { tries_left: 1 })));
         let err = svc.confirm(&carol, &wrong(&right), 0).unwrap_err();
         assert!(matches!(err, ServiceError::Refused(Refusal::TooManyTries)));
         let err = svc.confirm(&carol, &right, 0).unwrap_err();
-        assert!(matches!(
-            err,
-            ServiceError::Refused(Refusal::NoPendingEnrollment)
-        ));
+        assert!(matches!(err, ServiceError::Refused(Refusal::NoPendingEnrollment)));
 
         let started = svc.begin(&carol, false, "", false, 0).unwrap();
         let right = totp::code_at(&secret_of(&started.uri), params(), 300);
         let err = svc.confirm(&carol, &right, 300).unwrap_err();
-        assert!(matches!(
-            err,
-            ServiceError::Refused(Refusal::PendingExpired)
-        ));
+        assert!(matches!(err, ServiceError::Refused(Refusal::PendingExpired)));
         assert!(!svc.is_enrolled(&carol).unwrap());
     }
 
@@ -698,26 +630,17 @@ mod tests {
         let dave = Username::parse("dave").unwrap();
         let (secret, _) = enrolled(&svc, &dave, 1000);
         let err = svc.begin(&dave, false, "", false, 1100).unwrap_err();
-        assert!(matches!(
-            err,
-            ServiceError::Refused(Refusal::AlreadyEnrolled { since: 1000 })
-        ));
+        assert!(matches!(err, ServiceError::Refused(Refusal::AlreadyEnrolled { since: 1000 })));
         let err = svc.begin(&dave, true, "", false, 1100).unwrap_err();
         assert!(matches!(err, ServiceError::Refused(Refusal::ProofRequired)));
         let bad = wrong(&totp::code_at(&secret, params(), 1100));
         let err = svc.begin(&dave, true, &bad, false, 1100).unwrap_err();
-        assert!(matches!(
-            err,
-            ServiceError::Refused(Refusal::ProofRefused { .. })
-        ));
+        assert!(matches!(err, ServiceError::Refused(Refusal::ProofRefused { .. })));
         // With a current code a replacement starts, and is then abandoned:
         let proof = totp::code_at(&secret, params(), 1100);
         svc.begin(&dave, true, &proof, false, 1100).unwrap();
         let later = totp::code_at(&secret, params(), 1200);
-        assert_eq!(
-            svc.verify(&dave, &later, 1200).unwrap().outcome,
-            VerifyOutcome::Accepted
-        );
+        assert_eq!(svc.verify(&dave, &later, 1200).unwrap().outcome, VerifyOutcome::Accepted);
         // An administrator needs no proof.
         svc.begin(&dave, true, "", true, 1300).unwrap();
     }
@@ -728,16 +651,11 @@ mod tests {
         let svc = service(dir.path());
         let erin = Username::parse("erin").unwrap();
         let (secret, old) = enrolled(&svc, &erin, 1000);
-        let err = svc
-            .new_recovery_codes(&erin, old[0].as_str(), false, 1100)
-            .unwrap_err();
+        let err = svc.new_recovery_codes(&erin, old[0].as_str(), false, 1100).unwrap_err();
         assert!(matches!(err, ServiceError::Refused(Refusal::ProofRequired)));
         let proof = totp::code_at(&secret, params(), 1100);
         let new = svc.new_recovery_codes(&erin, &proof, false, 1100).unwrap();
-        assert_eq!(
-            svc.verify(&erin, &old[1], 1200).unwrap().outcome,
-            VerifyOutcome::Rejected
-        );
+        assert_eq!(svc.verify(&erin, &old[1], 1200).unwrap().outcome, VerifyOutcome::Rejected);
         assert_eq!(
             svc.verify(&erin, &new[1], 1200).unwrap().outcome,
             VerifyOutcome::RecoveryAccepted
@@ -753,15 +671,9 @@ mod tests {
             "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 5\n\" TOTP_AUTH\n11223344\n",
         )
         .unwrap();
-        assert_eq!(
-            svc.import(&frank, &file, false, "", false, 10_000).unwrap(),
-            1
-        );
+        assert_eq!(svc.import(&frank, &file, false, "", false, 10_000).unwrap(), 1);
         let code = totp::code_at(&file.secret, params(), 10_000 + 60);
-        assert_eq!(
-            svc.verify(&frank, &code, 10_000).unwrap().outcome,
-            VerifyOutcome::Accepted
-        );
+        assert_eq!(svc.verify(&frank, &code, 10_000).unwrap().outcome, VerifyOutcome::Accepted);
         assert_eq!(
             svc.verify(&frank, "11223344", 10_000).unwrap().outcome,
             VerifyOutcome::RecoveryAccepted
@@ -773,10 +685,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
         let nobody = Username::parse("nobody").unwrap();
-        assert_eq!(
-            svc.verify(&nobody, "123456", 0).unwrap().outcome,
-            VerifyOutcome::NotEnrolled
-        );
+        assert_eq!(svc.verify(&nobody, "123456", 0).unwrap().outcome, VerifyOutcome::NotEnrolled);
         assert!(!svc.reset(&nobody).unwrap());
     }
 
@@ -789,24 +698,12 @@ mod tests {
         let right = totp::code_at(&secret, params(), 100);
         let bad = wrong(&right);
         for _ in 0..2 {
-            assert_eq!(
-                svc.verify(&bob, &bad, 100).unwrap().outcome,
-                VerifyOutcome::Rejected
-            );
+            assert_eq!(svc.verify(&bob, &bad, 100).unwrap().outcome, VerifyOutcome::Rejected);
         }
         let third = svc.verify(&bob, &bad, 100).unwrap();
-        assert_eq!(
-            (third.outcome, third.retry_after),
-            (VerifyOutcome::Rejected, 30)
-        );
-        assert_eq!(
-            svc.verify(&bob, &right, 100).unwrap().outcome,
-            VerifyOutcome::LockedOut
-        );
+        assert_eq!((third.outcome, third.retry_after), (VerifyOutcome::Rejected, 30));
+        assert_eq!(svc.verify(&bob, &right, 100).unwrap().outcome, VerifyOutcome::LockedOut);
         let later = totp::code_at(&secret, params(), 131);
-        assert_eq!(
-            svc.verify(&bob, &later, 131).unwrap().outcome,
-            VerifyOutcome::Accepted
-        );
+        assert_eq!(svc.verify(&bob, &later, 131).unwrap().outcome, VerifyOutcome::Accepted);
     }
 }

@@ -65,11 +65,7 @@ impl Record {
         if self.period == 0 || self.period > 3600 {
             return Err(format!("period {} is not 1 to 3600", self.period));
         }
-        Ok(Params {
-            algorithm,
-            digits: self.digits,
-            period: self.period,
-        })
+        Ok(Params { algorithm, digits: self.digits, period: self.period })
     }
 
     /// The raw secret bytes.
@@ -112,10 +108,7 @@ impl std::fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |error| StoreError::Io {
-        path: path.to_path_buf(),
-        error,
-    }
+    move |error| StoreError::Io { path: path.to_path_buf(), error }
 }
 
 /// The store below one state directory.
@@ -194,17 +187,14 @@ impl Store {
     /// contents survive a crash, and a crash before never leaves a torn file.
     pub fn save(&self, user: &Username, record: &Record) -> Result<(), StoreError> {
         let path = self.path_of(user);
-        let text = toml::to_string(record).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let text = toml::to_string(record)
+            .map_err(|e| StoreError::Corrupt { path: path.clone(), message: e.to_string() })?;
         let mut temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .permissions(fs::Permissions::from_mode(0o600))
             .tempfile_in(&self.users)
             .map_err(io_err(&self.users))?;
-        temp.write_all(text.as_bytes())
-            .map_err(io_err(temp.path()))?;
+        temp.write_all(text.as_bytes()).map_err(io_err(temp.path()))?;
         temp.as_file().sync_all().map_err(io_err(&path))?;
         temp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
         self.sync_dir()
@@ -264,11 +254,7 @@ mod tests {
             period: 30,
             enrolled_at: 1_700_000_000,
             last_step: Some(56_666_666),
-            limits: LimitState {
-                failures: 2,
-                lockouts: 1,
-                locked_until: 5,
-            },
+            limits: LimitState { failures: 2, lockouts: 1, locked_until: 5 },
             skew: Some(2),
             max_failures: None,
             lockout_seconds: Some(30),
@@ -299,15 +285,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.save(&user("bob"), &record()).unwrap();
-        let mode = fs::metadata(dir.path().join("users/bob.toml"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(dir.path().join("users/bob.toml")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let mode = fs::metadata(dir.path().join("users"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(dir.path().join("users")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
     }
 
@@ -317,10 +297,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.save(&user("good"), &record()).unwrap();
         fs::write(dir.path().join("users/bad.toml"), "secret = [").unwrap();
-        assert!(matches!(
-            store.load(&user("bad")),
-            Err(StoreError::Corrupt { .. })
-        ));
+        assert!(matches!(store.load(&user("bad")), Err(StoreError::Corrupt { .. })));
         assert_eq!(store.load(&user("good")).unwrap(), Some(record()));
     }
 
@@ -339,10 +316,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
         let err = Store::open(dir.path()).unwrap_err();
-        assert!(
-            err.to_string().contains("writable by group or others"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("writable by group or others"), "{err}");
     }
 
     #[test]

@@ -101,117 +101,70 @@ mod tests {
     ];
 
     fn params(algorithm: Algorithm) -> Params {
-        Params {
-            algorithm,
-            digits: 8,
-            period: 30,
-        }
+        Params { algorithm, digits: 8, period: 30 }
     }
 
     #[test]
     fn rfc6238_appendix_b_sha1() {
         for (t, code, _, _) in VECTORS {
-            assert_eq!(
-                code_at(&seed(20), params(Algorithm::Sha1), t),
-                code,
-                "T={t}"
-            );
+            assert_eq!(code_at(&seed(20), params(Algorithm::Sha1), t), code, "T={t}");
         }
     }
 
     #[test]
     fn rfc6238_appendix_b_sha256() {
         for (t, _, code, _) in VECTORS {
-            assert_eq!(
-                code_at(&seed(32), params(Algorithm::Sha256), t),
-                code,
-                "T={t}"
-            );
+            assert_eq!(code_at(&seed(32), params(Algorithm::Sha256), t), code, "T={t}");
         }
     }
 
     #[test]
     fn rfc6238_appendix_b_sha512() {
         for (t, _, _, code) in VECTORS {
-            assert_eq!(
-                code_at(&seed(64), params(Algorithm::Sha512), t),
-                code,
-                "T={t}"
-            );
+            assert_eq!(code_at(&seed(64), params(Algorithm::Sha512), t), code, "T={t}");
         }
     }
 
     #[test]
     fn code_of_now_is_accepted_and_names_its_step() {
-        let p = Params {
-            algorithm: Algorithm::Sha1,
-            digits: 6,
-            period: 30,
-        };
+        let p = Params { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
         let code = code_at(&seed(20), p, 1_000_000);
         assert_eq!(
             check(&seed(20), p, &code, 1_000_000, 1, None),
-            Check::Accepted {
-                step: 1_000_000 / 30
-            }
+            Check::Accepted { step: 1_000_000 / 30 }
         );
     }
 
     #[test]
     fn code_within_skew_is_accepted_and_outside_refused() {
-        let p = Params {
-            algorithm: Algorithm::Sha1,
-            digits: 6,
-            period: 30,
-        };
+        let p = Params { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
         let now = 1_000_020;
         let prev = code_at(&seed(20), p, now - 30);
         let old = code_at(&seed(20), p, now - 60);
-        assert!(matches!(
-            check(&seed(20), p, &prev, now, 1, None),
-            Check::Accepted { .. }
-        ));
+        assert!(matches!(check(&seed(20), p, &prev, now, 1, None), Check::Accepted { .. }));
         assert_eq!(check(&seed(20), p, &old, now, 1, None), Check::Rejected);
         assert_eq!(check(&seed(20), p, &prev, now, 0, None), Check::Rejected);
     }
 
     #[test]
     fn replayed_code_is_refused() {
-        let p = Params {
-            algorithm: Algorithm::Sha1,
-            digits: 6,
-            period: 30,
-        };
+        let p = Params { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
         let now = 1_000_020;
         let code = code_at(&seed(20), p, now);
         let Check::Accepted { step } = check(&seed(20), p, &code, now, 1, None) else {
             panic!("first use refused");
         };
-        assert_eq!(
-            check(&seed(20), p, &code, now, 1, Some(step)),
-            Check::Replayed
-        );
+        assert_eq!(check(&seed(20), p, &code, now, 1, Some(step)), Check::Replayed);
         // An older code than the last accepted one is a replay too.
         let prev = code_at(&seed(20), p, now - 30);
-        assert_eq!(
-            check(&seed(20), p, &prev, now, 1, Some(step)),
-            Check::Replayed
-        );
+        assert_eq!(check(&seed(20), p, &prev, now, 1, Some(step)), Check::Replayed);
     }
 
     #[test]
     fn malformed_codes_are_rejected() {
-        let p = Params {
-            algorithm: Algorithm::Sha1,
-            digits: 6,
-            period: 30,
-        };
+        let p = Params { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
         for code in ["", "12345", "1234567", "12a456", " 123456", "١٢٣٤٥٦"] {
-            assert_eq!(
-                check(&seed(20), p, code, 0, 1, None),
-                Check::Rejected,
-                "{code:?}"
-            );
+            assert_eq!(check(&seed(20), p, code, 0, 1, None), Check::Rejected, "{code:?}");
         }
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
 use pam_mfa_config::username::Username;
-use pam_mfa_config::wire::{context, VerifyOutcome};
+use pam_mfa_config::wire::{context, ChallengeOutcome, VerifyOutcome};
 
-use crate::args::Args;
+use crate::args::{Args, Mode};
 use crate::codes::PamCode;
 use crate::handler::{Item, PamHandler, Priority};
 
@@ -42,6 +42,19 @@ pub trait Daemon {
         code: &str,
         context: &HashMap<String, String>,
     ) -> Result<(VerifyOutcome, u64), DaemonError>;
+    fn has_approver(&mut self, user: &str) -> Result<bool, DaemonError>;
+    /// (challenge id, number to show, seconds to expiry)
+    fn create_challenge(
+        &mut self,
+        user: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<(String, u32, u64), DaemonError>;
+    fn wait_challenge(
+        &mut self,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<ChallengeOutcome, DaemonError>;
+    fn cancel_challenge(&mut self, id: &str) -> Result<(), DaemonError>;
 }
 
 /// Entry point used by the FFI shim: real config, real bus.
@@ -69,10 +82,7 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
             Priority::Debug,
             &format!(
                 "config {} read; mfad at {} within {} ms",
-                args.config
-                    .as_deref()
-                    .unwrap_or(Path::new(names::DEFAULT_CONFIG_PATH))
-                    .display(),
+                args.config.as_deref().unwrap_or(Path::new(names::DEFAULT_CONFIG_PATH)).display(),
                 config.bus.address.as_str(),
                 config.bus.timeout_ms.get()
             ),
@@ -95,11 +105,7 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     let user = match Username::parse(&user) {
         Ok(user) => user,
         Err(e) => {
-            attempt.log(
-                pam,
-                Priority::Notice,
-                &format!("result=refused reason=\"{e}\""),
-            );
+            attempt.log(pam, Priority::Notice, &format!("result=refused reason=\"{e}\""));
             return PamCode::UserUnknown;
         }
     };
@@ -110,11 +116,7 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     match enrolled {
         Ok(true) => {}
         Ok(false) if args.nullok => {
-            attempt.log(
-                pam,
-                Priority::Info,
-                "result=ignored reason=not-enrolled (nullok)",
-            );
+            attempt.log(pam, Priority::Info, "result=ignored reason=not-enrolled (nullok)");
             return PamCode::Ignore;
         }
         Ok(false) => {
@@ -122,49 +124,58 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return PamCode::AuthErr;
         }
         Err(e) => {
-            attempt.log(
-                pam,
-                Priority::Error,
-                &format!("result=unavailable reason=\"{e}\""),
-            );
+            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
             return PamCode::AuthinfoUnavail;
         }
     }
-    let code = match pam.prompt_hidden(PROMPT) {
-        Ok(code) => code,
-        Err(rc) => {
-            attempt.log(pam, Priority::Notice, "result=conversation-failed");
-            return rc;
-        }
+    let mode = match args.mode {
+        Mode::Auto => match daemon.has_approver(user.as_str()) {
+            Ok(true) => Mode::Push,
+            Ok(false) => Mode::Code,
+            Err(e) => {
+                attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
+                return PamCode::AuthinfoUnavail;
+            }
+        },
+        mode => mode,
     };
+    match mode {
+        Mode::Push => push(pam, args, daemon, &user, &attempt),
+        Mode::Code | Mode::Auto => match pam.prompt_hidden(PROMPT) {
+            Ok(code) => check_code(pam, args, daemon, &user, &attempt, &code),
+            Err(rc) => {
+                attempt.log(pam, Priority::Notice, "result=conversation-failed");
+                rc
+            }
+        },
+    }
+}
+
+/// Checks a typed code (or recovery code) with mfad and maps the answer.
+fn check_code(
+    pam: &dyn PamHandler,
+    args: &Args,
+    daemon: &mut dyn Daemon,
+    user: &Username,
+    attempt: &Attempt,
+    code: &str,
+) -> PamCode {
     let typed = code.trim();
-    let plausible = typed
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' ');
+    let plausible = typed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' ');
     if typed.is_empty() || typed.len() > 32 || !plausible {
         // Cannot be right; not worth a round trip (and not a brute-force step).
         attempt.log(pam, Priority::Notice, "result=malformed");
         pam.error("Wrong code.");
         return PamCode::AuthErr;
     }
-    let verdict = daemon.verify_code(user.as_str(), typed, &attempt.context);
-    drop(code);
-    let (outcome, retry_after) = match verdict {
+    let (outcome, retry_after) = match daemon.verify_code(user.as_str(), typed, &attempt.context) {
         Ok(v) => v,
         Err(e) => {
-            attempt.log(
-                pam,
-                Priority::Error,
-                &format!("result=unavailable reason=\"{e}\""),
-            );
+            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
             return PamCode::AuthinfoUnavail;
         }
     };
-    let priority = if outcome.is_success() {
-        Priority::Info
-    } else {
-        Priority::Notice
-    };
+    let priority = if outcome.is_success() { Priority::Info } else { Priority::Notice };
     attempt.log(pam, priority, &format!("result={}", outcome.as_str()));
     match outcome {
         VerifyOutcome::Accepted => PamCode::Success,
@@ -188,6 +199,70 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     }
 }
 
+/// Number matching: show the number, wait (woken by mfad) for the approval.
+/// Over SSH keyboard-interactive, info text appears only with the next
+/// prompt, so there the number is part of a prompt: the user approves and
+/// presses Enter, or types a code instead.
+fn push(
+    pam: &dyn PamHandler,
+    args: &Args,
+    daemon: &mut dyn Daemon,
+    user: &Username,
+    attempt: &Attempt,
+) -> PamCode {
+    let (id, number, expires_in) = match daemon.create_challenge(user.as_str(), &attempt.context) {
+        Ok(challenge) => challenge,
+        Err(e) => {
+            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
+            return PamCode::AuthinfoUnavail;
+        }
+    };
+    let started = std::time::Instant::now();
+    let over_ssh = attempt.context.get(context::SERVICE).is_some_and(|s| s.starts_with("sshd"));
+    if over_ssh {
+        let prompt = format!(
+            "Sign-in request: type {number} in mfa-approve (in another session), then press Enter here, or type a code: "
+        );
+        let answer = match pam.prompt_visible(&prompt) {
+            Ok(answer) => answer,
+            Err(rc) => {
+                let _ = daemon.cancel_challenge(&id);
+                attempt.log(pam, Priority::Notice, "result=conversation-failed");
+                return rc;
+            }
+        };
+        if !answer.trim().is_empty() {
+            let _ = daemon.cancel_challenge(&id);
+            return check_code(pam, args, daemon, user, attempt, &answer);
+        }
+    } else {
+        pam.info(&format!(
+            "Sign-in request: type {number} in mfa-approve (in another session) to approve. Waiting up to {expires_in} seconds."
+        ));
+    }
+    let left = std::time::Duration::from_secs(expires_in).saturating_sub(started.elapsed());
+    let outcome = match daemon.wait_challenge(&id, left) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
+            return PamCode::AuthinfoUnavail;
+        }
+    };
+    let priority =
+        if outcome == ChallengeOutcome::Approved { Priority::Info } else { Priority::Notice };
+    attempt.log(pam, priority, &format!("mode=push result={}", outcome.as_str()));
+    let message = match outcome {
+        ChallengeOutcome::Approved => return PamCode::Success,
+        ChallengeOutcome::Denied => "The sign-in was denied in mfa-approve.",
+        ChallengeOutcome::WrongNumber => "A wrong number was typed in mfa-approve: request ended.",
+        ChallengeOutcome::Expired | ChallengeOutcome::Pending => "No approval came in time.",
+        ChallengeOutcome::Superseded => "A newer sign-in request replaced this one.",
+        ChallengeOutcome::Cancelled => "The sign-in request was cancelled.",
+    };
+    pam.error(message);
+    PamCode::AuthErr
+}
+
 /// The context of one attempt, for mfad and for the log line.
 struct Attempt {
     user: String,
@@ -206,10 +281,7 @@ impl Attempt {
                 context.insert(key.to_string(), value);
             }
         }
-        Attempt {
-            user: user.to_string(),
-            context,
-        }
+        Attempt { user: user.to_string(), context }
     }
 
     fn field(&self, key: &str) -> String {
@@ -254,10 +326,10 @@ mod tests {
         }
         fn prompt_hidden(&self, prompt: &str) -> Result<Zeroizing<String>, PamCode> {
             self.shown.borrow_mut().push(prompt.to_string());
-            self.answer
-                .clone()
-                .map(Zeroizing::new)
-                .ok_or(PamCode::ConvErr)
+            self.answer.clone().map(Zeroizing::new).ok_or(PamCode::ConvErr)
+        }
+        fn prompt_visible(&self, prompt: &str) -> Result<Zeroizing<String>, PamCode> {
+            self.prompt_hidden(prompt)
         }
         fn info(&self, text: &str) {
             self.shown.borrow_mut().push(text.to_string());
@@ -274,6 +346,8 @@ mod tests {
         enrolled: Result<bool, DaemonError>,
         outcome: Result<(VerifyOutcome, u64), DaemonError>,
         codes_seen: Vec<String>,
+        push: Option<ChallengeOutcome>,
+        cancelled: bool,
     }
 
     impl Daemon for Fake {
@@ -289,6 +363,27 @@ mod tests {
             self.codes_seen.push(code.to_string());
             self.outcome.clone()
         }
+        fn has_approver(&mut self, _: &str) -> Result<bool, DaemonError> {
+            Ok(self.push.is_some())
+        }
+        fn create_challenge(
+            &mut self,
+            _: &str,
+            _: &HashMap<String, String>,
+        ) -> Result<(String, u32, u64), DaemonError> {
+            Ok(("c1".into(), 71, 60))
+        }
+        fn wait_challenge(
+            &mut self,
+            _: &str,
+            _: std::time::Duration,
+        ) -> Result<ChallengeOutcome, DaemonError> {
+            self.push.ok_or(DaemonError::Unavailable("no push".into()))
+        }
+        fn cancel_challenge(&mut self, _: &str) -> Result<(), DaemonError> {
+            self.cancelled = true;
+            Ok(())
+        }
     }
 
     fn run(
@@ -302,27 +397,16 @@ mod tests {
             answer: answer.map(str::to_string),
             ..Script::default()
         };
-        let mut fake = Fake {
-            enrolled,
-            outcome,
-            codes_seen: vec![],
-        };
-        let args = Args {
-            nullok,
-            ..Args::default()
-        };
+        let mut fake = Fake { enrolled, outcome, codes_seen: vec![], push: None, cancelled: false };
+        let args = Args { nullok, ..Args::default() };
         let rc = authenticate_with(&script, &args, &mut fake);
         (rc, script, fake)
     }
 
     #[test]
     fn accepted_code_succeeds_and_is_sent_trimmed() {
-        let (rc, script, fake) = run(
-            Some(" 123456\n"),
-            Ok(true),
-            Ok((VerifyOutcome::Accepted, 0)),
-            false,
-        );
+        let (rc, script, fake) =
+            run(Some(" 123456\n"), Ok(true), Ok((VerifyOutcome::Accepted, 0)), false);
         assert_eq!(rc, PamCode::Success);
         assert_eq!(script.shown.borrow()[0], PROMPT);
         assert_eq!(fake.codes_seen, vec!["123456"]);
@@ -339,18 +423,8 @@ mod tests {
 
     #[test]
     fn malformed_code_fails_without_asking_mfad() {
-        for typed in [
-            "",
-            "12\u{e9}456",
-            "1234567890123456789012345678901234",
-            "12;456",
-        ] {
-            let (rc, _, fake) = run(
-                Some(typed),
-                Ok(true),
-                Ok((VerifyOutcome::Accepted, 0)),
-                false,
-            );
+        for typed in ["", "12\u{e9}456", "1234567890123456789012345678901234", "12;456"] {
+            let (rc, _, fake) = run(Some(typed), Ok(true), Ok((VerifyOutcome::Accepted, 0)), false);
             assert_eq!(rc, PamCode::AuthErr, "{typed:?}");
             assert!(fake.codes_seen.is_empty());
         }
@@ -358,28 +432,17 @@ mod tests {
 
     #[test]
     fn locked_out_user_gets_maxtries_and_the_wait() {
-        let (rc, script, _) = run(
-            Some("111111"),
-            Ok(true),
-            Ok((VerifyOutcome::LockedOut, 42)),
-            false,
-        );
+        let (rc, script, _) =
+            run(Some("111111"), Ok(true), Ok((VerifyOutcome::LockedOut, 42)), false);
         assert_eq!(rc, PamCode::Maxtries);
-        assert!(script
-            .shown
-            .borrow()
-            .iter()
-            .any(|s| s.contains("42 seconds")));
+        assert!(script.shown.borrow().iter().any(|s| s.contains("42 seconds")));
     }
 
     #[test]
     fn not_enrolled_is_ignored_only_with_nullok() {
         let (rc, script, _) = run(None, Ok(false), Ok((VerifyOutcome::Accepted, 0)), true);
         assert_eq!(rc, PamCode::Ignore);
-        assert!(
-            script.shown.borrow().is_empty(),
-            "no prompt for an unenrolled user"
-        );
+        assert!(script.shown.borrow().is_empty(), "no prompt for an unenrolled user");
         let (rc, _, _) = run(None, Ok(false), Ok((VerifyOutcome::Accepted, 0)), false);
         assert_eq!(rc, PamCode::AuthErr);
     }
@@ -387,12 +450,7 @@ mod tests {
     #[test]
     fn unreachable_daemon_fails_closed() {
         let down = || DaemonError::Unavailable("no socket".into());
-        let (rc, _, _) = run(
-            Some("1"),
-            Err(down()),
-            Ok((VerifyOutcome::Accepted, 0)),
-            true,
-        );
+        let (rc, _, _) = run(Some("1"), Err(down()), Ok((VerifyOutcome::Accepted, 0)), true);
         assert_eq!(rc, PamCode::AuthinfoUnavail);
         let (rc, _, _) = run(Some("111111"), Ok(true), Err(down()), true);
         assert_eq!(rc, PamCode::AuthinfoUnavail);
@@ -400,41 +458,125 @@ mod tests {
 
     #[test]
     fn the_log_has_the_context_but_never_the_code() {
-        let (_, script, _) = run(
-            Some("918273"),
-            Ok(true),
-            Ok((VerifyOutcome::Rejected, 0)),
-            false,
-        );
+        let (_, script, _) = run(Some("918273"), Ok(true), Ok((VerifyOutcome::Rejected, 0)), false);
         let logged = script.logged.borrow().join("\n");
-        assert!(
-            logged.contains("user=\"alice\" service=\"sshd\""),
-            "{logged}"
-        );
+        assert!(logged.contains("user=\"alice\" service=\"sshd\""), "{logged}");
         assert!(logged.contains("result=rejected"), "{logged}");
         assert!(!logged.contains("918273"), "{logged}");
     }
 
-    #[test]
-    fn debug_logs_the_steps_and_still_not_the_code() {
+    fn run_push(
+        mode: Mode,
+        service: &str,
+        answer: Option<&str>,
+        push: Option<ChallengeOutcome>,
+    ) -> (PamCode, Script, Fake) {
+        struct Svc<'a>(Script, &'a str);
+        impl PamHandler for Svc<'_> {
+            fn user(&self) -> Result<String, PamCode> {
+                self.0.user()
+            }
+            fn item(&self, item: Item) -> Option<String> {
+                (item == Item::Service).then(|| self.1.to_string())
+            }
+            fn prompt_hidden(&self, p: &str) -> Result<Zeroizing<String>, PamCode> {
+                self.0.prompt_hidden(p)
+            }
+            fn prompt_visible(&self, p: &str) -> Result<Zeroizing<String>, PamCode> {
+                self.0.prompt_visible(p)
+            }
+            fn info(&self, t: &str) {
+                self.0.info(t)
+            }
+            fn error(&self, t: &str) {
+                self.0.error(t)
+            }
+            fn log(&self, p: Priority, t: &str) {
+                self.0.log(p, t)
+            }
+        }
         let script = Script {
             user: "alice".into(),
-            answer: Some("918273".into()),
+            answer: answer.map(str::to_string),
             ..Script::default()
         };
+        let pam = Svc(script, service);
         let mut fake = Fake {
             enrolled: Ok(true),
             outcome: Ok((VerifyOutcome::Accepted, 0)),
             codes_seen: vec![],
+            push,
+            cancelled: false,
         };
-        let args = Args {
-            debug: true,
-            ..Args::default()
+        let args = Args { mode, ..Args::default() };
+        let rc = authenticate_with(&pam, &args, &mut fake);
+        (rc, pam.0, fake)
+    }
+
+    #[test]
+    fn push_shows_the_number_and_succeeds_on_approval() {
+        let (rc, script, _) = run_push(Mode::Push, "sudo", None, Some(ChallengeOutcome::Approved));
+        assert_eq!(rc, PamCode::Success);
+        assert!(script.shown.borrow()[0].contains("type 71 in mfa-approve"), "{:?}", script.shown);
+    }
+
+    #[test]
+    fn every_other_push_outcome_fails_with_its_own_message() {
+        let mut messages = Vec::new();
+        for outcome in [
+            ChallengeOutcome::Denied,
+            ChallengeOutcome::WrongNumber,
+            ChallengeOutcome::Expired,
+            ChallengeOutcome::Superseded,
+            ChallengeOutcome::Cancelled,
+        ] {
+            let (rc, script, _) = run_push(Mode::Push, "sudo", None, Some(outcome));
+            assert_eq!(rc, PamCode::AuthErr, "{outcome:?}");
+            messages.push(script.shown.borrow().last().cloned().unwrap_or_default());
+        }
+        let mut unique = messages.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), messages.len(), "{messages:?}");
+    }
+
+    #[test]
+    fn over_ssh_the_number_is_in_a_prompt_and_a_typed_code_replaces_the_wait() {
+        let (rc, script, fake) =
+            run_push(Mode::Push, "sshd", Some(""), Some(ChallengeOutcome::Approved));
+        assert_eq!(rc, PamCode::Success);
+        assert!(script.shown.borrow()[0].contains("type 71 in mfa-approve"));
+        assert!(script.shown.borrow()[0].ends_with("or type a code: "));
+        let (rc, _, fake2) =
+            run_push(Mode::Push, "sshd", Some("123456"), Some(ChallengeOutcome::Expired));
+        assert_eq!(rc, PamCode::Success, "the code decided, not the expired push");
+        assert!(fake2.cancelled && fake2.codes_seen == ["123456"]);
+        assert!(!fake.cancelled);
+    }
+
+    #[test]
+    fn auto_asks_a_code_when_no_approver_is_online() {
+        let (rc, script, fake) = run_push(Mode::Auto, "sudo", Some("123456"), None);
+        assert_eq!(rc, PamCode::Success);
+        assert_eq!(script.shown.borrow()[0], PROMPT);
+        assert_eq!(fake.codes_seen, ["123456"]);
+        let (_, script, _) = run_push(Mode::Auto, "sudo", None, Some(ChallengeOutcome::Approved));
+        assert!(script.shown.borrow()[0].contains("type 71"));
+    }
+
+    #[test]
+    fn debug_logs_the_steps_and_still_not_the_code() {
+        let script =
+            Script { user: "alice".into(), answer: Some("918273".into()), ..Script::default() };
+        let mut fake = Fake {
+            enrolled: Ok(true),
+            outcome: Ok((VerifyOutcome::Accepted, 0)),
+            codes_seen: vec![],
+            push: None,
+            cancelled: false,
         };
-        assert_eq!(
-            authenticate_with(&script, &args, &mut fake),
-            PamCode::Success
-        );
+        let args = Args { debug: true, ..Args::default() };
+        assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::Success);
         let logged = script.logged.borrow().join("\n");
         assert!(logged.contains("enrolled=Ok(true)"), "{logged}");
         assert!(!logged.contains("918273"), "{logged}");
@@ -442,14 +584,13 @@ mod tests {
 
     #[test]
     fn unsafe_username_is_refused_before_the_bus() {
-        let script = Script {
-            user: "../root".into(),
-            ..Script::default()
-        };
+        let script = Script { user: "../root".into(), ..Script::default() };
         let mut fake = Fake {
             enrolled: Ok(true),
             outcome: Ok((VerifyOutcome::Accepted, 0)),
             codes_seen: vec![],
+            push: None,
+            cancelled: false,
         };
         let rc = authenticate_with(&script, &Args::default(), &mut fake);
         assert_eq!(rc, PamCode::UserUnknown);

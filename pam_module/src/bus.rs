@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use pam_mfa_config::client::{Client, ClientError};
 use pam_mfa_config::schema::Config;
-use pam_mfa_config::wire::VerifyOutcome;
+use pam_mfa_config::wire::{ChallengeOutcome, VerifyOutcome};
 
 use crate::authenticate::{Daemon, DaemonError};
 
@@ -15,15 +15,11 @@ pub struct BusDaemon {
 
 impl BusDaemon {
     pub fn new(config: &Config) -> BusDaemon {
-        BusDaemon {
-            client: Client::from_config(config).map_err(|e| e.to_string()),
-        }
+        BusDaemon { client: Client::from_config(config).map_err(|e| e.to_string()) }
     }
 
     fn client(&mut self) -> Result<&mut Client, DaemonError> {
-        self.client
-            .as_mut()
-            .map_err(|e| DaemonError::Unavailable(e.clone()))
+        self.client.as_mut().map_err(|e| DaemonError::Unavailable(e.clone()))
     }
 }
 
@@ -45,8 +41,30 @@ impl Daemon for BusDaemon {
         code: &str,
         context: &HashMap<String, String>,
     ) -> Result<(VerifyOutcome, u64), DaemonError> {
-        self.client()?
-            .verify_code(user, code, context)
-            .map_err(convert)
+        self.client()?.verify_code(user, code, context).map_err(convert)
+    }
+
+    fn has_approver(&mut self, user: &str) -> Result<bool, DaemonError> {
+        self.client()?.has_approver(user).map_err(convert)
+    }
+
+    fn create_challenge(
+        &mut self,
+        user: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<(String, u32, u64), DaemonError> {
+        self.client()?.create_challenge(user, context).map_err(convert)
+    }
+
+    fn wait_challenge(
+        &mut self,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<ChallengeOutcome, DaemonError> {
+        self.client()?.wait_challenge(id, wait).map_err(convert)
+    }
+
+    fn cancel_challenge(&mut self, id: &str) -> Result<(), DaemonError> {
+        self.client()?.cancel_challenge(id).map_err(convert)
     }
 }

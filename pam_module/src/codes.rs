@@ -122,10 +122,7 @@ impl From<PamCode> for i32 {
 impl TryFrom<i32> for PamCode {
     type Error = i32;
     fn try_from(value: i32) -> Result<Self, i32> {
-        PamCode::ALL
-            .into_iter()
-            .find(|c| *c as i32 == value)
-            .ok_or(value)
+        PamCode::ALL.into_iter().find(|c| *c as i32 == value).ok_or(value)
     }
 }
 

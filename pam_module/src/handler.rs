@@ -30,6 +30,8 @@ pub trait PamHandler {
     fn item(&self, item: Item) -> Option<String>;
     /// Asks the user with echo off; the answer is wiped when dropped.
     fn prompt_hidden(&self, prompt: &str) -> Result<Zeroizing<String>, PamCode>;
+    /// Asks the user with echo on (for "press Enter"); wiped when dropped.
+    fn prompt_visible(&self, prompt: &str) -> Result<Zeroizing<String>, PamCode>;
     /// Shows a notice to the user.
     fn info(&self, text: &str);
     /// Shows an error to the user.

@@ -14,10 +14,7 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// The folder holding the built binaries (target/debug or target/release),
@@ -25,11 +22,7 @@ pub fn workspace() -> PathBuf {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
-    let dir = if deps.ends_with("deps") {
-        deps.parent().unwrap()
-    } else {
-        deps
-    };
+    let dir = if deps.ends_with("deps") { deps.parent().unwrap() } else { deps };
     dir.to_path_buf()
 }
 
@@ -62,10 +55,7 @@ pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 fn current_user() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .unwrap()
-        .unwrap()
-        .name
+    nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().name
 }
 
 /// A private bus, stopped on drop.
@@ -100,15 +90,8 @@ impl Bus {
             .stdout(Stdio::null())
             .spawn()
             .expect("dbus-daemon not found: apt-get install dbus-daemon");
-        assert!(
-            wait_for(Duration::from_secs(10), || socket.exists()),
-            "bus did not start"
-        );
-        Bus {
-            address: format!("unix:path={}", socket.display()),
-            dir,
-            child,
-        }
+        assert!(wait_for(Duration::from_secs(10), || socket.exists()), "bus did not start");
+        Bus { address: format!("unix:path={}", socket.display()), dir, child }
     }
 
     pub fn pid(&self) -> u32 {
@@ -151,15 +134,12 @@ impl Mfad {
         .unwrap();
         fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
         // A copy test users can run wherever the checkout lives.
-        let user_bin = dir.path().join("mfa-enroll");
-        fs::copy(bin("mfa-enroll"), &user_bin).unwrap();
-        fs::set_permissions(&user_bin, fs::Permissions::from_mode(0o755)).unwrap();
-        let mut mfad = Mfad {
-            log: dir.path().join("mfad.log"),
-            dir,
-            config,
-            child: None,
-        };
+        for name in ["mfa-enroll", "mfa-approve"] {
+            let user_bin = dir.path().join(name);
+            fs::copy(bin(name), &user_bin).unwrap();
+            fs::set_permissions(&user_bin, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut mfad = Mfad { log: dir.path().join("mfad.log"), dir, config, child: None };
         mfad.restart();
         mfad
     }
@@ -167,11 +147,7 @@ impl Mfad {
     /// Starts (again) the daemon process.
     pub fn restart(&mut self) {
         self.stop();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
+        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let before = self.log_text().matches("ready").count();
         let child = Command::new(bin("mfad"))
             .arg("--config")
@@ -181,9 +157,8 @@ impl Mfad {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let ok = wait_for(Duration::from_secs(10), || {
-            self.log_text().matches("ready").count() > before
-        });
+        let ok =
+            wait_for(Duration::from_secs(10), || self.log_text().matches("ready").count() > before);
         assert!(ok, "mfad did not start:\n{}", self.log_text());
     }
 
@@ -217,6 +192,11 @@ impl Mfad {
         self.dir.path().join("mfa-enroll")
     }
 
+    /// mfa-approve where any user can run it.
+    pub fn approve_bin(&self) -> PathBuf {
+        self.dir.path().join("mfa-approve")
+    }
+
     /// Runs `mfa-enroll ARGS` as `user` (`None`: as the test runner) with
     /// `input` on standard input; returns (exit code, stdout, stderr).
     pub fn enroll_as(
@@ -244,12 +224,7 @@ impl Mfad {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         (
             out.status.code().unwrap_or(-1),
@@ -324,16 +299,10 @@ pub struct Otpauth {
 
 impl Otpauth {
     pub fn parse(uri: &str) -> Otpauth {
-        assert!(
-            uri.starts_with("otpauth://totp/"),
-            "not an otpauth URI: {uri}"
-        );
+        assert!(uri.starts_with("otpauth://totp/"), "not an otpauth URI: {uri}");
         let query = uri.split_once('?').unwrap().1;
         let get = |key: &str| {
-            query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-                .map(str::to_string)
+            query.split('&').find_map(|kv| kv.strip_prefix(&format!("{key}="))).map(str::to_string)
         };
         Otpauth {
             uri: uri.to_string(),
@@ -355,11 +324,7 @@ impl Otpauth {
             .arg(&self.secret)
             .output()
             .expect("oathtool not found: apt-get install oathtool");
-        assert!(
-            out.status.success(),
-            "oathtool: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "oathtool: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
@@ -372,10 +337,7 @@ impl Otpauth {
 /// Seconds since the epoch.
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A PAM service directory for `pam_start_confdir`.
@@ -397,6 +359,46 @@ impl PamService {
             &format!("auth required {} {args}", module().display()),
             "auth required pam_permit.so",
         ])
+    }
+
+    /// Starts a push authentication of `user` (in a new login session
+    /// when `loginuid` is given, else in the test's own) and waits until
+    /// the module shows the number.
+    pub fn start_push(&self, user: &str, loginuid: Option<u32>) -> PushRequest {
+        use std::io::BufRead;
+        let mut cmd = match loginuid {
+            Some(loginuid) => in_new_session(loginuid, None, &bin("pam-harness")),
+            None => Command::new(bin("pam-harness")),
+        };
+        let mut child = cmd
+            .arg("--confdir")
+            .arg(self.dir.path())
+            .args(["--service", &self.name, "--user", user, "--answer", ""])
+            .args(["--rhost", "192.0.2.7", "--tty", "/dev/pts/7"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let shown = PushRequest::wait_line(&lines, &mut seen, "mfa-approve")
+            .unwrap_or_else(|| panic!("no number shown: {seen:?}"));
+        let number = number_in(&shown).unwrap_or_else(|| panic!("no number in {shown:?}"));
+        PushRequest { child, lines, seen, number }
+    }
+
+    /// A service named `name` with exactly these auth lines.
+    pub fn named(name: &str, lines: &[&str]) -> PamService {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(name), lines.join("\n") + "\n").unwrap();
+        PamService { dir, name: name.to_string() }
     }
 
     /// A service with exactly these auth lines.
@@ -427,6 +429,82 @@ impl PamService {
     }
 }
 
+/// A command that runs in a new audit login session (root writes the
+/// child's /proc/self/loginuid, as pam_loginuid does at login), then as
+/// `run_as` when given.
+pub fn in_new_session(loginuid: u32, run_as: Option<&str>, program: &Path) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("echo \"$1\" > /proc/self/loginuid || exit 97; shift; exec \"$@\"")
+        .arg("sh")
+        .arg(loginuid.to_string());
+    if let Some(user) = run_as {
+        cmd.args(["setpriv", &format!("--reuid={user}"), &format!("--regid={user}")])
+            .args(["--init-groups", "--"]);
+    }
+    cmd.arg(program);
+    cmd
+}
+
+/// The same, in the caller's own session (no new loginuid).
+pub fn in_this_session(run_as: &str, program: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([&format!("--reuid={run_as}"), &format!("--regid={run_as}")])
+        .args(["--init-groups", "--"])
+        .arg(program);
+    cmd
+}
+
+/// A push authentication under way in pam-harness.
+pub struct PushRequest {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    /// The number the module showed.
+    pub number: u32,
+}
+
+impl PushRequest {
+    /// Waits (bounded) for the next line containing `needle`.
+    fn wait_line(
+        lines: &std::sync::mpsc::Receiver<String>,
+        seen: &mut Vec<String>,
+        needle: &str,
+    ) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let line = lines.recv_timeout(left).ok()?;
+            seen.push(line.clone());
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+        None
+    }
+
+    /// The rest of the run, once the harness ends (bounded).
+    pub fn finish(mut self) -> PamRun {
+        while let Some(line) = PushRequest::wait_line(&self.lines, &mut self.seen, "\u{0}") {
+            let _ = line;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        PamRun::parse(&(self.seen.join("\n") + "\n"))
+    }
+
+    /// Waits for the result line; returns it with the time it came.
+    pub fn result_line(&mut self) -> Option<(String, Instant)> {
+        let line = PushRequest::wait_line(&self.lines, &mut self.seen, "result: ")?;
+        Some((line, Instant::now()))
+    }
+}
+
+/// Reads the number out of the module's text ("… type 42 in mfa-approve …").
+pub fn number_in(text: &str) -> Option<u32> {
+    let after = text.split("type ").nth(1)?;
+    after.split_whitespace().next()?.parse().ok()
+}
+
 /// What pam-harness printed.
 #[derive(Debug, Clone, Default)]
 pub struct PamRun {
@@ -440,11 +518,8 @@ pub struct PamRun {
 }
 
 impl PamRun {
-    fn parse(text: &str) -> PamRun {
-        let mut run = PamRun {
-            text: text.to_string(),
-            ..PamRun::default()
-        };
+    pub fn parse(text: &str) -> PamRun {
+        let mut run = PamRun { text: text.to_string(), ..PamRun::default() };
         for line in text.lines() {
             let Some((key, value)) = line.split_once(": ") else {
                 continue;

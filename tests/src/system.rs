@@ -41,8 +41,11 @@ pub fn ensure_user(name: &str, system: bool) {
     }
     let mut cmd = Command::new("useradd");
     if system {
-        cmd.args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
-            .args(["--shell", "/usr/sbin/nologin", "--user-group"]);
+        cmd.args(["--system", "--no-create-home", "--home-dir", "/nonexistent"]).args([
+            "--shell",
+            "/usr/sbin/nologin",
+            "--user-group",
+        ]);
     } else {
         cmd.args(["--create-home", "--shell", "/bin/bash", "--user-group"]);
     }
@@ -64,11 +67,7 @@ impl SystemBus {
         // service user must exist first (as the package's postinst does).
         ensure_user(pam_mfa_config::names::SERVICE_USER, true);
         fs::create_dir_all(Path::new(POLICY_TARGET).parent().unwrap_or(Path::new("/"))).unwrap();
-        fs::copy(
-            workspace().join("packaging/dbus/io.github.pam_mfa.conf"),
-            POLICY_TARGET,
-        )
-        .unwrap();
+        fs::copy(workspace().join("packaging/dbus/io.github.pam_mfa.conf"), POLICY_TARGET).unwrap();
         let mut started = None;
         if Path::new(SYSTEM_SOCKET).exists() && reload_bus() {
             // A running system bus now has the policy.
@@ -80,8 +79,7 @@ impl SystemBus {
             let out = run(Command::new("dbus-daemon").args(["--system", "--fork", "--print-pid"]));
             started = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
             assert!(
-                wait_for(Duration::from_secs(10), || Path::new(SYSTEM_SOCKET)
-                    .exists()),
+                wait_for(Duration::from_secs(10), || Path::new(SYSTEM_SOCKET).exists()),
                 "the system bus did not start"
             );
         }
@@ -126,10 +124,7 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
-        let dir = tempfile::Builder::new()
-            .prefix("pam-mfa-e2e-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("pam-mfa-e2e-").tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         for name in ["mfad", "mfa-enroll", "libpam_mfa.so"] {
             let target = dir.path().join(name);
@@ -165,11 +160,7 @@ impl SystemMfad {
         fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
         run(Command::new("chown").arg("pam-mfa:pam-mfa").arg(&state));
         let config = scratch.path("config.toml");
-        fs::write(
-            &config,
-            format!("state_dir = \"{}\"\n{extra}\n", state.display()),
-        )
-        .unwrap();
+        fs::write(&config, format!("state_dir = \"{}\"\n{extra}\n", state.display())).unwrap();
         fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
         let log = scratch.path("mfad.log");
         let child = Command::new("setpriv")
@@ -183,9 +174,7 @@ impl SystemMfad {
             .unwrap();
         let mfad = SystemMfad { config, log, child };
         assert!(
-            wait_for(Duration::from_secs(10), || mfad
-                .log_text()
-                .contains("ready")),
+            wait_for(Duration::from_secs(10), || mfad.log_text().contains("ready")),
             "mfad did not start on the system bus:\n{}",
             mfad.log_text()
         );
@@ -242,16 +231,9 @@ impl Sshd {
         let account = nix::unistd::User::from_name(user).unwrap().unwrap();
         let ssh_dir = account.dir.join(".ssh");
         fs::create_dir_all(&ssh_dir).unwrap();
-        fs::copy(
-            client_key.with_extension("pub"),
-            ssh_dir.join("authorized_keys"),
-        )
-        .unwrap();
+        fs::copy(client_key.with_extension("pub"), ssh_dir.join("authorized_keys")).unwrap();
         fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
-        run(Command::new("chown")
-            .arg("-R")
-            .arg(format!("{user}:"))
-            .arg(&ssh_dir));
+        run(Command::new("chown").arg("-R").arg(format!("{user}:")).arg(&ssh_dir));
 
         fs::write(
             format!("/etc/pam.d/{service}"),
@@ -291,18 +273,8 @@ impl Sshd {
         let up = wait_for(Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        assert!(
-            up,
-            "sshd did not start: {}",
-            fs::read_to_string(&log).unwrap_or_default()
-        );
-        Sshd {
-            port,
-            service: service.to_string(),
-            log,
-            client_key,
-            child,
-        }
+        assert!(up, "sshd did not start: {}", fs::read_to_string(&log).unwrap_or_default());
+        Sshd { port, service: service.to_string(), log, client_key, child }
     }
 
     pub fn log_text(&self) -> String {

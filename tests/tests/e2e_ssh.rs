@@ -12,9 +12,7 @@ use pam_mfa_tests::system::{
 const USER: &str = "mfa-e2e";
 
 fn wrong(code: &str) -> String {
-    code.bytes()
-        .map(|b| char::from(b'0' + (b - b'0' + 5) % 10))
-        .collect()
+    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
 }
 
 #[test]
@@ -30,60 +28,31 @@ fn ssh_login_with_a_code_then_replay_and_wrong_code_are_refused() {
         &scratch,
         "sshd-mfa-e2e",
         USER,
-        &format!(
-            "auth required {} config={}",
-            module.display(),
-            mfad.config.display()
-        ),
+        &format!("auth required {} config={}", module.display(), mfad.config.display()),
     );
 
     let code = app.code_now();
     let (login, screen) = sshd.login(USER, &code);
-    assert_eq!(
-        login,
-        Login::LoggedIn,
-        "screen:\n{screen}\nsshd:\n{}",
-        sshd.log_text()
-    );
+    assert_eq!(login, Login::LoggedIn, "screen:\n{screen}\nsshd:\n{}", sshd.log_text());
     assert!(screen.contains(&format!("logged-in-as-{USER}")), "{screen}");
     assert!(
-        sshd.log_text()
-            .contains(&format!("Accepted keyboard-interactive/pam for {USER}")),
+        sshd.log_text().contains(&format!("Accepted keyboard-interactive/pam for {USER}")),
         "{}",
         sshd.log_text()
     );
 
     let (login, screen) = sshd.login(USER, &code);
     assert_eq!(login, Login::Denied, "replayed code: {screen}");
-    assert!(
-        mfad.log_text().contains("result=\"replayed\""),
-        "{}",
-        mfad.log_text()
-    );
+    assert!(mfad.log_text().contains("result=\"replayed\""), "{}", mfad.log_text());
 
     let (login, screen) = sshd.login(USER, &wrong(&app.code_now()));
     assert_eq!(login, Login::Denied, "wrong code: {screen}");
-    assert!(
-        mfad.log_text().contains("result=\"rejected\""),
-        "{}",
-        mfad.log_text()
-    );
+    assert!(mfad.log_text().contains("result=\"rejected\""), "{}", mfad.log_text());
 
     // mfad ran as its service user, and logged no code.
     let status = std::fs::read_to_string(format!("/proc/{}/status", mfad.pid())).unwrap();
-    let uid_line = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .unwrap()
-        .to_string();
-    let service_uid = nix::unistd::User::from_name("pam-mfa")
-        .unwrap()
-        .unwrap()
-        .uid
-        .as_raw();
-    assert!(
-        uid_line.split_whitespace().nth(1) == Some(&service_uid.to_string()),
-        "{uid_line}"
-    );
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string();
+    let service_uid = nix::unistd::User::from_name("pam-mfa").unwrap().unwrap().uid.as_raw();
+    assert!(uid_line.split_whitespace().nth(1) == Some(&service_uid.to_string()), "{uid_line}");
     assert!(!mfad.log_text().contains(&code));
 }

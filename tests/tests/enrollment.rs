@@ -12,9 +12,7 @@ use pam_mfa_tests::system::{ensure_user, require_root};
 use pam_mfa_tests::{bin, now, Bus, Mfad, Otpauth, PamService};
 
 fn wrong(code: &str) -> String {
-    code.bytes()
-        .map(|b| char::from(b'0' + (b - b'0' + 5) % 10))
-        .collect()
+    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
 }
 
 /// Turns the QR code drawn in the terminal into a PGM image, module by
@@ -45,16 +43,11 @@ fn terminal_qr_to_pgm(screen: &str, ascii: bool) -> Vec<u8> {
     let mut pgm = format!("P5\n{width} {height}\n255\n").into_bytes();
     for y in 0..height {
         for x in 0..width {
-            let (my, mx) = (
-                (y / scale).checked_sub(border),
-                (x / scale).checked_sub(border),
-            );
+            let (my, mx) = ((y / scale).checked_sub(border), (x / scale).checked_sub(border));
             let dark = match (my, mx) {
-                (Some(my), Some(mx)) => rows
-                    .get(my)
-                    .and_then(|r| r.get(mx))
-                    .copied()
-                    .unwrap_or(false),
+                (Some(my), Some(mx)) => {
+                    rows.get(my).and_then(|r| r.get(mx)).copied().unwrap_or(false)
+                }
                 _ => false,
             };
             pgm.push(if dark { 0 } else { 255 });
@@ -98,28 +91,14 @@ fn enroll_reading_the_qr(mfad: &Mfad, user: &str, style: &str) -> (String, Strin
     let prompt = b"Enter the code the app shows now: ";
     let mut byte = [0u8; 1];
     while !screen.ends_with(prompt) {
-        assert_eq!(
-            stdout.read(&mut byte).unwrap(),
-            1,
-            "{}",
-            String::from_utf8_lossy(&screen)
-        );
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "{}", String::from_utf8_lossy(&screen));
         screen.push(byte[0]);
     }
     let screen = String::from_utf8(screen).unwrap();
     let decoded = zbarimg(&terminal_qr_to_pgm(&screen, style == "ascii"));
-    let printed = screen
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("URI: "))
-        .unwrap()
-        .to_string();
+    let printed = screen.lines().find_map(|l| l.trim().strip_prefix("URI: ")).unwrap().to_string();
     let app = Otpauth::parse(&decoded);
-    writeln!(
-        child.stdin.take().unwrap(),
-        "{}",
-        app.code_at(now() - app.period)
-    )
-    .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{}", app.code_at(now() - app.period)).unwrap();
     let mut rest = String::new();
     BufReader::new(stdout).read_to_string(&mut rest).unwrap();
     assert!(child.wait().unwrap().success(), "{screen}{rest}");
@@ -128,11 +107,9 @@ fn enroll_reading_the_qr(mfad: &Mfad, user: &str, style: &str) -> (String, Strin
 
 #[test]
 fn terminal_qr_decodes_to_the_uri_and_its_codes_sign_in() {
-    for (extra, style) in [
-        ("", "utf8"),
-        ("[totp]\nalgorithm = \"SHA256\"\ndigits = 8\n", "utf8"),
-        ("", "ascii"),
-    ] {
+    for (extra, style) in
+        [("", "utf8"), ("[totp]\nalgorithm = \"SHA256\"\ndigits = 8\n", "utf8"), ("", "ascii")]
+    {
         let bus = Bus::start();
         let mfad = Mfad::start(&bus, extra);
         let (decoded, printed, rest) = enroll_reading_the_qr(&mfad, "qr-user", style);
@@ -185,10 +162,7 @@ fn a_user_enrolls_in_a_terminal_and_a_recovery_code_works_once() {
     let again = pam.authenticate(user, &[recovery[0]]);
     assert_eq!(again.result(), "PAM_AUTH_ERR", "{}", again.text);
     assert!(mfad.log_text().contains("result=\"recovery-accepted\""));
-    assert!(
-        !mfad.log_text().contains(recovery[0]),
-        "a recovery code is in the log"
-    );
+    assert!(!mfad.log_text().contains(recovery[0]), "a recovery code is in the log");
 }
 
 #[test]
@@ -203,10 +177,7 @@ fn replacing_without_a_current_code_is_refused_and_changes_nothing() {
     let (code, out, _) = mfad.enroll_as(Some(user), &["--json"], "");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"error\":\"AlreadyEnrolled\""), "{out}");
-    assert!(
-        out.contains("mfa-enroll --reset"),
-        "says how an administrator resets: {out}"
-    );
+    assert!(out.contains("mfa-enroll --reset"), "says how an administrator resets: {out}");
 
     let bad = wrong(&app.code_now());
     let (code, out, _) = mfad.enroll_as(Some(user), &["--replace", "--json"], &format!("{bad}\n"));
@@ -214,10 +185,7 @@ fn replacing_without_a_current_code_is_refused_and_changes_nothing() {
     assert!(out.contains("\"error\":\"ProofRefused\""), "{out}");
 
     let pam = PamService::new(&format!("config={}", mfad.config.display()));
-    assert_eq!(
-        pam.authenticate(user, &[&app.code_now()]).result(),
-        "PAM_SUCCESS"
-    );
+    assert_eq!(pam.authenticate(user, &[&app.code_now()]).result(), "PAM_SUCCESS");
 }
 
 #[test]
@@ -237,21 +205,11 @@ fn a_user_cannot_enroll_reset_or_read_another() {
     ] {
         let (code, out, err) = mfad.enroll_as(Some("mfa-enroll-t3"), &args, "");
         assert_eq!(code, 1, "{args:?}: {out}{err}");
-        assert!(
-            out.contains("\"error\":\"AccessDenied\""),
-            "{args:?}: {out}"
-        );
-        assert!(
-            out.contains("only root may do this for another user"),
-            "{args:?}: {out}"
-        );
+        assert!(out.contains("\"error\":\"AccessDenied\""), "{args:?}: {out}");
+        assert!(out.contains("only root may do this for another user"), "{args:?}: {out}");
     }
     let pam = PamService::new(&format!("config={}", mfad.config.display()));
-    assert_eq!(
-        pam.authenticate("mfa-enroll-t4", &[&app.code_now()])
-            .result(),
-        "PAM_SUCCESS"
-    );
+    assert_eq!(pam.authenticate("mfa-enroll-t4", &[&app.code_now()]).result(), "PAM_SUCCESS");
     assert!(mfad.log_text().contains("refused: not authorized"));
 }
 
@@ -298,10 +256,7 @@ fn an_abandoned_replacement_leaves_the_active_enrollment_alone() {
     assert_eq!(enrolled_at(&before), enrolled_at(&after));
     assert!(after.contains("\"pending\":true"), "{after}");
     let pam = PamService::new(&format!("config={}", mfad.config.display()));
-    assert_eq!(
-        pam.authenticate("keeper", &[&app.code_now()]).result(),
-        "PAM_SUCCESS"
-    );
+    assert_eq!(pam.authenticate("keeper", &[&app.code_now()]).result(), "PAM_SUCCESS");
 }
 
 #[test]
@@ -342,38 +297,20 @@ fn a_google_authenticator_file_is_imported_and_keeps_working() {
     let file = dir.path().join("google_authenticator");
     let out = Command::new("google-authenticator")
         .args(["--time-based", "--disallow-reuse", "--force", "--quiet"])
-        .args([
-            "--rate-limit=3",
-            "--rate-time=30",
-            "--window-size=3",
-            "--emergency-codes=3",
-        ])
+        .args(["--rate-limit=3", "--rate-time=30", "--window-size=3", "--emergency-codes=3"])
         .arg(format!("--secret={}", file.display()))
         .output()
         .expect("google-authenticator not found: apt-get install libpam-google-authenticator");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&file).unwrap();
     let secret = text.lines().next().unwrap().to_string();
-    let scratch: Vec<&str> = text
-        .lines()
-        .filter(|l| l.len() == 8 && !l.starts_with('"'))
-        .collect();
+    let scratch: Vec<&str> = text.lines().filter(|l| l.len() == 8 && !l.starts_with('"')).collect();
     assert_eq!(scratch.len(), 3, "{text}");
 
     let path = file.display().to_string();
     let (code, out, err) = mfad.enroll_as(
         None,
-        &[
-            "--user",
-            user,
-            "--import-google-authenticator",
-            &path,
-            "--json",
-        ],
+        &["--user", user, "--import-google-authenticator", &path, "--json"],
         "",
     );
     assert_eq!(code, 0, "{out}{err}");
@@ -381,16 +318,7 @@ fn a_google_authenticator_file_is_imported_and_keeps_working() {
 
     let app = Otpauth::parse(&format!("otpauth://totp/x?secret={secret}"));
     let pam = PamService::new(&format!("config={}", mfad.config.display()));
-    assert_eq!(
-        pam.authenticate(user, &[&app.code_now()]).result(),
-        "PAM_SUCCESS"
-    );
-    assert_eq!(
-        pam.authenticate(user, &[scratch[1]]).result(),
-        "PAM_SUCCESS"
-    );
-    assert_eq!(
-        pam.authenticate(user, &[scratch[1]]).result(),
-        "PAM_AUTH_ERR"
-    );
+    assert_eq!(pam.authenticate(user, &[&app.code_now()]).result(), "PAM_SUCCESS");
+    assert_eq!(pam.authenticate(user, &[scratch[1]]).result(), "PAM_SUCCESS");
+    assert_eq!(pam.authenticate(user, &[scratch[1]]).result(), "PAM_AUTH_ERR");
 }

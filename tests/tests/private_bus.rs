@@ -7,9 +7,7 @@ use pam_mfa_tests::{now, Bus, Mfad, PamService};
 
 fn wrong(code: &str) -> String {
     // A code of the same length that differs in every digit.
-    code.bytes()
-        .map(|b| char::from(b'0' + (b - b'0' + 5) % 10))
-        .collect()
+    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
 }
 
 #[test]
@@ -26,11 +24,7 @@ fn right_code_signs_in_and_the_same_code_again_is_refused() {
 
     let again = pam.authenticate("alice", &[&code]);
     assert_eq!(again.result(), "PAM_AUTH_ERR", "{}", again.text);
-    assert!(
-        mfad.log_text().contains("result=\"replayed\""),
-        "{}",
-        mfad.log_text()
-    );
+    assert!(mfad.log_text().contains("result=\"replayed\""), "{}", mfad.log_text());
 }
 
 #[test]
@@ -58,11 +52,7 @@ fn enough_wrong_codes_lock_the_user_out() {
     // Now even the right code is refused, without being checked.
     let locked = pam.authenticate("carol", &[&app.code_now()]);
     assert_eq!(locked.result(), "PAM_MAXTRIES", "{}", locked.text);
-    assert!(
-        locked.errors[0].starts_with("Too many wrong codes: try again in"),
-        "{}",
-        locked.text
-    );
+    assert!(locked.errors[0].starts_with("Too many wrong codes: try again in"), "{}", locked.text);
     assert!(mfad.log_text().contains("result=\"locked-out\""));
 }
 
@@ -74,10 +64,7 @@ fn unknown_user_fails_without_nullok_and_is_ignored_with_it() {
     let strict = PamService::followed_by_permit(&format!("config={}", mfad.config.display()));
     let run = strict.authenticate("nobody-enrolled", &["123456"]);
     assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
-    assert!(
-        run.prompts.is_empty(),
-        "an unenrolled user is not asked for a code"
-    );
+    assert!(run.prompts.is_empty(), "an unenrolled user is not asked for a code");
 
     // With nullok the module answers PAM_IGNORE and the rest of the stack decides.
     let lenient =
@@ -87,10 +74,7 @@ fn unknown_user_fails_without_nullok_and_is_ignored_with_it() {
     assert!(run.prompts.is_empty(), "{}", run.text);
     // Alone in the stack, an ignored module cannot let anyone in.
     let alone = PamService::new(&format!("nullok config={}", mfad.config.display()));
-    assert_ne!(
-        alone.authenticate("nobody-enrolled", &[]).result(),
-        "PAM_SUCCESS"
-    );
+    assert_ne!(alone.authenticate("nobody-enrolled", &[]).result(), "PAM_SUCCESS");
 }
 
 #[test]
@@ -102,11 +86,7 @@ fn mfad_not_running_fails_closed_within_the_timeout() {
     let pam = PamService::new(&format!("config={}", mfad.config.display()));
     let run = pam.authenticate("dave", &["123456"]);
     assert_eq!(run.result(), "PAM_AUTHINFO_UNAVAIL", "{}", run.text);
-    assert!(
-        run.elapsed_ms[0] < 1000 + 2000,
-        "took {} ms",
-        run.elapsed_ms[0]
-    );
+    assert!(run.elapsed_ms[0] < 1000 + 2000, "took {} ms", run.elapsed_ms[0]);
     assert!(run.left_nothing_behind(), "{}", run.text);
 
     // No bus at all.
@@ -127,11 +107,7 @@ fn hung_mfad_fails_closed_within_the_timeout() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     assert_eq!(run.result(), "PAM_AUTHINFO_UNAVAIL", "{}", run.text);
     // timeout_ms = 1000 in the test config; the module must give up then.
-    assert!(
-        (900..3000).contains(&run.elapsed_ms[0]),
-        "took {} ms",
-        run.elapsed_ms[0]
-    );
+    assert!((900..3000).contains(&run.elapsed_ms[0]), "took {} ms", run.elapsed_ms[0]);
 }
 
 #[test]
@@ -142,10 +118,7 @@ fn the_module_leaves_no_thread_or_fd_behind() {
     let pam = PamService::new(&format!("config={}", mfad.config.display()));
     let run = pam.authenticate_repeated("frank", &["000000"; 20], 20);
     assert_eq!(run.results.len(), 20, "{}", run.text);
-    assert!(run
-        .results
-        .iter()
-        .all(|r| r == "PAM_AUTH_ERR" || r == "PAM_SUCCESS"));
+    assert!(run.results.iter().all(|r| r == "PAM_AUTH_ERR" || r == "PAM_SUCCESS"));
     assert!(run.left_nothing_behind(), "{}", run.text);
 }
 
@@ -163,10 +136,7 @@ fn the_log_names_the_attempt_but_never_the_code() {
     assert!(log.contains("user=grace"), "{log}");
     assert!(log.contains("rhost=\"192.0.2.7\""), "{log}");
     assert!(log.contains("service=\"mfa-test\""), "{log}");
-    assert!(
-        !log.contains(&code) && !log.contains(&bad),
-        "a code is in the log:\n{log}"
-    );
+    assert!(!log.contains(&code) && !log.contains(&bad), "a code is in the log:\n{log}");
     assert!(!log.contains(&app.secret), "the secret is in the log");
 }
 
@@ -185,10 +155,7 @@ fn a_code_from_the_next_step_is_accepted_once_then_older_ones_are_replays() {
         return; // a one-in-a-million collision: nothing to tell apart
     }
     assert_eq!(pam.authenticate("heidi", &[&next]).result(), "PAM_SUCCESS");
-    assert_eq!(
-        pam.authenticate("heidi", &[&current]).result(),
-        "PAM_AUTH_ERR"
-    );
+    assert_eq!(pam.authenticate("heidi", &[&current]).result(), "PAM_AUTH_ERR");
     assert!(mfad.log_text().contains("result=\"replayed\""));
 }
 

@@ -9,6 +9,7 @@ use pam_mfa_config::client::{Client, ClientError, MfaError};
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
 use pam_mfa_daemon::qr::{self, Style};
+use pam_mfa_daemon::timefmt::utc;
 use serde_json::json;
 
 const HELP: &str = "\
@@ -80,25 +81,13 @@ struct Failure {
 
 impl Failure {
     fn usage(message: impl Into<String>) -> Failure {
-        Failure {
-            status: 2,
-            message: message.into(),
-            name: "Usage",
-        }
+        Failure { status: 2, message: message.into(), name: "Usage" }
     }
     fn other(message: impl Into<String>) -> Failure {
-        Failure {
-            status: 4,
-            message: message.into(),
-            name: "Failed",
-        }
+        Failure { status: 4, message: message.into(), name: "Failed" }
     }
     fn refused(name: &'static str, message: impl Into<String>) -> Failure {
-        Failure {
-            status: 1,
-            message: message.into(),
-            name,
-        }
+        Failure { status: 1, message: message.into(), name }
     }
 }
 
@@ -122,7 +111,11 @@ impl From<ClientError> for Failure {
                     MfaError::NoPendingEnrollment(_) => "NoPendingEnrollment",
                     MfaError::PendingExpired(_) => "PendingExpired",
                     MfaError::WrongCode(_) => "WrongCode",
-                    MfaError::Internal(_) | MfaError::ZBus(_) => "Failed",
+                    MfaError::NoSuchChallenge(_)
+                    | MfaError::ChallengeEnded(_)
+                    | MfaError::SameSession(_)
+                    | MfaError::Internal(_)
+                    | MfaError::ZBus(_) => "Failed",
                 };
                 let message = match &e {
                     MfaError::AccessDenied(_) => {
@@ -161,9 +154,7 @@ fn parse_args() -> Result<Options, Failure> {
         let mut value = |name: &str| -> Result<String, Failure> {
             match inline.clone() {
                 Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .ok_or_else(|| Failure::usage(format!("{name} needs a value"))),
+                None => args.next().ok_or_else(|| Failure::usage(format!("{name} needs a value"))),
             }
         };
         match flag.as_str() {
@@ -289,10 +280,7 @@ fn run(options: Options) -> Result<(), Failure> {
                     s.recovery_left
                 );
                 if s.locked_for > 0 {
-                    println!(
-                        "Locked out for {} more seconds after wrong codes.",
-                        s.locked_for
-                    );
+                    println!("Locked out for {} more seconds after wrong codes.", s.locked_for);
                 }
             } else {
                 println!("{user} is not enrolled. Run mfa-enroll to set up the authenticator app.");
@@ -302,10 +290,8 @@ fn run(options: Options) -> Result<(), Failure> {
         Action::List => {
             let users = client.list_users()?;
             if out.json {
-                let list: Vec<_> = users
-                    .iter()
-                    .map(|(u, t)| json!({"user": u, "enrolled_at": t}))
-                    .collect();
+                let list: Vec<_> =
+                    users.iter().map(|(u, t)| json!({"user": u, "enrolled_at": t})).collect();
                 println!("{}", json!({ "users": list }));
             } else if users.is_empty() {
                 println!("No user is enrolled.");
@@ -358,10 +344,7 @@ fn ask(out: &Output, prompt: &str) -> Result<String, Failure> {
         let _ = std::io::stdout().flush();
     }
     let mut line = String::new();
-    let read = stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Failure::other(e.to_string()))?;
+    let read = stdin.lock().read_line(&mut line).map_err(|e| Failure::other(e.to_string()))?;
     if read == 0 {
         return Err(Failure::other(if std::io::stdin().is_terminal() {
             "no answer given"
@@ -385,10 +368,7 @@ fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> R
         return Err(Failure::refused("AlreadyEnrolled", message));
     }
     let proof = if status.enrolled && !root {
-        ask(
-            out,
-            "Current code from your authenticator app (or a recovery code): ",
-        )?
+        ask(out, "Current code from your authenticator app (or a recovery code): ")?
     } else {
         String::new()
     };
@@ -435,10 +415,7 @@ fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> R
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Failure::refused(
-        "WrongCode",
-        "no right code given: run mfa-enroll again",
-    ))
+    Err(Failure::refused("WrongCode", "no right code given: run mfa-enroll again"))
 }
 
 fn show_setup(
@@ -452,21 +429,12 @@ fn show_setup(
     if let Some(style) = style {
         print!("{}", qr::render(uri, style).map_err(Failure::other)?);
     }
-    let groups: Vec<String> = secret
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    println!(
-        "\n   Or type the key by hand (time-based): {}",
-        groups.join(" ")
-    );
+    let groups: Vec<String> =
+        secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    println!("\n   Or type the key by hand (time-based): {}", groups.join(" "));
     println!("   The app will show it as:             {account}");
     println!("   URI: {uri}\n");
-    println!(
-        "2. This setup waits {} for the first code.",
-        duration(expires_in)
-    );
+    println!("2. This setup waits {} for the first code.", duration(expires_in));
     Ok(())
 }
 
@@ -482,46 +450,31 @@ fn import(
     let root = nix::unistd::getuid().is_root();
     let status = client.status(user)?;
     let proof = if status.enrolled && options.replace && !root {
-        ask(
-            out,
-            "Current code from your authenticator app (or a recovery code): ",
-        )?
+        ask(out, "Current code from your authenticator app (or a recovery code): ")?
     } else {
         String::new()
     };
     let count = client.import_google_authenticator(user, &text, options.replace, &proof)?;
     if out.json {
-        println!(
-            "{}",
-            json!({"event": "imported", "user": user, "recovery_codes": count})
-        );
+        println!("{}", json!({"event": "imported", "user": user, "recovery_codes": count}));
     } else {
         println!(
             "Imported {}: {user} keeps the same app entry; {count} scratch codes are now recovery codes.",
             path.display()
         );
-        println!(
-            "You can delete {} once you have signed in with pam-mfa.",
-            path.display()
-        );
+        println!("You can delete {} once you have signed in with pam-mfa.", path.display());
     }
     Ok(())
 }
 
 /// The issuer named in the URI, percent-decoded (what the app shows).
 fn config_issuer(uri: &str) -> String {
-    let raw = uri
-        .split("issuer=")
-        .nth(1)
-        .and_then(|s| s.split('&').next())
-        .unwrap_or_default();
+    let raw = uri.split("issuer=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default();
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(b)) => {
                 out.push(b);
@@ -544,27 +497,6 @@ fn duration(seconds: u64) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM UTC` for a unix time (no time zone database needed).
-fn utc(unix: u64) -> String {
-    let days = i64::try_from(unix / 86_400).unwrap_or(0);
-    let secs = unix % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,12 +505,5 @@ mod tests {
     fn the_issuer_is_read_back_from_the_uri() {
         let uri = "otpauth://totp/a?secret=X&issuer=pam-mfa%20demo&algorithm=SHA1";
         assert_eq!(config_issuer(uri), "pam-mfa demo");
-    }
-
-    #[test]
-    fn utc_dates_are_right() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(utc(1_764_111_600), "2025-11-25 23:00 UTC");
     }
 }

@@ -28,6 +28,7 @@ const PAM_RHOST: c_int = 4;
 const PAM_RUSER: c_int = 8;
 
 const PAM_PROMPT_ECHO_OFF: c_int = 1;
+const PAM_PROMPT_ECHO_ON: c_int = 2;
 const PAM_ERROR_MSG: c_int = 3;
 const PAM_TEXT_INFO: c_int = 4;
 
@@ -71,9 +72,7 @@ impl PamHandler for LibPam {
         // SAFETY: on success libpam returns a NUL-terminated string it owns,
         // valid until the item changes; we copy it at once.
         let name = unsafe { CStr::from_ptr(user) };
-        name.to_str()
-            .map(str::to_owned)
-            .map_err(|_| PamCode::UserUnknown)
+        name.to_str().map(str::to_owned).map_err(|_| PamCode::UserUnknown)
     }
 
     fn item(&self, item: Item) -> Option<String> {
@@ -96,39 +95,11 @@ impl PamHandler for LibPam {
     }
 
     fn prompt_hidden(&self, prompt: &str) -> Result<Zeroizing<String>, PamCode> {
-        let message = c_text(prompt);
-        let mut response: *mut c_char = std::ptr::null_mut();
-        // SAFETY: live handle; the fixed "%s" format consumes exactly the one
-        // string argument, so no text can act as a format specifier;
-        // `response` is a valid out-pointer.
-        let rc = unsafe {
-            pam_prompt(
-                self.handle,
-                PAM_PROMPT_ECHO_OFF,
-                &mut response,
-                c"%s".as_ptr(),
-                message.as_ptr(),
-            )
-        };
-        if rc != 0 {
-            return Err(PamCode::ConvErr);
-        }
-        if response.is_null() {
-            return Ok(Zeroizing::new(String::new()));
-        }
-        // SAFETY: on success `response` is a NUL-terminated string malloc'd by
-        // the application's conversation function; it is ours to free.
-        let bytes = Zeroizing::new(unsafe { CStr::from_ptr(response) }.to_bytes().to_vec());
-        // SAFETY: `response` points to `bytes.len()` bytes we own; wipe them,
-        // then free with the allocator the conversation used (malloc).
-        unsafe {
-            libc::explicit_bzero(response.cast::<c_void>(), bytes.len());
-            libc::free(response.cast::<c_void>());
-        }
-        match std::str::from_utf8(&bytes) {
-            Ok(text) => Ok(Zeroizing::new(text.to_owned())),
-            Err(_) => Ok(Zeroizing::new(String::from("\u{fffd}"))),
-        }
+        self.prompt(PAM_PROMPT_ECHO_OFF, prompt)
+    }
+
+    fn prompt_visible(&self, prompt: &str) -> Result<Zeroizing<String>, PamCode> {
+        self.prompt(PAM_PROMPT_ECHO_ON, prompt)
     }
 
     fn info(&self, text: &str) {
@@ -153,18 +124,43 @@ impl PamHandler for LibPam {
 }
 
 impl LibPam {
+    /// Asks with `style` (echo off or on); the answer is wiped when dropped.
+    fn prompt(&self, style: c_int, prompt: &str) -> Result<Zeroizing<String>, PamCode> {
+        let message = c_text(prompt);
+        let mut response: *mut c_char = std::ptr::null_mut();
+        // SAFETY: live handle; the fixed "%s" format consumes exactly the one
+        // string argument, so no text can act as a format specifier;
+        // `response` is a valid out-pointer.
+        let rc = unsafe {
+            pam_prompt(self.handle, style, &mut response, c"%s".as_ptr(), message.as_ptr())
+        };
+        if rc != 0 {
+            return Err(PamCode::ConvErr);
+        }
+        if response.is_null() {
+            return Ok(Zeroizing::new(String::new()));
+        }
+        // SAFETY: on success `response` is a NUL-terminated string malloc'd by
+        // the application's conversation function; it is ours to free.
+        let bytes = Zeroizing::new(unsafe { CStr::from_ptr(response) }.to_bytes().to_vec());
+        // SAFETY: `response` points to `bytes.len()` bytes we own; wipe them,
+        // then free with the allocator the conversation used (malloc).
+        unsafe {
+            libc::explicit_bzero(response.cast::<c_void>(), bytes.len());
+            libc::free(response.cast::<c_void>());
+        }
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => Ok(Zeroizing::new(text.to_owned())),
+            Err(_) => Ok(Zeroizing::new(String::from("\u{fffd}"))),
+        }
+    }
+
     fn show(&self, style: c_int, text: &str) {
         let message = c_text(text);
         // SAFETY: live handle; fixed "%s" format with one string argument; a
         // NULL response pointer is allowed for messages that expect no answer.
         unsafe {
-            pam_prompt(
-                self.handle,
-                style,
-                std::ptr::null_mut(),
-                c"%s".as_ptr(),
-                message.as_ptr(),
-            );
+            pam_prompt(self.handle, style, std::ptr::null_mut(), c"%s".as_ptr(), message.as_ptr());
         }
     }
 }
@@ -195,11 +191,7 @@ unsafe fn guarded(
                 return PamCode::SystemErr;
             }
             // SAFETY: each entry is a NUL-terminated string owned by libpam.
-            args.push(
-                unsafe { CStr::from_ptr(arg) }
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            args.push(unsafe { CStr::from_ptr(arg) }.to_string_lossy().into_owned());
         }
         body(&LibPam { handle: pamh }, &args)
     }));
@@ -216,11 +208,7 @@ pub unsafe extern "C" fn pam_sm_authenticate(
     argv: *const *const c_char,
 ) -> c_int {
     // SAFETY: the arguments are forwarded unchanged from libpam.
-    unsafe {
-        guarded(pamh, argc, argv, |pam, args| {
-            crate::authenticate::authenticate(pam, args)
-        })
-    }
+    unsafe { guarded(pamh, argc, argv, |pam, args| crate::authenticate::authenticate(pam, args)) }
 }
 
 /// Nothing to establish: a second factor grants no credentials.

@@ -102,9 +102,7 @@ unsafe extern "C" fn conversation(
                 String::new()
             } else {
                 // SAFETY: libpam's messages are NUL-terminated strings.
-                unsafe { CStr::from_ptr(message.msg) }
-                    .to_string_lossy()
-                    .into_owned()
+                unsafe { CStr::from_ptr(message.msg) }.to_string_lossy().into_owned()
             };
             match message.msg_style {
                 1 | 2 => {
@@ -222,9 +220,7 @@ fn main() -> ExitCode {
     };
     let cstr = |s: String| CString::new(s).unwrap_or_default();
     let (confdir, service, user) = (cstr(confdir), cstr(service), cstr(user));
-    let answers = Answers {
-        queue: RefCell::new(answers.into_iter().map(cstr).collect()),
-    };
+    let answers = Answers { queue: RefCell::new(answers.into_iter().map(cstr).collect()) };
     let conv = PamConv {
         conv: Some(conversation),
         appdata_ptr: std::ptr::from_ref(&answers).cast_mut().cast::<c_void>(),
@@ -239,13 +235,7 @@ fn main() -> ExitCode {
         // SAFETY: all strings are valid C strings; conv and answers outlive
         // the transaction; pamh is a valid out-pointer.
         let rc = unsafe {
-            pam_start_confdir(
-                service.as_ptr(),
-                user.as_ptr(),
-                &conv,
-                confdir.as_ptr(),
-                &mut pamh,
-            )
+            pam_start_confdir(service.as_ptr(), user.as_ptr(), &conv, confdir.as_ptr(), &mut pamh)
         };
         if rc != 0 {
             println!("result: start failed {}", name(rc));

@@ -1,0 +1,265 @@
+//! The live number-matching state of mfad: pending challenges (one per
+//! user), who waits on them, and which approver connections are online.
+//! Waiters are woken through a watch channel the moment a challenge ends:
+//! nobody polls. Decisions are [`Challenge`]'s; this only keeps and wakes.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use pam_mfa_config::wire::ChallengeOutcome;
+use tokio::sync::watch;
+
+use crate::challenge::{Challenge, Context, NotTaken, SessionId, SessionRule};
+
+/// Ended challenges are kept this long (seconds) so a late waiter or
+/// approver gets the real outcome rather than "unknown".
+const KEEP_ENDED: u64 = 300;
+
+struct Entry {
+    challenge: Challenge,
+    ended_at: Option<u64>,
+    wake: watch::Sender<Option<ChallengeOutcome>>,
+}
+
+#[derive(Default)]
+struct State {
+    challenges: HashMap<String, Entry>,
+    /// user -> the id of the user's current challenge
+    current: HashMap<String, String>,
+    /// approver connection (unique name) -> user it approves for
+    approvers: HashMap<String, String>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    state: Mutex<State>,
+}
+
+fn end(entry: &mut Entry, outcome: ChallengeOutcome, now: u64) -> ChallengeOutcome {
+    let ended = entry.challenge.end(outcome, now);
+    entry.ended_at.get_or_insert(now);
+    let _ = entry.wake.send(Some(ended));
+    ended
+}
+
+impl Registry {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a challenge; the user's previous one, if pending, ends as
+    /// superseded (its waiter wakes). Returns the superseded id.
+    pub fn create(&self, challenge: Challenge, now: u64) -> Option<String> {
+        let mut state = self.state();
+        state.challenges.retain(|_, e| {
+            e.ended_at.is_none_or(|t| t + KEEP_ENDED > now)
+                && e.challenge.expires_at + KEEP_ENDED > now
+        });
+        let user = challenge.user.clone();
+        let id = challenge.id.clone();
+        let (wake, _) = watch::channel(None);
+        let previous = state.current.insert(user, id.clone());
+        let mut superseded = None;
+        if let Some(entry) = previous.and_then(|old| state.challenges.get_mut(&old)) {
+            if entry.challenge.outcome_at(now).is_none() {
+                end(entry, ChallengeOutcome::Superseded, now);
+                superseded = Some(entry.challenge.id.clone());
+            }
+        }
+        state.challenges.insert(id, Entry { challenge, ended_at: None, wake });
+        superseded
+    }
+
+    /// A receiver that sees the outcome once the challenge ends; only the
+    /// connection that created it may wait. Also returns its expiry time.
+    pub fn watch(
+        &self,
+        id: &str,
+        caller: &str,
+    ) -> Result<(watch::Receiver<Option<ChallengeOutcome>>, u64), NotTaken> {
+        let state = self.state();
+        let entry = state.challenges.get(id).ok_or(NotTaken::Unknown)?;
+        if entry.challenge.creator != caller {
+            return Err(NotTaken::Unknown);
+        }
+        Ok((entry.wake.subscribe(), entry.challenge.expires_at))
+    }
+
+    /// The outcome at `now`, ending the challenge as expired if its time is up.
+    pub fn settle(&self, id: &str, now: u64) -> ChallengeOutcome {
+        let mut state = self.state();
+        match state.challenges.get_mut(id) {
+            Some(entry) => match entry.challenge.outcome_at(now) {
+                Some(outcome) => end(entry, outcome, now),
+                None => ChallengeOutcome::Pending,
+            },
+            None => ChallengeOutcome::Cancelled,
+        }
+    }
+
+    /// An approver of `user` answers challenge `id` with `number`.
+    pub fn answer(
+        &self,
+        id: &str,
+        user: &str,
+        number: u32,
+        session: SessionId,
+        rule: SessionRule,
+        now: u64,
+    ) -> Result<(ChallengeOutcome, Challenge), NotTaken> {
+        let mut state = self.state();
+        let entry = state.challenges.get_mut(id).ok_or(NotTaken::Unknown)?;
+        if entry.challenge.user != user {
+            return Err(NotTaken::Unknown);
+        }
+        let outcome = entry.challenge.answer(number, session, rule, now)?;
+        end(entry, outcome, now);
+        Ok((outcome, entry.challenge.clone()))
+    }
+
+    /// Ends `id` with `outcome` if `allowed` says the caller may (deny by
+    /// the user's approver, cancel by the creator).
+    pub fn end_if(
+        &self,
+        id: &str,
+        outcome: ChallengeOutcome,
+        now: u64,
+        allowed: impl FnOnce(&Challenge) -> bool,
+    ) -> Result<(ChallengeOutcome, Challenge), NotTaken> {
+        let mut state = self.state();
+        let entry = state.challenges.get_mut(id).ok_or(NotTaken::Unknown)?;
+        if !allowed(&entry.challenge) {
+            return Err(NotTaken::Unknown);
+        }
+        if let Some(ended) = entry.challenge.outcome_at(now) {
+            end(entry, ended, now);
+            return Err(NotTaken::Ended(ended));
+        }
+        Ok((end(entry, outcome, now), entry.challenge.clone()))
+    }
+
+    /// The user's pending challenges (at most one): id, context, seconds left.
+    pub fn pending_for(&self, user: &str, now: u64) -> Vec<(String, Context, u64)> {
+        let state = self.state();
+        state
+            .current
+            .get(user)
+            .and_then(|id| state.challenges.get(id))
+            .filter(|e| e.challenge.outcome_at(now).is_none())
+            .map(|e| {
+                let c = &e.challenge;
+                (c.id.clone(), c.context.clone(), c.expires_at.saturating_sub(now))
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// Every pending challenge: id, context, seconds left.
+    pub fn all_pending(&self, now: u64) -> Vec<(String, Context, u64)> {
+        let state = self.state();
+        state
+            .challenges
+            .values()
+            .filter(|e| e.challenge.outcome_at(now).is_none())
+            .map(|e| {
+                let c = &e.challenge;
+                (c.id.clone(), c.context.clone(), c.expires_at.saturating_sub(now))
+            })
+            .collect()
+    }
+
+    pub fn register_approver(&self, connection: &str, user: &str) {
+        self.state().approvers.insert(connection.to_string(), user.to_string());
+    }
+
+    /// The connections of `user`'s approvers.
+    pub fn approvers_of(&self, user: &str) -> Vec<String> {
+        let state = self.state();
+        state.approvers.iter().filter(|(_, u)| *u == user).map(|(c, _)| c.clone()).collect()
+    }
+
+    pub fn has_approver(&self, user: &str) -> bool {
+        self.state().approvers.values().any(|u| u == user)
+    }
+
+    /// A connection left the bus: its challenges end as cancelled, and it
+    /// is no longer an approver. Returns the ids cancelled.
+    pub fn forget_connection(&self, connection: &str, now: u64) -> Vec<String> {
+        let mut state = self.state();
+        state.approvers.remove(connection);
+        let mut cancelled = Vec::new();
+        for entry in state.challenges.values_mut() {
+            if entry.challenge.creator == connection && entry.challenge.outcome_at(now).is_none() {
+                end(entry, ChallengeOutcome::Cancelled, now);
+                cancelled.push(entry.challenge.id.clone());
+            }
+        }
+        cancelled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(id: &str, user: &str) -> Challenge {
+        Challenge {
+            id: id.into(),
+            user: user.into(),
+            number: 42,
+            context: Context::new(),
+            created_at: 0,
+            expires_at: 60,
+            requester_session: Some(1),
+            creator: ":1.1".into(),
+            test: false,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn a_new_request_supersedes_the_old_and_wakes_its_waiter() {
+        let reg = Registry::default();
+        reg.create(challenge("a", "alice"), 0);
+        let (rx, _) = reg.watch("a", ":1.1").unwrap();
+        assert_eq!(reg.create(challenge("b", "alice"), 1), Some("a".into()));
+        assert_eq!(*rx.borrow(), Some(ChallengeOutcome::Superseded));
+        assert_eq!(reg.pending_for("alice", 1).len(), 1);
+        assert_eq!(reg.pending_for("alice", 1)[0].0, "b");
+    }
+
+    #[test]
+    fn only_the_creator_may_wait_and_only_the_user_may_answer() {
+        let reg = Registry::default();
+        reg.create(challenge("a", "alice"), 0);
+        assert!(reg.watch("a", ":1.2").is_err());
+        assert_eq!(
+            reg.answer("a", "bob", 42, Some(2), SessionRule::Different, 1).unwrap_err(),
+            NotTaken::Unknown
+        );
+        assert!(reg.pending_for("bob", 1).is_empty());
+        let (outcome, _) =
+            reg.answer("a", "alice", 42, Some(2), SessionRule::Different, 1).unwrap();
+        assert_eq!(outcome, ChallengeOutcome::Approved);
+    }
+
+    #[test]
+    fn a_creator_leaving_cancels_and_an_approver_leaving_goes_offline() {
+        let reg = Registry::default();
+        reg.create(challenge("a", "alice"), 0);
+        reg.register_approver(":1.9", "alice");
+        assert!(reg.has_approver("alice"));
+        assert_eq!(reg.forget_connection(":1.1", 1), vec!["a".to_string()]);
+        assert_eq!(reg.settle("a", 1), ChallengeOutcome::Cancelled);
+        reg.forget_connection(":1.9", 1);
+        assert!(!reg.has_approver("alice"));
+    }
+
+    #[test]
+    fn settle_expires_on_time() {
+        let reg = Registry::default();
+        reg.create(challenge("a", "alice"), 0);
+        assert_eq!(reg.settle("a", 59), ChallengeOutcome::Pending);
+        assert_eq!(reg.settle("a", 60), ChallengeOutcome::Expired);
+    }
+}

@@ -1,0 +1,273 @@
+//! Number matching on a private bus with a real mfad, real libpam (the
+//! requester, pam-harness in mode=push) and real `mfa-approve` processes
+//! run as real test accounts. Login sessions are made the way pam_loginuid
+//! makes them: root writes /proc/self/loginuid, the kernel gives a new
+//! audit session id.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pam_mfa_tests::system::{ensure_user, require_root};
+use pam_mfa_tests::{in_new_session, in_this_session, Bus, Mfad, PamService};
+
+const ALICE: &str = "mfa-push-alice";
+const BOB: &str = "mfa-push-bob";
+
+fn uid(user: &str) -> u32 {
+    nix::unistd::User::from_name(user).unwrap().unwrap().uid.as_raw()
+}
+
+struct Setup {
+    _bus: Bus,
+    mfad: Mfad,
+    pam: PamService,
+}
+
+fn setup(extra: &str) -> Setup {
+    require_root();
+    ensure_user(ALICE, false);
+    ensure_user(BOB, false);
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, extra);
+    mfad.enroll(ALICE);
+    let pam = PamService::new(&format!("mode=push config={}", mfad.config.display()));
+    Setup { _bus: bus, mfad, pam }
+}
+
+/// Runs `mfa-approve ARGS` as `user` with `input`, in a new login session
+/// (or, with `new_session` false, in the test's own session).
+fn approver(s: &Setup, user: &str, new_session: bool, args: &[&str], input: &str) -> Output {
+    let mut cmd = if new_session {
+        in_new_session(uid(user), Some(user), &s.mfad.approve_bin())
+    } else {
+        in_this_session(user, &s.mfad.approve_bin())
+    };
+    let mut child = cmd
+        .arg("--config")
+        .arg(&s.mfad.config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn the_right_number_from_another_session_signs_in_promptly() {
+    let s = setup("");
+    let mut request = s.pam.start_push(ALICE, None);
+    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    let approved_at = Instant::now();
+    assert!(out.status.success(), "{}", text(&out));
+    let screen = text(&out);
+    assert!(screen.contains("Sign-in request for mfa-push-alice"), "{screen}");
+    assert!(screen.contains("service:     mfa-test"), "{screen}");
+    assert!(screen.contains("from:        192.0.2.7"), "{screen}");
+    assert!(
+        !screen.contains(&format!(" {} ", request.number)),
+        "the approver never sees the number"
+    );
+    let (line, at) = request.result_line().expect("no result");
+    assert_eq!(line, "result: PAM_SUCCESS");
+    // Woken by mfad, not by the 60-second expiry or a polling interval.
+    assert!(at.duration_since(approved_at) < Duration::from_secs(2), "{:?}", at - approved_at);
+    assert!(s.mfad.log_text().contains("result=\"approved\""));
+}
+
+#[test]
+fn a_wrong_number_ends_the_request_with_its_reason() {
+    let s = setup("");
+    let request = s.pam.start_push(ALICE, None);
+    let wrong = if request.number == 10 { 11 } else { request.number - 1 };
+    let out = approver(&s, ALICE, true, &["--once"], &format!("{wrong}\n"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("wrong number"), "{}", text(&out));
+    let run = request.finish();
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(run.errors.iter().any(|e| e.contains("A wrong number was typed")), "{}", run.text);
+    assert!(s.mfad.log_text().contains("result=\"wrong-number\""));
+}
+
+#[test]
+fn a_denial_ends_the_request_with_its_reason() {
+    let s = setup("");
+    let request = s.pam.start_push(ALICE, None);
+    let out = approver(&s, ALICE, true, &["--once"], "d\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let run = request.finish();
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(run.errors.iter().any(|e| e.contains("denied")), "{}", run.text);
+    assert!(s.mfad.log_text().contains("result=\"denied\""));
+}
+
+#[test]
+fn no_answer_expires_with_its_reason() {
+    let s = setup("[push]\ntimeout_seconds = 5\n");
+    let started = Instant::now();
+    let run = s.pam.start_push(ALICE, None).finish();
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(run.errors.iter().any(|e| e.contains("No approval came in time")), "{}", run.text);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(15), "{took:?}");
+}
+
+#[test]
+fn a_newer_request_supersedes_the_older_one() {
+    let s = setup("");
+    let first = s.pam.start_push(ALICE, None);
+    let second = s.pam.start_push(ALICE, None);
+    let run = first.finish();
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(run.errors.iter().any(|e| e.contains("A newer sign-in request")), "{}", run.text);
+    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", second.number));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(second.finish().result(), "PAM_SUCCESS");
+}
+
+#[test]
+fn another_users_approver_sees_nothing_and_cannot_approve() {
+    let s = setup("[push]\ntimeout_seconds = 10\n");
+    let request = s.pam.start_push(ALICE, None);
+    let theirs = approver(&s, BOB, true, &["--list", "--json"], "");
+    assert!(text(&theirs).contains("{\"pending\":[]}"), "{}", text(&theirs));
+    let mine = approver(&s, ALICE, true, &["--list", "--json"], "");
+    let listed: serde_json::Value = serde_json::from_slice(&mine.stdout).unwrap();
+    let id = listed["pending"][0]["id"].as_str().unwrap().to_string();
+    assert!(!String::from_utf8_lossy(&mine.stdout).contains(&format!(":{}", request.number)));
+    // Bob calls Approve with Alice's id and the right number, over the bus.
+    let bus_address = s.mfad.log_text();
+    let address = bus_address
+        .split("bus=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let out = in_new_session(uid(BOB), Some(BOB), std::path::Path::new("/usr/bin/dbus-send"))
+        .args([&format!("--bus={address}"), "--print-reply", "--dest=io.github.pam_mfa"])
+        .args(["/io/github/pam_mfa", "io.github.pam_mfa.Approver1.Approve"])
+        .args([&format!("string:{id}"), &format!("uint32:{}", request.number)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("io.github.pam_mfa.Error.NoSuchChallenge"), "{}", text(&out));
+    // Alice's request is still pending and can still be approved by her.
+    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+}
+
+#[test]
+fn the_requesting_session_cannot_approve_by_default() {
+    let s = setup("[push]\ntimeout_seconds = 6\n");
+    // The request and the approver share the test's own login session.
+    let request = s.pam.start_push(ALICE, None);
+    let out = approver(&s, ALICE, false, &["--once"], &format!("{}\n", request.number));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("another login session"), "{}", text(&out));
+    assert!(s.mfad.log_text().contains("SameSession"), "{}", s.mfad.log_text());
+    let run = request.finish();
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(run.errors.iter().any(|e| e.contains("No approval came in time")), "{}", run.text);
+}
+
+#[test]
+fn approver_session_any_allows_the_same_session() {
+    let s = setup("[push]\napprover_session = \"any\"\n");
+    let request = s.pam.start_push(ALICE, None);
+    let out = approver(&s, ALICE, false, &["--once"], &format!("{}\n", request.number));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+}
+
+#[test]
+fn the_setup_test_proves_the_approver_end_to_end() {
+    let s = setup("");
+    let mut test = in_new_session(uid(ALICE), Some(ALICE), &s.mfad.approve_bin())
+        .arg("--config")
+        .arg(&s.mfad.config)
+        .arg("--test")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(test.stdout.take().unwrap());
+    let mut number = None;
+    let mut shown = String::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        shown.push_str(&line);
+        if let Ok(n) = line.trim().parse::<u32>() {
+            number = Some(n);
+            break;
+        }
+    }
+    let number = number.unwrap_or_else(|| panic!("no number shown: {shown}"));
+    let out = approver(&s, ALICE, true, &["--once"], &format!("{number}\n"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("mfa-approve --test"), "{}", text(&out));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(test.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("It works"), "{rest}");
+}
+
+#[test]
+fn auto_mode_pushes_only_when_an_approver_is_online() {
+    let s = setup("");
+    let auto = PamService::new(&format!("mode=auto config={}", s.mfad.config.display()));
+    let run = auto.authenticate(ALICE, &["000000"]);
+    assert_eq!(run.prompts, vec!["Verification code: "], "no approver: a code is asked");
+
+    let mut agent = in_new_session(uid(ALICE), Some(ALICE), &s.mfad.approve_bin())
+        .arg("--config")
+        .arg(&s.mfad.config)
+        .arg("--agent")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(agent.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.contains("agent online"), "{line}");
+
+    let request = auto.start_push(ALICE, None);
+    let mut told = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut told).unwrap();
+    assert!(told.contains("Sign-in request for mfa-push-alice"), "the agent is told: {told}");
+    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
+#[test]
+fn over_ssh_the_number_is_in_the_prompt_and_enter_waits_for_the_approval() {
+    let s = setup("");
+    let module = pam_mfa_tests::module();
+    let ssh = PamService::named(
+        "sshd-push-test",
+        &[&format!(
+            "auth required {} mode=push config={}",
+            module.display(),
+            s.mfad.config.display()
+        )],
+    );
+    let request = ssh.start_push(ALICE, None);
+    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    assert!(out.status.success(), "{}", text(&out));
+    let run = request.finish();
+    assert_eq!(run.result(), "PAM_SUCCESS", "{}", run.text);
+    assert!(run.prompts[0].contains("then press Enter here, or type a code"), "{}", run.text);
+}
