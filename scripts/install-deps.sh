@@ -13,6 +13,7 @@ packages=(
   expect            # drives ssh's keyboard-interactive prompt and mfa-enroll's dialogue
   zbar-tools        # zbarimg: an independent QR decoder for the terminal QR code
   libpam-google-authenticator  # writes a real ~/.google_authenticator to import
+  sudo              # the end-to-end number-matching test
   util-linux        # runuser, setpriv
   passwd            # useradd
 )

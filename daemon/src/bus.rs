@@ -427,6 +427,9 @@ impl PamInterface {
     ) -> Result<u32, MfaError> {
         let caller = sender_of(&header)?;
         let outcome = wait_for_outcome(&self.push, id, &caller, timeout_ms).await?;
+        if outcome == ChallengeOutcome::Expired {
+            tracing::info!(challenge = %id, result = outcome.as_str(), "challenge-ended");
+        }
         Ok(outcome.into())
     }
 

@@ -126,7 +126,7 @@ impl Scratch {
     pub fn new() -> Scratch {
         let dir = tempfile::Builder::new().prefix("pam-mfa-e2e-").tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        for name in ["mfad", "mfa-enroll", "libpam_mfa.so"] {
+        for name in ["mfad", "mfa-enroll", "mfa-approve", "libpam_mfa.so"] {
             let target = dir.path().join(name);
             fs::copy(bin(name), &target).unwrap();
             fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
@@ -215,6 +215,25 @@ impl Sshd {
     /// Starts sshd for `user` (public key, then keyboard-interactive through
     /// PAM) with `pam_auth` as the auth lines of its PAM service.
     pub fn start(scratch: &Scratch, service: &str, user: &str, pam_auth: &str) -> Sshd {
+        Sshd::start_with(
+            scratch,
+            service,
+            user,
+            pam_auth,
+            "publickey,keyboard-interactive",
+            "session required pam_permit.so",
+        )
+    }
+
+    /// Starts sshd with the given `AuthenticationMethods` and PAM session lines.
+    pub fn start_with(
+        scratch: &Scratch,
+        service: &str,
+        user: &str,
+        pam_auth: &str,
+        methods: &str,
+        pam_session: &str,
+    ) -> Sshd {
         fs::create_dir_all("/run/sshd").unwrap();
         let host_key = scratch.path("host_key");
         let client_key = scratch.path("client_key");
@@ -239,7 +258,7 @@ impl Sshd {
             format!("/etc/pam.d/{service}"),
             format!(
                 "# pam-mfa end-to-end test service; removed by the test\n{pam_auth}\n\
-                 account required pam_unix.so\nsession required pam_permit.so\n"
+                 account required pam_unix.so\n{pam_session}\n"
             ),
         )
         .unwrap();
@@ -250,7 +269,7 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {pid}\n\
                  UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
-                 PubkeyAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n\
+                 PubkeyAuthentication yes\nAuthenticationMethods {methods}\n\
                  AuthorizedKeysFile .ssh/authorized_keys\nStrictModes yes\nLogLevel VERBOSE\nPrintMotd no\n",
                 host = host_key.display(),
                 pid = scratch.path("sshd.pid").display(),
@@ -299,6 +318,47 @@ impl Sshd {
             _ => Login::Failed,
         };
         (login, String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// A sudoers drop-in and a PAM service of its own for `user`'s sudo
+/// (sudoers `pam_service`), so the host's /etc/pam.d/sudo stays untouched.
+/// Both are removed on drop.
+pub struct SudoService {
+    pub service: String,
+    sudoers: PathBuf,
+}
+
+impl SudoService {
+    pub fn install(user: &str, service: &str, pam_auth: &str) -> SudoService {
+        let sudoers = PathBuf::from(format!("/etc/sudoers.d/{service}"));
+        fs::write(
+            &sudoers,
+            format!(
+                "# pam-mfa end-to-end test; removed by the test\n\
+                 Defaults:{user} pam_service={service}, passwd_tries=1, !lecture\n\
+                 {user} ALL=(ALL:ALL) ALL\n"
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&sudoers, fs::Permissions::from_mode(0o440)).unwrap();
+        run(Command::new("visudo").args(["-c", "-q", "-f"]).arg(&sudoers));
+        fs::write(
+            format!("/etc/pam.d/{service}"),
+            format!(
+                "# pam-mfa end-to-end test service; removed by the test\n{pam_auth}\n\
+                 account required pam_permit.so\nsession required pam_permit.so\n"
+            ),
+        )
+        .unwrap();
+        SudoService { service: service.to_string(), sudoers }
+    }
+}
+
+impl Drop for SudoService {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.sudoers);
+        let _ = fs::remove_file(format!("/etc/pam.d/{}", self.service));
     }
 }
 
