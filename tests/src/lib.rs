@@ -487,8 +487,6 @@ impl PushRequest {
         while let Some(line) = PushRequest::wait_line(&self.lines, &mut self.seen, "\u{0}") {
             let _ = line;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         PamRun::parse(&(self.seen.join("\n") + "\n"))
     }
 
@@ -496,6 +494,13 @@ impl PushRequest {
     pub fn result_line(&mut self) -> Option<(String, Instant)> {
         let line = PushRequest::wait_line(&self.lines, &mut self.seen, "result: ")?;
         Some((line, Instant::now()))
+    }
+}
+
+impl Drop for PushRequest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

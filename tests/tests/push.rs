@@ -271,3 +271,57 @@ fn over_ssh_the_number_is_in_the_prompt_and_enter_waits_for_the_approval() {
     assert_eq!(run.result(), "PAM_SUCCESS", "{}", run.text);
     assert!(run.prompts[0].contains("then press Enter here, or type a code"), "{}", run.text);
 }
+
+#[test]
+fn the_agent_raises_a_desktop_notification_on_the_session_bus() {
+    let s = setup("");
+    // Alice's desktop session bus, with a stand-in notification service.
+    let desktop = tempfile::tempdir().unwrap();
+    std::process::Command::new("chown")
+        .arg(format!("{ALICE}:"))
+        .arg(desktop.path())
+        .status()
+        .unwrap();
+    let socket = desktop.path().join("session.sock");
+    let address = format!("unix:path={}", socket.display());
+    let mut session_bus = in_this_session(ALICE, std::path::Path::new("/usr/bin/dbus-daemon"))
+        .args(["--session", "--nofork", "--nopidfile", &format!("--address={address}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(pam_mfa_tests::wait_for(Duration::from_secs(10), || socket.exists()));
+    let sink_bin = s.mfad.dir.path().join("notify-sink");
+    std::fs::copy(pam_mfa_tests::bin("notify-sink"), &sink_bin).unwrap();
+    let mut sink =
+        in_this_session(ALICE, &sink_bin).arg(&address).stdout(Stdio::piped()).spawn().unwrap();
+    let mut sink_out = std::io::BufReader::new(sink.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+
+    let mut agent = in_new_session(uid(ALICE), Some(ALICE), &s.mfad.approve_bin())
+        .arg("--config")
+        .arg(&s.mfad.config)
+        .arg("--agent")
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut agent_out = std::io::BufReader::new(agent.stdout.take().unwrap());
+    line.clear();
+    std::io::BufRead::read_line(&mut agent_out, &mut line).unwrap();
+    assert!(line.contains("agent online"), "{line}");
+
+    let request = s.pam.start_push(ALICE, None);
+    line.clear();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert!(line.starts_with("notify: Sign-in request"), "{line}");
+    assert!(line.contains("Sign-in request for mfa-push-alice"), "{line}");
+    assert!(line.contains("service:     mfa-test"), "{line}");
+    assert!(!line.contains(&format!(" {} ", request.number)), "no number in it: {line}");
+    for child in [&mut agent, &mut sink, &mut session_bus] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(request);
+}
