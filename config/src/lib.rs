@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod names;
+pub mod reference;
 pub mod schema;
 pub mod username;
 pub mod wire;

@@ -3,6 +3,24 @@
 
 use std::path::PathBuf;
 
+/// Every module argument with its meaning: the one source of pam_mfa(8)
+/// and of the error for an unknown argument.
+pub const REFERENCE: &[(&str, &str)] = &[
+    (
+        "mode=code|push|auto",
+        "How the second factor is asked for. code (the default): prompt \"Verification code:\" for a code from the authenticator app, or a recovery code. push: number matching; show a number and wait until it is typed into mfa-approve in another session of the user (over sshd the number is shown inside a prompt: approve, then press Enter, or type a code instead). auto: push when an approver of the user is online, else code.",
+    ),
+    (
+        "nullok",
+        "Let users without an enrollment through with PAM_IGNORE (the rest of the stack decides) instead of failing them with PAM_AUTH_ERR. For rolling pam-mfa out.",
+    ),
+    ("debug", "Log each step to syslog at debug priority (never a code)."),
+    (
+        "config=/absolute/path",
+        "Read this config file instead of /etc/pam-mfa/config.toml; it must exist. Only root-writable files belong here: the file names the bus the module trusts.",
+    ),
+];
+
 /// How the second factor is asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
@@ -50,9 +68,11 @@ impl Args {
                     return Err(format!("mode={other}: use mode=code, mode=push or mode=auto"));
                 }
                 _ => {
+                    let allowed: Vec<&str> = REFERENCE.iter().map(|(name, _)| *name).collect();
                     return Err(format!(
-                        "unknown module argument {arg:?}: allowed are nullok, debug, mode=code|push|auto, config=/absolute/path"
-                    ))
+                        "unknown module argument {arg:?}: allowed are {}",
+                        allowed.join(", ")
+                    ));
                 }
             }
         }
@@ -76,6 +96,20 @@ mod tests {
         assert_eq!(args(&["mode=auto"]).unwrap().mode, Mode::Auto);
         assert_eq!(a.config, Some(PathBuf::from("/tmp/c.toml")));
         assert_eq!(args(&[]).unwrap(), Args::default());
+    }
+
+    #[test]
+    fn every_documented_argument_is_accepted() {
+        for (name, _) in REFERENCE {
+            let example = match name.split_once('=') {
+                Some(("mode", _)) => "mode=push".to_string(),
+                Some(("config", _)) => "config=/etc/pam-mfa/config.toml".to_string(),
+                Some(_) => panic!("{name} has no example"),
+                None => name.to_string(),
+            };
+            assert!(args(&[&example]).is_ok(), "{example}");
+            assert!(args(&["bogus"]).unwrap_err().contains(name));
+        }
     }
 
     #[test]

@@ -12,6 +12,12 @@ use std::time::Duration;
 use crate::{bin, wait_for, workspace, Otpauth};
 
 pub const SYSTEM_SOCKET: &str = "/run/dbus/system_bus_socket";
+
+/// Whether the tests run against the installed package (`PAM_MFA_INSTALLED=1`,
+/// set by scripts/package-test.sh) rather than the build tree.
+pub fn installed() -> bool {
+    std::env::var("PAM_MFA_INSTALLED").is_ok_and(|v| v == "1")
+}
 pub const POLICY_TARGET: &str = "/etc/dbus-1/system.d/io.github.pam_mfa.conf";
 
 /// Panics with a clear message unless running as root.
@@ -100,7 +106,9 @@ fn reload_bus() -> bool {
 
 impl Drop for SystemBus {
     fn drop(&mut self) {
-        let _ = fs::remove_file(POLICY_TARGET);
+        if !installed() {
+            let _ = fs::remove_file(POLICY_TARGET);
+        }
         match self.started {
             Some(pid) => {
                 let _ = nix::sys::signal::kill(
@@ -108,6 +116,7 @@ impl Drop for SystemBus {
                     nix::sys::signal::Signal::SIGTERM,
                 );
                 let _ = fs::remove_file("/run/dbus/pid");
+                let _ = fs::remove_file(SYSTEM_SOCKET);
             }
             None => {
                 reload_bus();
@@ -117,7 +126,8 @@ impl Drop for SystemBus {
 }
 
 /// A world-traversable scratch directory with copies of the built binaries
-/// (the service user must be able to run mfad from it).
+/// (the service user must be able to run mfad from it). Against the
+/// installed package, the binaries are the installed ones.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
 }
@@ -126,6 +136,9 @@ impl Scratch {
     pub fn new() -> Scratch {
         let dir = tempfile::Builder::new().prefix("pam-mfa-e2e-").tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        if installed() {
+            return Scratch { dir };
+        }
         for name in ["mfad", "mfa-enroll", "mfa-approve", "libpam_mfa.so"] {
             let target = dir.path().join(name);
             fs::copy(bin(name), &target).unwrap();
@@ -135,6 +148,15 @@ impl Scratch {
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
+        if installed() {
+            match name {
+                "mfad" => return PathBuf::from("/usr/sbin/mfad"),
+                "mfa-enroll" | "mfa-approve" => return PathBuf::from("/usr/bin").join(name),
+                // A bare name: libpam finds it in the system's module directory.
+                "libpam_mfa.so" => return PathBuf::from("pam_mfa.so"),
+                _ => {}
+            }
+        }
         self.dir.path().join(name)
     }
 }

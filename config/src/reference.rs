@@ -1,0 +1,196 @@
+//! The reference of every config key: the one source of the example file
+//! and of pam-mfa.toml(5). Tests hold it to the schema: every key here
+//! parses with the default given, and every key of the schema is here.
+
+/// One key of `/etc/pam-mfa/config.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyDoc {
+    /// `""` for top-level keys, else the `[section]` name.
+    pub section: &'static str,
+    pub key: &'static str,
+    /// The default, as TOML.
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// What each section is for.
+pub const SECTIONS: &[(&str, &str)] = &[
+    ("", "Top-level keys."),
+    ("totp", "Parameters of new enrollments (RFC 6238). Existing enrollments keep theirs."),
+    ("limits", "Rate limiting of failed attempts, per user."),
+    ("enroll", "The setup of a new enrollment."),
+    ("push", "Number matching: requests approved in mfa-approve."),
+    ("bus", "How mfad and its clients meet."),
+];
+
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        section: "",
+        key: "issuer",
+        default: "\"pam-mfa\"",
+        doc: "Name the authenticator app shows above the account (the otpauth issuer). 1 to 64 printable characters, no colon.",
+    },
+    KeyDoc {
+        section: "",
+        key: "state_dir",
+        default: "\"/var/lib/pam-mfa\"",
+        doc: "Directory where mfad keeps one file per enrolled user (mode 0700, owned by the service user). An absolute path.",
+    },
+    KeyDoc {
+        section: "totp",
+        key: "algorithm",
+        default: "\"SHA1\"",
+        doc: "HMAC hash: \"SHA1\" (what every app supports), \"SHA256\" or \"SHA512\".",
+    },
+    KeyDoc { section: "totp", key: "digits", default: "6", doc: "Digits of a code, 6 to 8." },
+    KeyDoc { section: "totp", key: "period", default: "30", doc: "Seconds a code lasts, 15 to 300." },
+    KeyDoc {
+        section: "totp",
+        key: "skew",
+        default: "1",
+        doc: "Time steps accepted either side of now, for clock drift, 0 to 10.",
+    },
+    KeyDoc {
+        section: "limits",
+        key: "max_failures",
+        default: "5",
+        doc: "Consecutive failures that lock the user out, 1 to 100.",
+    },
+    KeyDoc {
+        section: "limits",
+        key: "lockout_seconds",
+        default: "30",
+        doc: "Length of the first lockout in seconds, 1 to 86400; each further lockout without a success in between doubles it.",
+    },
+    KeyDoc {
+        section: "limits",
+        key: "lockout_max_seconds",
+        default: "3600",
+        doc: "Ceiling of the doubling lockout in seconds, 1 to 604800.",
+    },
+    KeyDoc {
+        section: "enroll",
+        key: "pending_seconds",
+        default: "300",
+        doc: "Seconds a started enrollment waits for its first code before it expires, 1 to 3600.",
+    },
+    KeyDoc {
+        section: "enroll",
+        key: "confirm_tries",
+        default: "5",
+        doc: "Wrong first codes before a started enrollment is dropped, 1 to 10.",
+    },
+    KeyDoc {
+        section: "push",
+        key: "timeout_seconds",
+        default: "60",
+        doc: "Seconds a number-matching request waits for its approval, 5 to 600.",
+    },
+    KeyDoc {
+        section: "push",
+        key: "approver_session",
+        default: "\"different\"",
+        doc: "Which login session may approve: \"different\" (the approver's audit session must differ from the requester's, so a script in the requesting session cannot approve its own sudo) or \"any\".",
+    },
+    KeyDoc {
+        section: "push",
+        key: "allow_root_approval",
+        default: "false",
+        doc: "Whether root may approve another user's request.",
+    },
+    KeyDoc {
+        section: "bus",
+        key: "address",
+        default: "\"unix:path=/run/dbus/system_bus_socket\"",
+        doc: "D-Bus address of the bus mfad serves on (the system bus). Only tests set another. Never taken from the environment.",
+    },
+    KeyDoc {
+        section: "bus",
+        key: "timeout_ms",
+        default: "3000",
+        doc: "Upper bound in milliseconds of every call a client makes to mfad, connecting included, 100 to 60000. The PAM module fails closed (PAM_AUTHINFO_UNAVAIL) past it.",
+    },
+];
+
+/// A commented config file with every key at its default.
+pub fn example_toml() -> String {
+    let mut out = String::from(
+        "# /etc/pam-mfa/config.toml - every key is optional; shown here at its default.\n\
+         # Unknown keys and bad values are refused with file:line:column.\n",
+    );
+    for (section, about) in SECTIONS {
+        out.push('\n');
+        if !section.is_empty() {
+            out.push_str(&format!("# {about}\n[{section}]\n"));
+        }
+        for key in KEYS.iter().filter(|k| k.section == *section) {
+            for line in wrap(key.doc, 76) {
+                out.push_str(&format!("# {line}\n"));
+            }
+            out.push_str(&format!("#{} = {}\n", key.key, key.default));
+        }
+    }
+    out
+}
+
+/// Word-wraps `text` at `width` columns.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Config;
+    use std::path::Path;
+
+    #[test]
+    fn every_documented_key_parses_with_its_documented_default() {
+        let uncommented: String = example_toml()
+            .lines()
+            .map(|l| l.strip_prefix('#').filter(|r| r.contains(" = ")).unwrap_or(l))
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed = Config::parse(Path::new("example.toml"), &uncommented).unwrap();
+        assert_eq!(parsed, Config::default(), "{uncommented}");
+    }
+
+    #[test]
+    fn every_key_of_the_schema_is_documented() {
+        for (section, _) in SECTIONS {
+            let text = if section.is_empty() {
+                "zzz_not_a_key = 1".to_string()
+            } else {
+                format!("[{section}]\nzzz_not_a_key = 1")
+            };
+            let err = Config::parse(Path::new("x.toml"), &text).unwrap_err();
+            let expected: Vec<&str> =
+                err.message.split('`').skip(3).step_by(2).map(str::trim).collect();
+            let mut documented: Vec<&str> =
+                KEYS.iter().filter(|k| k.section == *section).map(|k| k.key).collect();
+            if section.is_empty() {
+                documented.extend(SECTIONS.iter().filter(|(s, _)| !s.is_empty()).map(|(s, _)| *s));
+            }
+            assert!(!expected.is_empty(), "{}", err.message);
+            let (mut a, mut b) = (expected.clone(), documented.clone());
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "section [{section}]: {}", err.message);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Writes pam-mfa's man pages and example config from their one sources:
+//! each command's `--help`, the module's argument reference, and the config
+//! key reference. So the pages cannot drift from the programs.
+//!
+//! ```text
+//! gen-docs OUT_DIR BIN_DIR DATE VERSION
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use pam_mfa_config::reference::{example_toml, KEYS, SECTIONS};
+
+/// Escapes text for roff: backslashes, and a leading '.' or '\''.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+fn header(name: &str, section: &str, date: &str, version: &str, summary: &str) -> String {
+    format!(
+        ".TH {} {section} \"{date}\" \"pam-mfa {version}\" \"pam-mfa\"\n.SH NAME\n{} \\- {}\n",
+        name.to_uppercase(),
+        roff(name),
+        roff(summary)
+    )
+}
+
+/// A command's man page from its `--help`: the first line is the summary,
+/// the rest is kept as written (it is what `--help` prints).
+fn command_page(
+    bin: &Path,
+    name: &str,
+    section: &str,
+    date: &str,
+    version: &str,
+) -> Result<String, String> {
+    let out = Command::new(bin.join(name))
+        .arg("--help")
+        .output()
+        .map_err(|e| format!("{}: {e}", bin.join(name).display()))?;
+    let help = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
+    let mut lines = help.lines();
+    let first = lines.next().ok_or(format!("{name} --help printed nothing"))?;
+    let summary = first.split_once(" - ").map_or(first, |(_, s)| s);
+    let mut page = header(name, section, date, version, summary);
+    page.push_str(".SH DESCRIPTION\n.nf\n");
+    for line in lines {
+        let _ = writeln!(page, "{}", roff(line));
+    }
+    page.push_str(".fi\n");
+    page.push_str(".SH SEE ALSO\n.BR mfad (8),\n.BR pam_mfa (8),\n.BR mfa\\-enroll (1),\n.BR mfa\\-approve (1),\n.BR pam\\-mfa.toml (5)\n");
+    Ok(page)
+}
+
+fn pam_page(date: &str, version: &str) -> String {
+    let mut page = header(
+        "pam_mfa",
+        "8",
+        date,
+        version,
+        "second factor (TOTP code or number matching) for PAM",
+    );
+    page.push_str(".SH SYNOPSIS\n.B auth required pam_mfa.so\n[\\fIARGUMENTS\\fR]\n");
+    page.push_str(".SH DESCRIPTION\nAsks the user for a second factor and lets \\fBmfad\\fR(8) decide, over the system D\\-Bus. The module holds no secrets and reads no store; it never takes the bus address from the environment. When mfad cannot be reached within the config's bus timeout it fails closed with PAM_AUTHINFO_UNAVAIL.\n");
+    page.push_str(".SH ARGUMENTS\n");
+    for (name, doc) in pam_mfa::args::REFERENCE {
+        let _ = write!(page, ".TP\n.B {}\n{}\n", roff(name), roff(doc));
+    }
+    page.push_str(".SH RETURN VALUES\n.TP\n.B PAM_SUCCESS\nRight code, unused recovery code, or approved request.\n.TP\n.B PAM_AUTH_ERR\nWrong or replayed code; denied, wrong number, expired or superseded request; not enrolled (without nullok).\n.TP\n.B PAM_MAXTRIES\nLocked out after too many wrong codes.\n.TP\n.B PAM_IGNORE\nNot enrolled, with nullok.\n.TP\n.B PAM_AUTHINFO_UNAVAIL\nmfad unreachable or silent past the timeout.\n.TP\n.B PAM_SERVICE_ERR\nA bad PAM line or config file (see the system log).\n");
+    page.push_str(".SH EXAMPLES\n.nf\n# /etc/pam.d/sshd, after @include common\\-auth\nauth required pam_mfa.so\n# /etc/pam.d/sudo\nauth required pam_mfa.so mode=push\n.fi\n");
+    page.push_str(".SH SEE ALSO\n.BR mfad (8),\n.BR mfa\\-enroll (1),\n.BR mfa\\-approve (1),\n.BR pam\\-mfa.toml (5),\n.BR pam (7)\n");
+    page
+}
+
+fn config_page(date: &str, version: &str) -> String {
+    let mut page = header("pam-mfa.toml", "5", date, version, "configuration of pam-mfa");
+    page.push_str(".SH SYNOPSIS\n/etc/pam\\-mfa/config.toml\n.SH DESCRIPTION\nA TOML file read by \\fBmfad\\fR(8), \\fBpam_mfa\\fR(8), \\fBmfa\\-enroll\\fR(1) and \\fBmfa\\-approve\\fR(1). Every key is optional; with no file at all the defaults below apply. Unknown keys and values out of range are refused with the file, line and column and what is allowed.\n");
+    for (section, about) in SECTIONS {
+        let title = if section.is_empty() {
+            "TOP\\-LEVEL KEYS".to_string()
+        } else {
+            format!("[{section}]")
+        };
+        let _ = write!(page, ".SH {title}\n{}\n", roff(about));
+        for key in KEYS.iter().filter(|k| k.section == *section) {
+            let _ = write!(
+                page,
+                ".TP\n.BR {} \" (default: \" {} )\n{}\n",
+                roff(key.key),
+                roff(key.default).replace('"', "\\(dq"),
+                roff(key.doc)
+            );
+        }
+    }
+    page.push_str(".SH EXAMPLE\n.nf\n");
+    for line in example_toml().lines() {
+        let _ = writeln!(page, "{}", roff(line));
+    }
+    page.push_str(".fi\n.SH SEE ALSO\n.BR mfad (8),\n.BR pam_mfa (8)\n");
+    page
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [out, bin, date, version] = args.as_slice() else {
+        eprintln!("usage: gen-docs OUT_DIR BIN_DIR DATE VERSION");
+        return ExitCode::from(2);
+    };
+    let out = PathBuf::from(out);
+    let bin = PathBuf::from(bin);
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    for (name, section) in [("mfad", "8"), ("mfa-enroll", "1"), ("mfa-approve", "1")] {
+        match command_page(&bin, name, section, date, version) {
+            Ok(page) => files.push((out.join(format!("man{section}/{name}.{section}")), page)),
+            Err(e) => {
+                eprintln!("gen-docs: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    files.push((out.join("man8/pam_mfa.8"), pam_page(date, version)));
+    files.push((out.join("man5/pam-mfa.toml.5"), config_page(date, version)));
+    files.push((out.join("examples/config.toml"), example_toml()));
+    for (path, text) in files {
+        if let Some(dir) = path.parent() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                eprintln!("gen-docs: {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("gen-docs: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("{}", path.display());
+    }
+    ExitCode::SUCCESS
+}
