@@ -545,7 +545,7 @@ mod tests {
         config.limits.max_failures = Ranged::clamped(3);
         config.enroll.pending_seconds = Ranged::clamped(300);
         config.enroll.confirm_tries = Ranged::clamped(2);
-        Service::new(config, Store::open(dir).unwrap(), Box::new(OsRandom), "host")
+        Service::new(config, Store::open(&dir.join("state")).unwrap(), Box::new(OsRandom), "host")
     }
 
     fn secret_of(uri: &str) -> Vec<u8> {
@@ -598,7 +598,7 @@ mod tests {
         assert_eq!(svc.verify(&bob, &code, 2000).unwrap().outcome, VerifyOutcome::RecoveryAccepted);
         assert_eq!(svc.verify(&bob, &code, 2000).unwrap().outcome, VerifyOutcome::Rejected);
         assert_eq!(svc.status(&bob, 2000).unwrap().unwrap().recovery_left, 9);
-        let stored = std::fs::read_to_string(dir.path().join("users/bob.toml")).unwrap();
+        let stored = std::fs::read_to_string(dir.path().join("state/users/bob.toml")).unwrap();
         assert!(!stored.contains(codes[0].as_str()), "codes are stored hashed");
     }
 

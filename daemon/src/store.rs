@@ -135,15 +135,16 @@ impl Store {
                     message: "is not a directory".into(),
                 });
             }
-            if meta.permissions().mode() & 0o022 != 0 {
+            if meta.permissions().mode() & 0o077 != 0 {
                 return Err(StoreError::Corrupt {
                     path: dir.to_path_buf(),
-                    message: "is writable by group or others: chmod 0700 it".into(),
+                    message: "is open to group or others: chmod 0700 it (it holds secrets)".into(),
                 });
             }
         }
         let store = Store { users };
         store.remove_stale_temp_files()?;
+        store.check_file_modes()?;
         Ok(store)
     }
 
@@ -157,6 +158,23 @@ impl Store {
             if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                 let path = entry.path();
                 fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses store files that group or others may read or write.
+    fn check_file_modes(&self) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.users).map_err(io_err(&self.users))? {
+            let entry = entry.map_err(io_err(&self.users))?;
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+            if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+                return Err(StoreError::Corrupt {
+                    path,
+                    message: "is not a private regular file: chmod 0600 it (it holds a secret)"
+                        .into(),
+                });
             }
         }
         Ok(())
@@ -270,7 +288,7 @@ mod tests {
     #[test]
     fn store_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
         assert_eq!(store.load(&user("alice")).unwrap(), None);
         store.save(&user("alice"), &record()).unwrap();
         assert_eq!(store.load(&user("alice")).unwrap(), Some(record()));
@@ -283,20 +301,21 @@ mod tests {
     #[test]
     fn store_files_are_private() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
         store.save(&user("bob"), &record()).unwrap();
-        let mode = fs::metadata(dir.path().join("users/bob.toml")).unwrap().permissions().mode();
+        let mode =
+            fs::metadata(dir.path().join("state/users/bob.toml")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let mode = fs::metadata(dir.path().join("users")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("state/users")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
     fn a_corrupt_file_is_reported_and_others_are_unharmed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
         store.save(&user("good"), &record()).unwrap();
-        fs::write(dir.path().join("users/bad.toml"), "secret = [").unwrap();
+        fs::write(dir.path().join("state/users/bad.toml"), "secret = [").unwrap();
         assert!(matches!(store.load(&user("bad")), Err(StoreError::Corrupt { .. })));
         assert_eq!(store.load(&user("good")).unwrap(), Some(record()));
     }
@@ -304,19 +323,32 @@ mod tests {
     #[test]
     fn stale_temp_files_are_removed_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        Store::open(dir.path()).unwrap();
-        let stale = dir.path().join("users/.tmp-crashed");
+        Store::open(&dir.path().join("state")).unwrap();
+        let stale = dir.path().join("state/users/.tmp-crashed");
         fs::write(&stale, "half").unwrap();
-        Store::open(dir.path()).unwrap();
+        Store::open(&dir.path().join("state")).unwrap();
         assert!(!stale.exists());
     }
 
     #[test]
-    fn a_world_writable_state_directory_is_refused() {
+    fn a_state_directory_others_can_read_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        let err = Store::open(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("writable by group or others"), "{err}");
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = Store::open(&state).unwrap_err();
+        assert!(err.to_string().contains("open to group or others"), "{err}");
+    }
+
+    #[test]
+    fn a_store_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        store.save(&user("carol"), &record()).unwrap();
+        let file = dir.path().join("state/users/carol.toml");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Store::open(&dir.path().join("state")).unwrap_err();
+        assert!(err.to_string().contains("chmod 0600"), "{err}");
     }
 
     #[test]

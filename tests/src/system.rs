@@ -40,26 +40,39 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// Creates a user (system user when `system`) unless it exists.
+/// Creates a user (system user when `system`) unless it exists. Safe to
+/// call from parallel tests: useradd takes /etc/passwd's lock, so calls are
+/// serialised here and a lost race is retried.
 pub fn ensure_user(name: &str, system: bool) {
-    if nix::unistd::User::from_name(name).ok().flatten().is_some() {
-        return;
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let exists = || nix::unistd::User::from_name(name).ok().flatten().is_some();
+    for _ in 0..20 {
+        if exists() {
+            return;
+        }
+        let mut cmd = Command::new("useradd");
+        if system {
+            cmd.args(["--system", "--no-create-home", "--home-dir", "/nonexistent"]).args([
+                "--shell",
+                "/usr/sbin/nologin",
+                "--user-group",
+            ]);
+        } else {
+            cmd.args(["--create-home", "--shell", "/bin/bash", "--user-group"]);
+        }
+        let status = cmd.arg(name).stderr(Stdio::null()).status().unwrap();
+        if status.success() {
+            if !system {
+                // No password, but not locked either: the keys and the code decide.
+                run(Command::new("usermod").args(["-p", "*", name]));
+            }
+            return;
+        }
+        // Another process held the lock: try again shortly.
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let mut cmd = Command::new("useradd");
-    if system {
-        cmd.args(["--system", "--no-create-home", "--home-dir", "/nonexistent"]).args([
-            "--shell",
-            "/usr/sbin/nologin",
-            "--user-group",
-        ]);
-    } else {
-        cmd.args(["--create-home", "--shell", "/bin/bash", "--user-group"]);
-    }
-    run(cmd.arg(name));
-    if !system {
-        // No password, but not locked either: the keys and the code decide.
-        run(Command::new("usermod").args(["-p", "*", name]));
-    }
+    assert!(exists(), "could not create user {name}");
 }
 
 /// The system bus with pam-mfa's policy installed; started if not running.
