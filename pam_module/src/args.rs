@@ -16,6 +16,10 @@ pub const REFERENCE: &[(&str, &str)] = &[
     ),
     ("debug", "Log each step to syslog at debug priority (never a code)."),
     (
+        "failmode=closed|open",
+        "What happens when mfad cannot be reached or does not answer within the config's bus timeout. closed (the default): fail with PAM_AUTHINFO_UNAVAIL, nobody gets in on this line. open: answer PAM_IGNORE, so the rest of the stack decides (the second factor is skipped while mfad is down: weaker, logged at error priority).",
+    ),
+    (
         "config=/absolute/path",
         "Read this config file instead of /etc/pam-mfa/config.toml; it must exist. Only root-writable files belong here: the file names the bus the module trusts.",
     ),
@@ -42,6 +46,9 @@ pub struct Args {
     pub nullok: bool,
     /// Log each step at debug priority.
     pub debug: bool,
+    /// `failmode=open`: PAM_IGNORE instead of PAM_AUTHINFO_UNAVAIL when
+    /// mfad is unreachable.
+    pub fail_open: bool,
     /// Config file to read instead of /etc/pam-mfa/config.toml (must exist).
     pub config: Option<PathBuf>,
 }
@@ -64,6 +71,11 @@ impl Args {
                 Some(("mode", "code")) => parsed.mode = Mode::Code,
                 Some(("mode", "push")) => parsed.mode = Mode::Push,
                 Some(("mode", "auto")) => parsed.mode = Mode::Auto,
+                Some(("failmode", "closed")) => parsed.fail_open = false,
+                Some(("failmode", "open")) => parsed.fail_open = true,
+                Some(("failmode", other)) => {
+                    return Err(format!("failmode={other}: use failmode=closed or failmode=open"));
+                }
                 Some(("mode", other)) => {
                     return Err(format!("mode={other}: use mode=code, mode=push or mode=auto"));
                 }
@@ -104,6 +116,7 @@ mod tests {
             let example = match name.split_once('=') {
                 Some(("mode", _)) => "mode=push".to_string(),
                 Some(("config", _)) => "config=/etc/pam-mfa/config.toml".to_string(),
+                Some(("failmode", _)) => "failmode=open".to_string(),
                 Some(_) => panic!("{name} has no example"),
                 None => name.to_string(),
             };

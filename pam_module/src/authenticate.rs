@@ -124,8 +124,7 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return PamCode::AuthErr;
         }
         Err(e) => {
-            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
-            return PamCode::AuthinfoUnavail;
+            return unavailable(pam, args, &attempt, &e);
         }
     }
     let mode = match args.mode {
@@ -133,8 +132,7 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             Ok(true) => Mode::Push,
             Ok(false) => Mode::Code,
             Err(e) => {
-                attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
-                return PamCode::AuthinfoUnavail;
+                return unavailable(pam, args, &attempt, &e);
             }
         },
         mode => mode,
@@ -149,6 +147,18 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             }
         },
     }
+}
+
+/// mfad gave no answer: fail closed, or with `failmode=open` let the rest
+/// of the stack decide. Logged at error priority either way.
+fn unavailable(pam: &dyn PamHandler, args: &Args, attempt: &Attempt, e: &DaemonError) -> PamCode {
+    let (code, what) = if args.fail_open {
+        (PamCode::Ignore, "result=unavailable failmode=open (second factor skipped)")
+    } else {
+        (PamCode::AuthinfoUnavail, "result=unavailable failmode=closed")
+    };
+    attempt.log(pam, Priority::Error, &format!("{what} reason=\"{e}\""));
+    code
 }
 
 /// Checks a typed code (or recovery code) with mfad and maps the answer.
@@ -171,8 +181,7 @@ fn check_code(
     let (outcome, retry_after) = match daemon.verify_code(user.as_str(), typed, &attempt.context) {
         Ok(v) => v,
         Err(e) => {
-            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
-            return PamCode::AuthinfoUnavail;
+            return unavailable(pam, args, attempt, &e);
         }
     };
     let priority = if outcome.is_success() { Priority::Info } else { Priority::Notice };
@@ -213,8 +222,7 @@ fn push(
     let (id, number, expires_in) = match daemon.create_challenge(user.as_str(), &attempt.context) {
         Ok(challenge) => challenge,
         Err(e) => {
-            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
-            return PamCode::AuthinfoUnavail;
+            return unavailable(pam, args, attempt, &e);
         }
     };
     let started = std::time::Instant::now();
@@ -244,8 +252,7 @@ fn push(
     let outcome = match daemon.wait_challenge(&id, left) {
         Ok(outcome) => outcome,
         Err(e) => {
-            attempt.log(pam, Priority::Error, &format!("result=unavailable reason=\"{e}\""));
-            return PamCode::AuthinfoUnavail;
+            return unavailable(pam, args, attempt, &e);
         }
     };
     let priority =
@@ -454,6 +461,21 @@ mod tests {
         assert_eq!(rc, PamCode::AuthinfoUnavail);
         let (rc, _, _) = run(Some("111111"), Ok(true), Err(down()), true);
         assert_eq!(rc, PamCode::AuthinfoUnavail);
+    }
+
+    #[test]
+    fn failmode_open_lets_the_stack_decide_when_mfad_is_down() {
+        let script = Script { user: "alice".into(), ..Script::default() };
+        let mut fake = Fake {
+            enrolled: Err(DaemonError::Unavailable("no socket".into())),
+            outcome: Ok((VerifyOutcome::Accepted, 0)),
+            codes_seen: vec![],
+            push: None,
+            cancelled: false,
+        };
+        let args = Args { fail_open: true, ..Args::default() };
+        assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::Ignore);
+        assert!(script.logged.borrow().join("").contains("failmode=open"));
     }
 
     #[test]

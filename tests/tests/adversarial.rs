@@ -1,0 +1,281 @@
+//! Trying to break it: replay races between threads and processes, brute
+//! force, mfad killed at random moments, mfad hung or gone. Private bus,
+//! real mfad, real libpam; codes from oathtool.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use pam_mfa_config::client::Client;
+use pam_mfa_config::username::Username;
+use pam_mfa_config::wire::VerifyOutcome;
+use pam_mfa_daemon::store::Store;
+use pam_mfa_tests::{bin, now, Bus, Mfad, Otpauth, PamService};
+
+fn client(mfad: &Mfad) -> Client {
+    let config = pam_mfa_config::schema::Config::load(&mfad.config).unwrap();
+    Client::new(config.bus.address.as_str(), Duration::from_secs(10)).unwrap()
+}
+
+fn wrong(code: &str) -> String {
+    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
+}
+
+/// Enrolls `count` users named `{prefix}{i}` and returns their app views.
+fn enroll_many(mfad: &Mfad, prefix: &str, count: usize) -> Vec<(String, Otpauth)> {
+    (0..count)
+        .map(|i| {
+            let user = format!("{prefix}{i}");
+            let app = mfad.enroll(&user);
+            (user, app)
+        })
+        .collect()
+}
+
+#[test]
+fn a_code_raced_by_threads_and_processes_is_accepted_exactly_once() {
+    const ROUNDS: usize = 200;
+    const THREADS: usize = 6;
+    const PROCESSES: usize = 2;
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "[limits]\nmax_failures = 100\n");
+    let users = enroll_many(&mfad, "race", ROUNDS);
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    let mut clients: Vec<Client> = (0..THREADS).map(|_| client(&mfad)).collect();
+    let mut codes_used = Vec::new();
+    for (user, app) in &users {
+        let code = app.code_now();
+        codes_used.push(code.clone());
+        let barrier = Arc::new(Barrier::new(THREADS + PROCESSES));
+        let successes = std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for client in clients.iter_mut() {
+                let (barrier, code, user) = (Arc::clone(&barrier), code.clone(), user.clone());
+                handles.push(scope.spawn(move || {
+                    barrier.wait();
+                    let (outcome, _) = client.verify_code(&user, &code, &HashMap::new()).unwrap();
+                    usize::from(outcome == VerifyOutcome::Accepted)
+                }));
+            }
+            for _ in 0..PROCESSES {
+                let (barrier, code, user, pam) = (Arc::clone(&barrier), code.clone(), user, &pam);
+                handles.push(scope.spawn(move || {
+                    let mut child = Command::new(bin("pam-harness"))
+                        .arg("--confdir")
+                        .arg(pam.dir.path())
+                        .args(["--service", &pam.name, "--user", user, "--answer", &code])
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    barrier.wait();
+                    let out = child.wait_with_output().unwrap();
+                    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    usize::from(text.contains("result: PAM_SUCCESS"))
+                }));
+            }
+            handles.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+        });
+        assert_eq!(successes, 1, "{user}: {successes} callers got in with one code");
+    }
+    let log = mfad.log_text();
+    assert_eq!(log.matches("result=\"accepted\"").count(), ROUNDS, "one acceptance per round");
+    for code in &codes_used {
+        assert!(!log.contains(&format!("\"{code}\"")) && !log.contains(&format!("={code}")));
+    }
+    println!(
+        "replay race: {ROUNDS} rounds x {} callers, exactly one success each",
+        THREADS + PROCESSES
+    );
+}
+
+#[test]
+fn brute_force_is_locked_out_and_the_back_off_doubles() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(
+        &bus,
+        "[limits]\nmax_failures = 5\nlockout_seconds = 1\nlockout_max_seconds = 4\n",
+    );
+    let app = mfad.enroll("guesser");
+    let mut c = client(&mfad);
+    let mut lockouts = Vec::new();
+    let mut tried = 0u32;
+    let started = Instant::now();
+    let mut guess = 0u32;
+    while lockouts.len() < 4 {
+        let code = format!("{:06}", guess);
+        guess += 1;
+        if code == app.code_now() {
+            continue;
+        }
+        let (outcome, retry_after) = c.verify_code("guesser", &code, &HashMap::new()).unwrap();
+        tried += 1;
+        match outcome {
+            VerifyOutcome::Rejected if retry_after > 0 => {
+                lockouts.push(retry_after);
+                // Everything is refused unchecked until the lockout ends,
+                // even the right code.
+                let (locked, _) =
+                    c.verify_code("guesser", &app.code_now(), &HashMap::new()).unwrap();
+                assert_eq!(locked, VerifyOutcome::LockedOut);
+                std::thread::sleep(Duration::from_secs(retry_after) + Duration::from_millis(50));
+            }
+            VerifyOutcome::Rejected => {}
+            other => panic!("guess {code}: {other:?}"),
+        }
+    }
+    assert_eq!(lockouts, vec![1, 2, 4, 4], "doubling up to the ceiling");
+    assert_eq!(tried, 20, "five guesses per lockout");
+    println!("brute force: {tried} guesses in {:?}, lockouts {lockouts:?} s", started.elapsed());
+}
+
+#[test]
+fn failmode_open_lets_the_stack_decide_when_mfad_is_down_or_hung() {
+    let bus = Bus::start();
+    let mut mfad = Mfad::start(&bus, "");
+    mfad.enroll("fo");
+    let lenient =
+        PamService::followed_by_permit(&format!("failmode=open config={}", mfad.config.display()));
+    let strict = PamService::followed_by_permit(&format!("config={}", mfad.config.display()));
+    // Hung: SIGSTOP.
+    let pid = nix::unistd::Pid::from_raw(mfad.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let open = lenient.authenticate("fo", &["123456"]);
+    let closed = strict.authenticate("fo", &["123456"]);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(open.result(), "PAM_SUCCESS", "failmode=open: the stack decided: {}", open.text);
+    assert_eq!(closed.result(), "PAM_AUTHINFO_UNAVAIL", "{}", closed.text);
+    for run in [&open, &closed] {
+        assert!(run.elapsed_ms[0] < 3000, "bounded by timeout_ms: {} ms", run.elapsed_ms[0]);
+    }
+    // Gone.
+    mfad.stop();
+    assert_eq!(lenient.authenticate("fo", &["123456"]).result(), "PAM_SUCCESS");
+    assert_eq!(strict.authenticate("fo", &["123456"]).result(), "PAM_AUTHINFO_UNAVAIL");
+}
+
+/// Reads every store file the way mfad does; panics on any that does not parse.
+fn check_store(state: &Path, confirmed: &HashSet<String>) -> usize {
+    // Store::open also refuses files with wrong modes and clears temp files:
+    // count temp files first.
+    let users_dir = state.join("users");
+    let temps = std::fs::read_dir(&users_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
+        .count();
+    let copy = tempfile::tempdir().unwrap();
+    let snapshot = copy.path().join("state");
+    std::fs::create_dir(&snapshot).unwrap();
+    std::fs::set_permissions(&snapshot, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .unwrap();
+    let status = Command::new("cp").arg("-a").arg(&users_dir).arg(&snapshot).status().unwrap();
+    assert!(status.success());
+    let store = Store::open(&snapshot).unwrap();
+    for user in store.users().unwrap() {
+        store.load(&user).unwrap_or_else(|e| panic!("{user}: {e}"));
+    }
+    for user in confirmed {
+        let record = store.load(&Username::parse(user).unwrap()).unwrap();
+        assert!(record.is_some(), "confirmed enrollment of {user} was lost");
+    }
+    temps
+}
+
+#[test]
+fn mfad_killed_at_random_moments_loses_nothing_and_accepts_nothing_twice() {
+    const KILLS: usize = 200;
+    let bus = Bus::start();
+    let mut mfad = Mfad::start(&bus, "[limits]\nmax_failures = 100\n");
+    let state = mfad.dir.path().join("state");
+    let mut confirmed: HashSet<String> = HashSet::new();
+    let mut apps: Vec<(String, Otpauth)> = Vec::new();
+    let mut accepted: Vec<(String, String)> = Vec::new();
+    let mut max_temps = 0;
+    let mut seed = now() as u32 | 1;
+    let mut random = move |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed % n
+    };
+    for round in 0..KILLS {
+        // A stream of work: enroll a new user, verify codes of earlier ones.
+        let user = format!("crash{round}");
+        let config = mfad.config.clone();
+        let enroll_user = user.clone();
+        let worker = std::thread::spawn(move || {
+            let out = Command::new(bin("mfa-enroll"))
+                .arg("--config")
+                .arg(&config)
+                .args(["--json", "--user", &enroll_user])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            confirm_over_pipe(out)
+        });
+        let mut c = client(&mfad);
+        let mut verified = Vec::new();
+        if !apps.is_empty() {
+            let (u, app) = &apps[random(apps.len() as u32) as usize];
+            let code = app.code_at(now() + 30 * u64::from(random(2)));
+            if let Ok((VerifyOutcome::Accepted, _)) = c.verify_code(u, &code, &HashMap::new()) {
+                verified.push((u.clone(), code));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(u64::from(random(40))));
+        let pid = nix::unistd::Pid::from_raw(mfad.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        drop(c);
+        if let Some(app) = worker.join().unwrap() {
+            confirmed.insert(user.clone());
+            apps.push((user, app));
+        }
+        accepted.extend(verified);
+        max_temps = max_temps.max(check_store(&state, &confirmed));
+        mfad.restart();
+    }
+    // Nothing accepted before a kill is accepted again after it.
+    let mut c = client(&mfad);
+    for (user, code) in &accepted {
+        let (outcome, _) = c.verify_code(user, code, &HashMap::new()).unwrap();
+        assert_ne!(outcome, VerifyOutcome::Accepted, "{user}: code accepted twice");
+    }
+    check_store(&state, &confirmed);
+    let temps_now = std::fs::read_dir(state.join("users"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
+        .count();
+    assert_eq!(temps_now, 0, "temp files left after restart");
+    assert!(max_temps <= 1, "temp files accumulate: {max_temps}");
+    assert!(!confirmed.is_empty(), "no enrollment ever completed between kills");
+    let log = mfad.log_text();
+    for (_, app) in &apps {
+        assert!(!log.contains(&app.secret), "a secret is in the log");
+    }
+    println!(
+        "crash safety: {KILLS} kills, {} confirmed enrollments kept, {} accepted codes refused again",
+        confirmed.len(),
+        accepted.len()
+    );
+}
+
+/// Drives `mfa-enroll --json` through its first code; `None` if mfad died
+/// before the enrollment was confirmed (as seen by the client).
+fn confirm_over_pipe(mut child: std::process::Child) -> Option<Otpauth> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stdout = BufReader::new(child.stdout.take()?);
+    let mut line = String::new();
+    stdout.read_line(&mut line).ok()?;
+    let begin: serde_json::Value = serde_json::from_str(&line).ok()?;
+    let app = Otpauth::parse(begin["uri"].as_str()?);
+    writeln!(child.stdin.take()?, "{}", app.code_at(now() - app.period)).ok()?;
+    line.clear();
+    stdout.read_line(&mut line).ok()?;
+    let _ = child.wait();
+    let done: serde_json::Value = serde_json::from_str(&line).ok()?;
+    (done["event"] == "enrolled").then_some(app)
+}
