@@ -326,7 +326,10 @@ impl Client {
         code: &str,
         context: &HashMap<String, String>,
     ) -> Result<(VerifyOutcome, u64), ClientError> {
-        let (user, code, context) = (user.to_string(), code.to_string(), context.clone());
+        // The typed code is wiped when this call is done (the bus library's
+        // own message buffers are beyond reach).
+        let code = zeroize::Zeroizing::new(code.to_string());
+        let (user, context) = (user.to_string(), context.clone());
         let (outcome, retry_after) = self.run(|conn| async move {
             PamProxy::new(&conn).await?.verify_code(&user, &code, context).await
         })?;

@@ -220,12 +220,14 @@ fn checked_context(ctx: &HashMap<String, String>) -> Result<(), MfaError> {
     Ok(())
 }
 
-/// A code or recovery code: 1 to 32 ASCII letters, digits, '-' or ' '.
-/// `allow_empty` for an optional proof.
-fn checked_code(code: &str, allow_empty: bool) -> Result<(), MfaError> {
-    let ok = code.len() <= 32
-        && (allow_empty || !code.is_empty())
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' ');
+/// A code (6 to 8 digits) or a recovery code (16 base32 characters, or
+/// the 8 digits of an imported scratch code; dashes and spaces ignored).
+/// Anything else cannot be right, is refused as malformed, and counts as
+/// no attempt. `allow_empty` for an optional proof.
+pub fn checked_code(code: &str, allow_empty: bool) -> Result<(), MfaError> {
+    let digits = (6..=8).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit());
+    let ok = (allow_empty && code.is_empty())
+        || (code.len() <= 32 && (digits || crate::recovery::normalize(code).is_some()));
     if !ok {
         return Err(MfaError::InvalidArgument(
             "a code is 6 to 8 digits, a recovery code 16 letters and digits".into(),
@@ -741,10 +743,11 @@ impl EnrollInterface {
     ) -> Result<u32, MfaError> {
         let user = parse_user(user)?;
         checked_code(proof, true)?;
+        // Who may act first: a stranger learns nothing from the parser.
+        let caller = check(Method::ImportGoogleAuthenticator, &user, &header, conn).await?;
         let parsed = crate::ga_import::parse(file).map_err(|e| {
             MfaError::InvalidArgument(format!("not a google-authenticator file: {e}"))
         })?;
-        let caller = check(Method::ImportGoogleAuthenticator, &user, &header, conn).await?;
         let service = Arc::clone(&self.service);
         let (proof, logged) = (zeroize::Zeroizing::new(proof.to_string()), user.clone());
         let result = blocking(move || {
@@ -849,6 +852,8 @@ mod tests {
     #[test]
     fn malformed_arguments_are_refused() {
         assert!(checked_code("12345\u{e9}", false).is_err());
+        assert!(checked_code("12a456", false).is_err(), "letters, yet no recovery code");
+        assert!(checked_code("12345", false).is_err());
         assert!(checked_code("", false).is_err());
         assert!(checked_code("", true).is_ok());
         assert!(checked_code(&"1".repeat(10_000), false).is_err());

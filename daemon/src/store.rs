@@ -80,6 +80,27 @@ impl Record {
     }
 }
 
+impl Drop for Record {
+    /// The secret is wiped from memory when the record goes.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.secret.zeroize();
+    }
+}
+
+/// Parses the text of a store file, as [`Store::load`] does after reading
+/// it: the TOML, then the format version. The TOTP parameters and secret are
+/// checked later, where they are used ([`Record::params`],
+/// [`Record::secret_bytes`]), so a record with bad ones can still be listed
+/// and removed.
+pub fn parse_record(text: &str) -> Result<Record, String> {
+    let record: Record = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    if record.version != FORMAT_VERSION {
+        return Err(format!("format version {} is not {FORMAT_VERSION}", record.version));
+    }
+    Ok(record)
+}
+
 /// Why the store could not do what was asked.
 #[derive(Debug)]
 pub enum StoreError {
@@ -184,21 +205,11 @@ impl Store {
     pub fn load(&self, user: &Username) -> Result<Option<Record>, StoreError> {
         let path = self.path_of(user);
         let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
+            Ok(text) => zeroize::Zeroizing::new(text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let record: Record = toml::from_str(&text).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            message: e.message().to_string(),
-        })?;
-        if record.version != FORMAT_VERSION {
-            return Err(StoreError::Corrupt {
-                path,
-                message: format!("format version {} is not {FORMAT_VERSION}", record.version),
-            });
-        }
-        Ok(Some(record))
+        parse_record(&text).map(Some).map_err(|message| StoreError::Corrupt { path, message })
     }
 
     /// Writes the user's record durably: when this returns `Ok`, the new
@@ -206,6 +217,7 @@ impl Store {
     pub fn save(&self, user: &Username, record: &Record) -> Result<(), StoreError> {
         let path = self.path_of(user);
         let text = toml::to_string(record)
+            .map(zeroize::Zeroizing::new)
             .map_err(|e| StoreError::Corrupt { path: path.clone(), message: e.to_string() })?;
         let mut temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)

@@ -279,3 +279,128 @@ fn confirm_over_pipe(mut child: std::process::Child) -> Option<Otpauth> {
     let done: serde_json::Value = serde_json::from_str(&line).ok()?;
     (done["event"] == "enrolled").then_some(app)
 }
+
+/// Every file of the store, for before/after comparisons.
+fn snapshot(state: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(state.join("users"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn malformed_bus_arguments_get_a_clear_error_and_change_nothing() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    mfad.enroll("target");
+    let state = mfad.dir.path().join("state");
+    let before = snapshot(&state);
+    let long = "a".repeat(10_000);
+    let digits = "1".repeat(10_000);
+    let ctx = "dict:string:string:service,x";
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "Pam1.VerifyCode",
+            vec!["string:".into(), "string:123456".into(), ctx.into()],
+            "InvalidArgument",
+        ),
+        (
+            "Pam1.VerifyCode",
+            vec![format!("string:{long}"), "string:123456".into(), ctx.into()],
+            "InvalidArgument",
+        ),
+        (
+            "Pam1.VerifyCode",
+            vec!["string:../etc/shadow".into(), "string:123456".into(), ctx.into()],
+            "InvalidArgument",
+        ),
+        (
+            "Pam1.VerifyCode",
+            vec!["string:j\u{f6}rg".into(), "string:123456".into(), ctx.into()],
+            "InvalidArgument",
+        ),
+        (
+            "Pam1.VerifyCode",
+            vec!["string:target".into(), "string:12a456".into(), ctx.into()],
+            "InvalidArgument",
+        ),
+        (
+            "Pam1.VerifyCode",
+            vec!["string:target".into(), format!("string:{digits}"), ctx.into()],
+            "InvalidArgument",
+        ),
+        (
+            "Pam1.VerifyCode",
+            vec![
+                "string:target".into(),
+                "string:123456".into(),
+                format!("dict:string:string:rhost,{long}"),
+            ],
+            "InvalidArgument",
+        ),
+        (
+            "Pam1.VerifyCode",
+            vec![
+                "string:target".into(),
+                "string:123456".into(),
+                "dict:string:string:evil,1".into(),
+            ],
+            "InvalidArgument",
+        ),
+        ("Pam1.CreateChallenge", vec![format!("string:{long}"), ctx.into()], "InvalidArgument"),
+        (
+            "Enroll1.Begin",
+            vec![format!("string:{long}"), "boolean:false".into(), "string:".into()],
+            "InvalidArgument",
+        ),
+        (
+            "Enroll1.Begin",
+            vec!["string:target".into(), "boolean:true".into(), format!("string:{long}")],
+            "InvalidArgument",
+        ),
+        ("Enroll1.Confirm", vec!["string:target".into(), "string:".into()], "InvalidArgument"),
+        (
+            "Enroll1.ImportGoogleAuthenticator",
+            vec![
+                "string:target".into(),
+                format!("string:{long}"),
+                "boolean:true".into(),
+                "string:".into(),
+            ],
+            "InvalidArgument",
+        ),
+        (
+            "Approver1.Approve",
+            vec![format!("string:{long}"), "uint32:42".into()],
+            "NoSuchChallenge",
+        ),
+        ("Admin1.Reset", vec!["string:".into()], "InvalidArgument"),
+    ];
+    for (method, args, error) in &cases {
+        let out = Command::new("dbus-send")
+            .args([&format!("--bus={}", bus.address), "--print-reply", "--reply-timeout=5000"])
+            .args(["--dest=io.github.pam_mfa", "/io/github/pam_mfa"])
+            .arg(format!("io.github.pam_mfa.{method}"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{method} {:.60?} was accepted", args);
+        assert!(
+            err.contains(&format!("io.github.pam_mfa.Error.{error}: ")),
+            "{method} {:.60?}: {err}",
+            args
+        );
+        assert!(err.len() < 400, "the error is short and clear: {err:.200}");
+    }
+    assert_eq!(snapshot(&state), before, "a malformed call changed the store");
+    // mfad is still there and still right.
+    let mut c = client(&mfad);
+    assert!(c.is_enrolled("target").unwrap());
+    assert!(!mfad.log_text().contains("panicked"));
+}
