@@ -14,6 +14,7 @@ packages=(
   zbar-tools        # zbarimg: an independent QR decoder for the terminal QR code
   libpam-google-authenticator  # writes a real ~/.google_authenticator to import
   sudo              # the end-to-end number-matching test
+  valgrind          # the module under valgrind (scripts/valgrind-module.sh)
   util-linux        # runuser, setpriv
   passwd            # useradd
 )

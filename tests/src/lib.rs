@@ -271,11 +271,20 @@ pub fn enroll_json(mfa_enroll: &Path, config: &Path, user: &str) -> (Otpauth, Ve
     let begin: serde_json::Value = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("mfa-enroll --json printed {line:?}: {e}"));
     let app = Otpauth::parse(begin["uri"].as_str().unwrap_or_else(|| panic!("{begin}")));
-    let code = app.code_at(now() - app.period);
-    writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    let done: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut done = serde_json::Value::Null;
+    for _ in 0..3 {
+        // Recomputed each try: a step boundary between computing and
+        // checking can move the previous step out of the window.
+        writeln!(stdin, "{}", app.code_at(now() - app.period)).unwrap();
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+        done = serde_json::from_str(&line).unwrap();
+        if done["event"] != "wrong_code" {
+            break;
+        }
+    }
+    drop(stdin);
     assert_eq!(done["event"], "enrolled", "{done}");
     let codes = done["recovery_codes"]
         .as_array()
@@ -331,6 +340,27 @@ impl Otpauth {
     /// The code for now.
     pub fn code_now(&self) -> String {
         self.code_at(now())
+    }
+
+    /// The codes of `count` consecutive time steps, the first being the
+    /// step of unix time `at`, from one `oathtool --window` run.
+    pub fn codes_from(&self, at: u64, count: usize) -> Vec<String> {
+        assert!(count > 0);
+        let out = Command::new("oathtool")
+            .arg(format!("--totp={}", self.algorithm))
+            .arg("--base32")
+            .arg(format!("--digits={}", self.digits))
+            .arg(format!("--time-step-size={}s", self.period))
+            .arg(format!("--now=@{at}"))
+            .arg(format!("--window={}", count - 1))
+            .arg(&self.secret)
+            .output()
+            .expect("oathtool not found: apt-get install oathtool");
+        assert!(out.status.success(), "oathtool: {}", String::from_utf8_lossy(&out.stderr));
+        let codes: Vec<String> =
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| l.trim().to_string()).collect();
+        assert_eq!(codes.len(), count, "oathtool --window printed {codes:?}");
+        codes
     }
 }
 

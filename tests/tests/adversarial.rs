@@ -21,10 +21,6 @@ fn client(mfad: &Mfad) -> Client {
     Client::new(config.bus.address.as_str(), Duration::from_secs(10)).unwrap()
 }
 
-fn wrong(code: &str) -> String {
-    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
-}
-
 /// Enrolls `count` users named `{prefix}{i}` and returns their app views.
 fn enroll_many(mfad: &Mfad, prefix: &str, count: usize) -> Vec<(String, Otpauth)> {
     (0..count)
@@ -64,7 +60,7 @@ fn a_code_raced_by_threads_and_processes_is_accepted_exactly_once() {
             for _ in 0..PROCESSES {
                 let (barrier, code, user, pam) = (Arc::clone(&barrier), code.clone(), user, &pam);
                 handles.push(scope.spawn(move || {
-                    let mut child = Command::new(bin("pam-harness"))
+                    let child = Command::new(bin("pam-harness"))
                         .arg("--confdir")
                         .arg(pam.dir.path())
                         .args(["--service", &pam.name, "--user", user, "--answer", &code])

@@ -11,6 +11,18 @@
 //! `error: …`) and `result: NAME` per authentication, plus the process's
 //! thread and file descriptor counts before and after (`threads:` / `fds:`),
 //! so that tests can check that the module leaves nothing behind.
+//!
+//! ```text
+//! pam-harness --confdir DIR --service NAME --users-file PATH [--rhost H] [--tty T]
+//! ```
+//!
+//! A long-lived process: one authentication per line of PATH, in order, in
+//! this one process. A line is `USER [ANSWER [SERVICE]]` (`-` as ANSWER: no
+//! answer; SERVICE defaults to `--service`; blank lines and `#` comments are
+//! skipped). Each attempt prints `attempt: N USER SERVICE` before it starts
+//! and `result: NAME` when it ends; the thread and descriptor counts are
+//! printed before the first, after the first (`threads-after-first:`,
+//! `fds-after-first:`) and after the last attempt.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -186,6 +198,83 @@ fn name(rc: c_int) -> String {
         .map_or_else(|| format!("UNKNOWN({rc})"), |n| n.to_string())
 }
 
+/// One authentication of the run: who, through which service, answering what.
+struct Attempt {
+    user: CString,
+    service: CString,
+    answers: Option<VecDeque<CString>>,
+}
+
+/// Reads a `--users-file`: `USER [ANSWER [SERVICE]]` per line.
+fn read_plan(path: &str, service: &CString) -> Result<Vec<Attempt>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut plan = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() > 3 {
+            return Err(format!("{path}:{}: more than USER ANSWER SERVICE", number + 1));
+        }
+        let cstr = |s: &str| CString::new(s).map_err(|e| format!("{path}:{}: {e}", number + 1));
+        let answers = match fields.get(1) {
+            Some(&"-") | None => VecDeque::new(),
+            Some(answer) => VecDeque::from([cstr(answer)?]),
+        };
+        plan.push(Attempt {
+            user: cstr(fields[0])?,
+            service: match fields.get(2) {
+                Some(name) => cstr(name)?,
+                None => service.clone(),
+            },
+            answers: Some(answers),
+        });
+    }
+    Ok(plan)
+}
+
+/// One pam_start_confdir / pam_authenticate / pam_end; None if start failed.
+fn authenticate_once(
+    attempt: &Attempt,
+    confdir: &CStr,
+    conv: &PamConv,
+    rhost: Option<&CString>,
+    tty: Option<&CString>,
+) -> Option<c_int> {
+    let mut pamh: *mut PamHandle = std::ptr::null_mut();
+    // SAFETY: all strings are valid C strings; conv and its answers outlive
+    // the transaction; pamh is a valid out-pointer.
+    let rc = unsafe {
+        pam_start_confdir(
+            attempt.service.as_ptr(),
+            attempt.user.as_ptr(),
+            conv,
+            confdir.as_ptr(),
+            &mut pamh,
+        )
+    };
+    if rc != 0 {
+        println!("result: start failed {}", name(rc));
+        return None;
+    }
+    for (item, value) in [(PAM_RHOST, rhost), (PAM_TTY, tty)] {
+        if let Some(value) = value {
+            // SAFETY: live handle; libpam copies the string.
+            unsafe { pam_set_item(pamh, item, value.as_ptr().cast::<c_void>()) };
+        }
+    }
+    let started = std::time::Instant::now();
+    // SAFETY: live handle from pam_start_confdir.
+    let rc = unsafe { pam_authenticate(pamh, 0) };
+    println!("result: {}", name(rc));
+    println!("elapsed_ms: {}", started.elapsed().as_millis());
+    // SAFETY: live handle, ended once.
+    unsafe { pam_end(pamh, rc) };
+    Some(rc)
+}
+
 fn main() -> ExitCode {
     let mut confdir = None;
     let mut service = None;
@@ -194,6 +283,7 @@ fn main() -> ExitCode {
     let mut rhost = None;
     let mut tty = None;
     let mut repeat = 1usize;
+    let mut users_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let Some(value) = args.next() else {
@@ -208,18 +298,41 @@ fn main() -> ExitCode {
             "--rhost" => rhost = Some(value),
             "--tty" => tty = Some(value),
             "--repeat" => repeat = value.parse().unwrap_or(1),
+            "--users-file" => users_file = Some(value),
             _ => {
                 eprintln!("pam-harness: unknown flag {flag}");
                 return ExitCode::from(2);
             }
         }
     }
-    let (Some(confdir), Some(service), Some(user)) = (confdir, service, user) else {
+    let cstr = |s: String| CString::new(s).unwrap_or_default();
+    let (Some(confdir), Some(service)) = (confdir, service) else {
         eprintln!("usage: pam-harness --confdir DIR --service NAME --user USER [--answer TEXT]...");
+        eprintln!("       pam-harness --confdir DIR --service NAME --users-file PATH");
         return ExitCode::from(2);
     };
-    let cstr = |s: String| CString::new(s).unwrap_or_default();
-    let (confdir, service, user) = (cstr(confdir), cstr(service), cstr(user));
+    let (confdir, service) = (cstr(confdir), cstr(service));
+    let plan = match (users_file, user) {
+        (Some(path), None) => match read_plan(&path, &service) {
+            Ok(plan) => plan,
+            Err(e) => {
+                eprintln!("pam-harness: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(user)) => {
+            // The same user `repeat` times; the answers are shared, in order.
+            let user = cstr(user);
+            (0..repeat)
+                .map(|_| Attempt { user: user.clone(), service: service.clone(), answers: None })
+                .collect()
+        }
+        _ => {
+            eprintln!("pam-harness: give either --user or --users-file");
+            return ExitCode::from(2);
+        }
+    };
+    let long_lived = plan.iter().any(|a| a.answers.is_some());
     let answers = Answers { queue: RefCell::new(answers.into_iter().map(cstr).collect()) };
     let conv = PamConv {
         conv: Some(conversation),
@@ -230,30 +343,23 @@ fn main() -> ExitCode {
 
     println!("threads: {}", count("/proc/self/task"));
     println!("fds: {}", count("/proc/self/fd"));
-    for _ in 0..repeat {
-        let mut pamh: *mut PamHandle = std::ptr::null_mut();
-        // SAFETY: all strings are valid C strings; conv and answers outlive
-        // the transaction; pamh is a valid out-pointer.
-        let rc = unsafe {
-            pam_start_confdir(service.as_ptr(), user.as_ptr(), &conv, confdir.as_ptr(), &mut pamh)
-        };
-        if rc != 0 {
-            println!("result: start failed {}", name(rc));
+    for (i, attempt) in plan.iter().enumerate() {
+        if let Some(own) = &attempt.answers {
+            *answers.queue.borrow_mut() = own.clone();
+            println!(
+                "attempt: {} {} {}",
+                i + 1,
+                attempt.user.to_string_lossy(),
+                attempt.service.to_string_lossy()
+            );
+        }
+        if authenticate_once(attempt, &confdir, &conv, rhost.as_ref(), tty.as_ref()).is_none() {
             return ExitCode::from(1);
         }
-        for (item, value) in [(PAM_RHOST, &rhost), (PAM_TTY, &tty)] {
-            if let Some(value) = value {
-                // SAFETY: live handle; libpam copies the string.
-                unsafe { pam_set_item(pamh, item, value.as_ptr().cast::<c_void>()) };
-            }
+        if long_lived && i == 0 {
+            println!("threads-after-first: {}", count("/proc/self/task"));
+            println!("fds-after-first: {}", count("/proc/self/fd"));
         }
-        let started = std::time::Instant::now();
-        // SAFETY: live handle from pam_start_confdir.
-        let rc = unsafe { pam_authenticate(pamh, 0) };
-        println!("result: {}", name(rc));
-        println!("elapsed_ms: {}", started.elapsed().as_millis());
-        // SAFETY: live handle, ended once.
-        unsafe { pam_end(pamh, rc) };
     }
     println!("threads: {}", count("/proc/self/task"));
     println!("fds: {}", count("/proc/self/fd"));
