@@ -400,3 +400,31 @@ fn malformed_bus_arguments_get_a_clear_error_and_change_nothing() {
     assert!(c.is_enrolled("target").unwrap());
     assert!(!mfad.log_text().contains("panicked"));
 }
+
+#[test]
+fn mfad_refuses_to_start_on_a_store_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let bus = Bus::start();
+    let mut mfad = Mfad::start(&bus, "");
+    mfad.enroll("private");
+    mfad.stop();
+    let state = mfad.dir.path().join("state");
+    let start =
+        |mfad: &Mfad| Command::new(bin("mfad")).arg("--config").arg(&mfad.config).output().unwrap();
+    // A store file others may read.
+    let file = state.join("users/private.toml");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = start(&mfad);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("private.toml") && err.contains("chmod 0600"), "{err}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A state directory others may read.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = start(&mfad);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 0700"), "{err}");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    mfad.restart();
+}
