@@ -3,6 +3,7 @@
 //! libpam through `pam-harness`, and `oathtool` as an independent TOTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod libpam;
 pub mod system;
 
 use std::fs;

@@ -23,118 +23,12 @@
 //! and `result: NAME` when it ends; the thread and descriptor counts are
 //! printed before the first, after the first (`threads-after-first:`,
 //! `fds-after-first:`) and after the last attempt.
-#![allow(unsafe_code)]
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_int, CStr, CString};
 use std::process::ExitCode;
 
-#[repr(C)]
-struct PamHandle {
-    _private: [u8; 0],
-}
-
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn = unsafe extern "C" fn(
-    c_int,
-    *mut *const PamMessage,
-    *mut *mut PamResponse,
-    *mut c_void,
-) -> c_int;
-
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
-}
-
-const PAM_TTY: c_int = 3;
-const PAM_RHOST: c_int = 4;
-const PAM_CONV_ERR: c_int = 19;
-const PAM_BUF_ERR: c_int = 5;
-
-#[link(name = "pam")]
-extern "C" {
-    fn pam_start_confdir(
-        service: *const c_char,
-        user: *const c_char,
-        conv: *const PamConv,
-        confdir: *const c_char,
-        pamh: *mut *mut PamHandle,
-    ) -> c_int;
-    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
-    fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
-    fn pam_end(pamh: *mut PamHandle, status: c_int) -> c_int;
-}
-
-struct Answers {
-    queue: RefCell<VecDeque<CString>>,
-}
-
-/// The conversation: prints each message, answers prompts from the queue.
-unsafe extern "C" fn conversation(
-    count: c_int,
-    messages: *mut *const PamMessage,
-    responses: *mut *mut PamResponse,
-    appdata: *mut c_void,
-) -> c_int {
-    let body = || {
-        let Ok(n) = usize::try_from(count) else {
-            return PAM_CONV_ERR;
-        };
-        if n == 0 || messages.is_null() || responses.is_null() || appdata.is_null() {
-            return PAM_CONV_ERR;
-        }
-        // SAFETY: appdata is the `Answers` passed to pam_start_confdir, alive
-        // for the whole transaction.
-        let answers = unsafe { &*appdata.cast::<Answers>() };
-        // SAFETY: calloc of n zeroed responses; libpam frees the array and
-        // each `resp` with free().
-        let out =
-            unsafe { libc::calloc(n, std::mem::size_of::<PamResponse>()) }.cast::<PamResponse>();
-        if out.is_null() {
-            return PAM_BUF_ERR;
-        }
-        for i in 0..n {
-            // SAFETY: Linux-PAM passes an array of n message pointers.
-            let message = unsafe { &**messages.add(i) };
-            let text = if message.msg.is_null() {
-                String::new()
-            } else {
-                // SAFETY: libpam's messages are NUL-terminated strings.
-                unsafe { CStr::from_ptr(message.msg) }.to_string_lossy().into_owned()
-            };
-            match message.msg_style {
-                1 | 2 => {
-                    println!("prompt: {text}");
-                    let answer = answers.queue.borrow_mut().pop_front().unwrap_or_default();
-                    // SAFETY: strdup copies a valid C string with malloc.
-                    let copy = unsafe { libc::strdup(answer.as_ptr()) };
-                    // SAFETY: i < n, `out` has n zeroed entries.
-                    unsafe { (*out.add(i)).resp = copy };
-                }
-                3 => println!("error: {text}"),
-                _ => println!("info: {text}"),
-            }
-        }
-        // SAFETY: `responses` is a valid out-pointer; ownership passes to libpam.
-        unsafe { *responses = out };
-        0
-    };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(PAM_CONV_ERR)
-}
+use pam_mfa_tests::libpam::{self, name, Conversation};
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
@@ -154,48 +48,6 @@ fn fd_targets() -> String {
         .collect();
     targets.sort();
     targets.join(" ")
-}
-
-const NAMES: [&str; 32] = [
-    "PAM_SUCCESS",
-    "PAM_OPEN_ERR",
-    "PAM_SYMBOL_ERR",
-    "PAM_SERVICE_ERR",
-    "PAM_SYSTEM_ERR",
-    "PAM_BUF_ERR",
-    "PAM_PERM_DENIED",
-    "PAM_AUTH_ERR",
-    "PAM_CRED_INSUFFICIENT",
-    "PAM_AUTHINFO_UNAVAIL",
-    "PAM_USER_UNKNOWN",
-    "PAM_MAXTRIES",
-    "PAM_NEW_AUTHTOK_REQD",
-    "PAM_ACCT_EXPIRED",
-    "PAM_SESSION_ERR",
-    "PAM_CRED_UNAVAIL",
-    "PAM_CRED_EXPIRED",
-    "PAM_CRED_ERR",
-    "PAM_NO_MODULE_DATA",
-    "PAM_CONV_ERR",
-    "PAM_AUTHTOK_ERR",
-    "PAM_AUTHTOK_RECOVERY_ERR",
-    "PAM_AUTHTOK_LOCK_BUSY",
-    "PAM_AUTHTOK_DISABLE_AGING",
-    "PAM_TRY_AGAIN",
-    "PAM_IGNORE",
-    "PAM_ABORT",
-    "PAM_AUTHTOK_EXPIRED",
-    "PAM_MODULE_UNKNOWN",
-    "PAM_BAD_ITEM",
-    "PAM_CONV_AGAIN",
-    "PAM_INCOMPLETE",
-];
-
-fn name(rc: c_int) -> String {
-    usize::try_from(rc)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .map_or_else(|| format!("UNKNOWN({rc})"), |n| n.to_string())
 }
 
 /// One authentication of the run: who, through which service, answering what.
@@ -235,44 +87,34 @@ fn read_plan(path: &str, service: &CString) -> Result<Vec<Attempt>, String> {
     Ok(plan)
 }
 
-/// One pam_start_confdir / pam_authenticate / pam_end; None if start failed.
+/// One authentication, printing its result and time; None if start failed.
 fn authenticate_once(
     attempt: &Attempt,
     confdir: &CStr,
-    conv: &PamConv,
+    conversation: &Conversation,
     rhost: Option<&CString>,
     tty: Option<&CString>,
 ) -> Option<c_int> {
-    let mut pamh: *mut PamHandle = std::ptr::null_mut();
-    // SAFETY: all strings are valid C strings; conv and its answers outlive
-    // the transaction; pamh is a valid out-pointer.
-    let rc = unsafe {
-        pam_start_confdir(
-            attempt.service.as_ptr(),
-            attempt.user.as_ptr(),
-            conv,
-            confdir.as_ptr(),
-            &mut pamh,
-        )
-    };
-    if rc != 0 {
-        println!("result: start failed {}", name(rc));
-        return None;
-    }
-    for (item, value) in [(PAM_RHOST, rhost), (PAM_TTY, tty)] {
-        if let Some(value) = value {
-            // SAFETY: live handle; libpam copies the string.
-            unsafe { pam_set_item(pamh, item, value.as_ptr().cast::<c_void>()) };
+    let started = std::time::Instant::now();
+    let result = libpam::authenticate(
+        &attempt.service,
+        &attempt.user,
+        confdir,
+        conversation,
+        rhost.map(CString::as_c_str),
+        tty.map(CString::as_c_str),
+    );
+    match result {
+        Ok(rc) => {
+            println!("result: {}", name(rc));
+            println!("elapsed_ms: {}", started.elapsed().as_millis());
+            Some(rc)
+        }
+        Err(rc) => {
+            println!("result: start failed {}", name(rc));
+            None
         }
     }
-    let started = std::time::Instant::now();
-    // SAFETY: live handle from pam_start_confdir.
-    let rc = unsafe { pam_authenticate(pamh, 0) };
-    println!("result: {}", name(rc));
-    println!("elapsed_ms: {}", started.elapsed().as_millis());
-    // SAFETY: live handle, ended once.
-    unsafe { pam_end(pamh, rc) };
-    Some(rc)
 }
 
 fn main() -> ExitCode {
@@ -333,11 +175,7 @@ fn main() -> ExitCode {
         }
     };
     let long_lived = plan.iter().any(|a| a.answers.is_some());
-    let answers = Answers { queue: RefCell::new(answers.into_iter().map(cstr).collect()) };
-    let conv = PamConv {
-        conv: Some(conversation),
-        appdata_ptr: std::ptr::from_ref(&answers).cast_mut().cast::<c_void>(),
-    };
+    let conversation = Conversation::new(answers.into_iter().map(cstr).collect(), true);
     let rhost = rhost.map(cstr);
     let tty = tty.map(cstr);
 
@@ -345,7 +183,7 @@ fn main() -> ExitCode {
     println!("fds: {}", count("/proc/self/fd"));
     for (i, attempt) in plan.iter().enumerate() {
         if let Some(own) = &attempt.answers {
-            *answers.queue.borrow_mut() = own.clone();
+            *conversation.answers.borrow_mut() = own.clone();
             println!(
                 "attempt: {} {} {}",
                 i + 1,
@@ -353,7 +191,9 @@ fn main() -> ExitCode {
                 attempt.service.to_string_lossy()
             );
         }
-        if authenticate_once(attempt, &confdir, &conv, rhost.as_ref(), tty.as_ref()).is_none() {
+        if authenticate_once(attempt, &confdir, &conversation, rhost.as_ref(), tty.as_ref())
+            .is_none()
+        {
             return ExitCode::from(1);
         }
         if long_lived && i == 0 {
