@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --workspace --locked 2>&1 | tail -n 3
 cargo test --workspace --locked -- --test-threads=2
+# Coverage-guided fuzzing of the parsers, short and bounded (the long run:
+# bash scripts/fuzz.sh 600).
+bash scripts/fuzz.sh 15
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/package-test.sh
 else

@@ -1,0 +1,16 @@
+//! A store file as mfad reads it (`<state_dir>/users/NAME.toml`, which root
+//! can edit by hand), then the checks made before a code is verified.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pam_mfa_daemon::store::parse_record;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(record) = parse_record(text) {
+        let _ = record.params();
+        let _ = record.secret_bytes();
+    }
+});
