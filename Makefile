@@ -43,3 +43,6 @@ deb:
 
 test:
 	bash scripts/test.sh
+
+bench:
+	bash scripts/bench.sh

@@ -146,8 +146,27 @@ async fn caller_uid(header: &Header<'_>, conn: &Connection) -> Result<u32, MfaEr
     let sender = header
         .sender()
         .ok_or_else(|| MfaError::AccessDenied("the message has no sender".into()))?;
+    // A connection's uid never changes and the bus never reuses a unique
+    // name, so one question per connection is enough.
+    if let Some(uid) = callers().get(sender.as_str()).copied() {
+        return Ok(uid);
+    }
     let dbus = DBusProxy::new(conn).await?;
-    Ok(dbus.get_connection_unix_user(sender.clone().into()).await?)
+    let uid = dbus.get_connection_unix_user(sender.clone().into()).await?;
+    callers().insert(sender.to_string(), uid);
+    Ok(uid)
+}
+
+/// The uids of connected callers, by unique name.
+fn callers() -> std::sync::MutexGuard<'static, HashMap<String, u32>> {
+    static CALLERS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, u32>>> =
+        std::sync::OnceLock::new();
+    CALLERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Forgets a caller that left the bus.
+pub fn forget_caller(unique_name: &str) {
+    callers().remove(unique_name);
 }
 
 fn parse_user(user: &str) -> Result<Username, MfaError> {

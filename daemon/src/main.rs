@@ -153,6 +153,7 @@ async fn serve(
         while let Some(signal) = departures.next().await {
             let Ok(args) = signal.args() else { continue };
             if args.new_owner().is_none() && args.name().starts_with(':') {
+                pam_mfa_daemon::bus::forget_caller(args.name());
                 let now = pam_mfa_daemon::clock::now();
                 for id in registry.forget_connection(args.name(), now) {
                     tracing::info!(challenge = %id, result = "cancelled", "challenge-ended");

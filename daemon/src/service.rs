@@ -235,7 +235,14 @@ impl Service {
             return Ok(Verdict { outcome: VerifyOutcome::NotEnrolled, retry_after: 0 });
         };
         let verdict = self.check_and_record(&mut record, code, now)?;
-        self.store.save(user, &record)?;
+        if verdict.outcome.is_success() {
+            // The used step or recovery code must be on disk before success.
+            self.store.save(user, &record)?;
+        } else if verdict.outcome != VerifyOutcome::LockedOut {
+            // A counted failure: complete on disk, its directory entry
+            // synced with the next durable write.
+            self.store.save_atomic(user, &record)?;
+        }
         Ok(verdict)
     }
 

@@ -215,6 +215,19 @@ impl Store {
     /// Writes the user's record durably: when this returns `Ok`, the new
     /// contents survive a crash, and a crash before never leaves a torn file.
     pub fn save(&self, user: &Username, record: &Record) -> Result<(), StoreError> {
+        self.write(user, record, true)
+    }
+
+    /// Like [`Store::save`], without the directory fsync: the file is still
+    /// complete on disk before it replaces the old one (never torn), but a
+    /// power loss right after may bring back the previous version. For
+    /// updates whose loss is harmless (a failure counted), not for an
+    /// accepted code or a new enrollment.
+    pub fn save_atomic(&self, user: &Username, record: &Record) -> Result<(), StoreError> {
+        self.write(user, record, false)
+    }
+
+    fn write(&self, user: &Username, record: &Record, durable: bool) -> Result<(), StoreError> {
         let path = self.path_of(user);
         let text = toml::to_string(record)
             .map(zeroize::Zeroizing::new)
@@ -227,7 +240,10 @@ impl Store {
         temp.write_all(text.as_bytes()).map_err(io_err(temp.path()))?;
         temp.as_file().sync_all().map_err(io_err(&path))?;
         temp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
-        self.sync_dir()
+        if durable {
+            self.sync_dir()?;
+        }
+        Ok(())
     }
 
     /// Removes the user's record; `Ok(false)` when there was none.
