@@ -91,7 +91,14 @@ fn main() -> ExitCode {
         let _ = stop_tx.send(signal);
     });
     let runtime =
-        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        // Store work is short (a read, a write, an fsync): a few blocking
+        // threads do it all; dozens only contend (64 clients, BENCHMARKS.md).
+        match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(4)
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime,
             Err(e) => {
                 tracing::error!("cannot start the runtime: {e}");

@@ -302,7 +302,8 @@ fn main() {
         md,
         "## 3. mfad throughput: concurrent clients verifying codes for distinct users\n"
     );
-    let _ = writeln!(md, "Each client has its own bus connection and verifies wrong codes for its own users (every attempt is counted and written durably, like a right one).\n");
+    let _ = writeln!(md, "Each client has its own bus connection and verifies wrong codes for its own users (every attempt is counted and written to disk, atomically).\n");
+    let mut at64 = (0.0f64, 0.0f64, 0.0f64);
     let _ = writeln!(
         md,
         "| clients | calls | calls/s | p50 | p99 | CPU per call: mfad / dbus-daemon / clients |\n|---|---|---|---|---|---|"
@@ -354,6 +355,9 @@ fn main() {
             cpu.1,
             cpu.2
         );
+        if clients == 64 {
+            at64 = (calls as f64 / secs, p99 / 1e3, cpu.0 + cpu.1 + cpu.2);
+        }
         println!(
             "3. {clients} clients: {:.0} calls/s, p99 {:.2} ms, CPU/call mfad {:.0} bus {:.0} clients {:.0} µs",
             calls as f64 / secs,
@@ -493,6 +497,78 @@ fn main() {
         fg50 / 1e3
     );
 
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+    let _ = writeln!(md, "## Goals\n");
+    let _ = writeln!(md, "| goal | measured | met |\n|---|---|---|");
+    let met = |ok: bool| if ok { "yes" } else { "no" };
+    let _ = writeln!(
+        md,
+        "| in-process ratio pam_mfa / google-authenticator ≤ 1.1 | {:.2} | {} |",
+        o50 / g50,
+        met(o50 / g50 <= 1.1)
+    );
+    let _ = writeln!(
+        md,
+        "| pamtester ratio ≤ 1.1 | {:.2} | {} |",
+        po50 / pg50,
+        met(po50 / pg50 <= 1.1)
+    );
+    let _ = writeln!(
+        md,
+        "| ≥ 5,000 calls/s at 64 clients | {:.0} | {} |",
+        at64.0,
+        met(at64.0 >= 5000.0)
+    );
+    let _ =
+        writeln!(md, "| p99 ≤ 10 ms at 64 clients | {:.1} ms | {} |", at64.1, met(at64.1 <= 10.0));
+    let _ = writeln!(
+        md,
+        "| Approve → return p99 ≤ 20 ms | {:.2} ms | {} |",
+        a99 / 1e3,
+        met(a99 / 1e3 <= 20.0)
+    );
+    let _ = writeln!(
+        md,
+        "| mfad idle ≤ 8 MiB with 10,000 users | {:.1} MiB | {} |",
+        idle_rss as f64 / 1024.0,
+        met(idle_rss <= 8 * 1024)
+    );
+    let _ = writeln!(
+        md,
+        "| mfad ≤ 32 MiB after the load | {:.1} MiB | {} |\n",
+        loaded_rss as f64 / 1024.0,
+        met(loaded_rss <= 32 * 1024)
+    );
+    let ceiling = cores * 1e6 / at64.2;
+    let _ = writeln!(
+        md,
+        "## What bounds it\n\n\
+         - **Throughput and p99 at 64 clients.** One verification costs {:.0} µs of CPU in all \
+           (mfad, dbus-daemon and the client together, measured above), so {cores:.0} cores \
+           cannot do more than about {ceiling:.0} calls/s. 64 clients that each wait for their \
+           answer keep 64 calls in flight, and by Little's law the mean wait is then \
+           64 / throughput = {:.1} ms before any variance: a p99 of 10 ms at 64 clients needs \
+           more than 6,400 calls/s, beyond this machine's CPU for this work. What was fixed \
+           on the way, found with `strace -c -f` on mfad and the CPU split above: an NSS \
+           lookup of the target user on every root call (about 30 system calls; root needs \
+           none), a bus round trip per call for the caller's uid (now asked once per \
+           connection), the directory fsync after a counted failure (a failure is still \
+           written atomically and completely; an accepted code still waits for both fsyncs), \
+           and an unbounded blocking pool (64 threads contending for 2 cores; now 4). Together \
+           they took 64 clients from 2,185 to {:.0} calls/s and mfad's CPU per call from 452 to \
+           the figure in the table above (first run: 2,185 calls/s, 452 µs).\n\
+         - **What is left per call** is the work the design asks for: two messages through \
+           dbus-daemon (the policy fence), authorization, reading and parsing the user's store \
+           file, three HMACs, and writing the file back through a temp file with fsync and \
+           rename, plus one log line.\n\
+         - **Against google-authenticator-libpam** each pam_mfa authentication also opens a \
+           bus connection (SASL, Hello) and makes two calls; google-authenticator reads and \
+           rewrites a file in the calling process. Both end in a synchronous write, which \
+           dominates both on this disk.\n",
+        at64.2,
+        64.0 / at64.0 * 1e3,
+        at64.0,
+    );
     let _ = writeln!(md, "## Rerun\n\n```sh\nmake bench    # = bash scripts/bench.sh: release build, then this program, as root\n```");
     std::fs::write(&out_path, md).unwrap();
     println!("wrote {}", out_path.display());
