@@ -307,6 +307,29 @@ impl Service {
         }
     }
 
+    /// Whether a new enrollment may replace `user`'s active one, if any:
+    /// only when asked to (`replace`) and, unless `admin`, with a current or
+    /// recovery code as `proof`. The caller holds the user's lock.
+    fn may_enroll(
+        &self,
+        user: &Username,
+        replace: bool,
+        proof: &str,
+        admin: bool,
+        now: u64,
+    ) -> Result<(), ServiceError> {
+        let Some(mut record) = self.store.load(user)? else {
+            return Ok(());
+        };
+        if !replace {
+            return Err(Refusal::AlreadyEnrolled { since: record.enrolled_at }.into());
+        }
+        if !admin {
+            self.require_proof(user, &mut record, proof, now)?;
+        }
+        Ok(())
+    }
+
     /// Starts an enrollment: a pending secret that becomes active only when
     /// [`Service::confirm`] sees a right code from it. An active enrollment
     /// stays untouched until then. Replacing one needs `replace`, and unless
@@ -321,14 +344,7 @@ impl Service {
     ) -> Result<Started, ServiceError> {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut record) = self.store.load(user)? {
-            if !replace {
-                return Err(Refusal::AlreadyEnrolled { since: record.enrolled_at }.into());
-            }
-            if !admin {
-                self.require_proof(user, &mut record, proof, now)?;
-            }
-        }
+        self.may_enroll(user, replace, proof, admin, now)?;
         let mut secret = Zeroizing::new(vec![0u8; SECRET_BYTES]);
         self.random.fill(&mut secret).map_err(ServiceError::Random)?;
         let totp = &self.config.totp;
@@ -414,6 +430,15 @@ impl Service {
     /// A fresh set of recovery codes: (codes, salt, hashes).
     fn new_recovery_set(&self) -> Result<RecoverySet, ServiceError> {
         let codes = recovery::generate(self.random.as_ref()).map_err(ServiceError::Random)?;
+        let (salt, hashes) = self.salted_hashes(&codes)?;
+        Ok((codes, salt, hashes))
+    }
+
+    /// A fresh salt and the salted hashes of `codes` (what the store keeps).
+    fn salted_hashes(
+        &self,
+        codes: &[Zeroizing<String>],
+    ) -> Result<(String, Vec<String>), ServiceError> {
         let mut salt = [0u8; 16];
         self.random.fill(&mut salt).map_err(ServiceError::Random)?;
         let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
@@ -422,7 +447,7 @@ impl Service {
             .filter_map(|c| recovery::normalize(c))
             .map(|c| recovery::hash(&salt, &c))
             .collect();
-        Ok((codes, salt, hashes))
+        Ok((salt, hashes))
     }
 
     /// Replaces the recovery codes; unless `admin`, after a current code
@@ -467,23 +492,8 @@ impl Service {
     ) -> Result<u32, ServiceError> {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut record) = self.store.load(user)? {
-            if !replace {
-                return Err(Refusal::AlreadyEnrolled { since: record.enrolled_at }.into());
-            }
-            if !admin {
-                self.require_proof(user, &mut record, proof, now)?;
-            }
-        }
-        let mut salt = [0u8; 16];
-        self.random.fill(&mut salt).map_err(ServiceError::Random)?;
-        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
-        let recovery: Vec<String> = file
-            .scratch_codes
-            .iter()
-            .filter_map(|c| recovery::normalize(c))
-            .map(|c| recovery::hash(&salt, &c))
-            .collect();
+        self.may_enroll(user, replace, proof, admin, now)?;
+        let (salt, recovery) = self.salted_hashes(&file.scratch_codes)?;
         let count = u32::try_from(recovery.len()).unwrap_or(u32::MAX);
         let record = Record {
             version: FORMAT_VERSION,
