@@ -99,6 +99,18 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Whether root may approve another user's request.",
     },
     KeyDoc {
+        section: "push",
+        key: "show_command",
+        default: "true",
+        doc: "Whether the approver is told the command being run (for sudo: the sudo command line) and the log records it. Off for privacy.",
+    },
+    KeyDoc {
+        section: "push",
+        key: "show_remote_host",
+        default: "true",
+        doc: "Whether the approver is told the remote host of an SSH login. Off for privacy.",
+    },
+    KeyDoc {
         section: "bus",
         key: "address",
         default: "\"unix:path=/run/dbus/system_bus_socket\"",

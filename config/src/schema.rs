@@ -88,6 +88,11 @@ pub struct PushConfig {
     pub approver_session: ApproverSession,
     /// Whether root may approve another user's challenge.
     pub allow_root_approval: bool,
+    /// Whether the approver is told the command being run (for sudo, the
+    /// command line the PAM module sees in its own process).
+    pub show_command: bool,
+    /// Whether the approver is told the remote host of an SSH login.
+    pub show_remote_host: bool,
 }
 
 /// `approver_session`: see [`PushConfig`].
@@ -104,6 +109,8 @@ impl Default for PushConfig {
             timeout_seconds: Ranged(60),
             approver_session: ApproverSession::Different,
             allow_root_approval: false,
+            show_command: true,
+            show_remote_host: true,
         }
     }
 }

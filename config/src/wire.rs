@@ -124,6 +124,8 @@ pub mod context {
     pub const SERVICE: &str = "service";
     pub const RHOST: &str = "rhost";
     pub const TTY: &str = "tty";
+    /// The command being approved (for sudo, its command line).
+    pub const COMMAND: &str = "command";
     /// The host the request is made on (added by mfad).
     pub const HOST: &str = "host";
     /// Unix time the request was made (added by mfad).

@@ -230,7 +230,9 @@ const MAX_CONTEXT_VALUE: usize = 256;
 
 fn checked_context(ctx: &HashMap<String, String>) -> Result<(), MfaError> {
     for (key, value) in ctx {
-        if ![context::SERVICE, context::RHOST, context::TTY].contains(&key.as_str()) {
+        if ![context::SERVICE, context::RHOST, context::TTY, context::COMMAND]
+            .contains(&key.as_str())
+        {
             return Err(MfaError::InvalidArgument(format!("unknown context key {key:?}")));
         }
         if value.len() > MAX_CONTEXT_VALUE {
@@ -417,8 +419,12 @@ impl PamInterface {
         let creator = sender_of(&header)?;
         let session = caller_session(&header, conn).await;
         let field = |key: &str| context.get(key).cloned().unwrap_or_default();
-        let (service_name, rhost, tty) =
-            (field(context::SERVICE), field(context::RHOST), field(context::TTY));
+        let (service_name, rhost, tty, command) = (
+            field(context::SERVICE),
+            field(context::RHOST),
+            field(context::TTY),
+            field(context::COMMAND),
+        );
         let new = NewChallenge {
             user: user.clone(),
             context,
@@ -432,6 +438,7 @@ impl PamInterface {
             service = ?service_name,
             rhost = ?rhost,
             tty = ?tty,
+            command = ?command,
             caller_uid = caller,
             challenge = %challenge.id,
             approvers = self.push.approvers_of(user.as_str()).len(),

@@ -51,6 +51,10 @@ pub struct Args {
     pub fail_open: bool,
     /// Config file to read instead of /etc/pam-mfa/config.toml (must exist).
     pub config: Option<PathBuf>,
+    /// From the config's `[push] show_command`: tell the approver the command.
+    pub show_command: bool,
+    /// From the config's `[push] show_remote_host`: tell the approver the remote host.
+    pub show_remote_host: bool,
 }
 
 impl Args {

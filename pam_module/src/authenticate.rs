@@ -59,7 +59,7 @@ pub trait Daemon {
 
 /// Entry point used by the FFI shim: real config, real bus.
 pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
-    let args = match Args::parse(raw_args) {
+    let mut args = match Args::parse(raw_args) {
         Ok(args) => args,
         Err(e) => {
             pam.log(Priority::Error, &format!("bad PAM line: {e}"));
@@ -88,6 +88,8 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
             ),
         );
     }
+    args.show_command = config.push.show_command;
+    args.show_remote_host = config.push.show_remote_host;
     let mut daemon = crate::bus::BusDaemon::new(&config);
     authenticate_with(pam, &args, &mut daemon)
 }
@@ -219,7 +221,17 @@ fn push(
     user: &Username,
     attempt: &Attempt,
 ) -> PamCode {
-    let (id, number, expires_in) = match daemon.create_challenge(user.as_str(), &attempt.context) {
+    // What the approver is told (and mfad logs): who asks, and what for.
+    let mut told = attempt.context.clone();
+    if args.show_command {
+        if let Some(command) = pam.command_line() {
+            told.insert(context::COMMAND.to_string(), command);
+        }
+    }
+    if !args.show_remote_host {
+        told.remove(context::RHOST);
+    }
+    let (id, number, expires_in) = match daemon.create_challenge(user.as_str(), &told) {
         Ok(challenge) => challenge,
         Err(e) => {
             return unavailable(pam, args, attempt, &e);

@@ -38,4 +38,49 @@ pub trait PamHandler {
     fn error(&self, text: &str);
     /// Writes to the system log (never to the user).
     fn log(&self, priority: Priority, text: &str);
+    /// The command line of the process running PAM (for sudo: what the
+    /// user asked sudo to do), as one line of at most 200 bytes.
+    fn command_line(&self) -> Option<String> {
+        let raw = std::fs::read("/proc/self/cmdline").ok()?;
+        Some(one_line(&raw, 200))
+    }
+}
+
+/// NUL-separated arguments as one printable line of at most `max` bytes.
+pub fn one_line(raw: &[u8], max: usize) -> String {
+    let text: String = String::from_utf8_lossy(raw)
+        .trim_end_matches('\0')
+        .chars()
+        .map(|c| {
+            if c == '\0' {
+                ' '
+            } else if c.is_control() {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_line_becomes_one_short_printable_line() {
+        assert_eq!(one_line(b"sudo\0-k\0true\0", 200), "sudo -k true");
+        assert_eq!(one_line(b"rm\0a\nb\x1b[2J", 200), "rm a?b?[2J");
+        let long = one_line(&[b'x'; 500], 200);
+        assert_eq!(long.len(), 200);
+        assert!(long.ends_with("..."));
+    }
 }

@@ -75,6 +75,7 @@ fn sudo_is_approved_from_another_ssh_session_and_refused_otherwise() {
     assert!(ok.session2.contains("Sign-in request for mfa-e2e-sudo"), "{}", ok.session2);
     assert!(ok.session2.contains("service:     sudo-mfa-e2e"), "{}", ok.session2);
     assert!(ok.session2.contains("terminal:    /dev/pts/"), "{}", ok.session2);
+    assert!(ok.session2.contains("command:     sudo -k true"), "{}", ok.session2);
     assert!(ok.session2.contains("Approved."), "{}", ok.session2);
 
     let wrong = sudo_flow(&scratch, &sshd, &mfad, "wrong");

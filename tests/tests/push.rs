@@ -73,6 +73,13 @@ fn the_right_number_from_another_session_signs_in_promptly() {
     assert!(screen.contains("Sign-in request for mfa-push-alice"), "{screen}");
     assert!(screen.contains("service:     mfa-test"), "{screen}");
     assert!(screen.contains("from:        192.0.2.7"), "{screen}");
+    // What is approved: the command line of the process asking (for sudo,
+    // the sudo command; here, the harness).
+    assert!(
+        screen.contains("command:     ") && screen.contains("pam-harness --confdir"),
+        "{screen}"
+    );
+    assert!(s.mfad.log_text().contains("command=\""), "the log records it");
     assert!(
         !screen.contains(&format!(" {} ", request.number)),
         "the approver never sees the number"
@@ -324,4 +331,16 @@ fn the_agent_raises_a_desktop_notification_on_the_session_bus() {
         let _ = child.wait();
     }
     drop(request);
+}
+
+#[test]
+fn the_command_and_remote_host_can_be_kept_from_the_approver() {
+    let s = setup("[push]\nshow_command = false\nshow_remote_host = false\n");
+    let request = s.pam.start_push(ALICE, None);
+    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    assert!(out.status.success(), "{}", text(&out));
+    let screen = text(&out);
+    assert!(screen.contains("service:     mfa-test"), "{screen}");
+    assert!(!screen.contains("command:") && !screen.contains("from:"), "{screen}");
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
 }

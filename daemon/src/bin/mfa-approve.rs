@@ -212,6 +212,9 @@ fn describe_request((_, ctx, left): &Request) -> String {
         format!("Sign-in request for {}\n", get(context::USER).unwrap_or_else(|| "you".into()));
     let service = get(context::SERVICE).unwrap_or_else(|| "?".into());
     text.push_str(&format!("  service:     {service}\n"));
+    if let Some(command) = get(context::COMMAND) {
+        text.push_str(&format!("  command:     {command}\n"));
+    }
     if let Some(host) = get(context::HOST) {
         text.push_str(&format!("  host:        {host}\n"));
     }
