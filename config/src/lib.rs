@@ -5,5 +5,6 @@ pub mod client;
 pub mod names;
 pub mod reference;
 pub mod schema;
+pub mod timefmt;
 pub mod username;
 pub mod wire;

@@ -13,6 +13,6 @@ pub mod random;
 pub mod recovery;
 pub mod service;
 pub mod store;
-pub mod timefmt;
+pub use pam_mfa_config::timefmt;
 pub mod totp;
 pub mod uri;

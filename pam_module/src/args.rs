@@ -16,6 +16,10 @@ pub const REFERENCE: &[(&str, &str)] = &[
     ),
     ("debug", "Log each step to syslog at debug priority (never a code)."),
     (
+        "max_prompts=N",
+        "How many codes the user may type in one authentication before it fails, 1 to 10 (default 3). Each failure says what went wrong (wrong code; code already used; locked until HH:MM UTC) but never whether the user exists or is enrolled: an unenrolled user (without nullok) is asked like anyone else and told the code is wrong.",
+    ),
+    (
         "failmode=closed|open",
         "What happens when mfad cannot be reached or does not answer within the config's bus timeout. closed (the default): fail with PAM_AUTHINFO_UNAVAIL, nobody gets in on this line. open: answer PAM_IGNORE, so the rest of the stack decides (the second factor is skipped while mfad is down: weaker, logged at error priority).",
     ),
@@ -38,7 +42,7 @@ pub enum Mode {
 }
 
 /// Parsed module arguments.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     /// `mode=code|push|auto`.
     pub mode: Mode,
@@ -46,6 +50,8 @@ pub struct Args {
     pub nullok: bool,
     /// Log each step at debug priority.
     pub debug: bool,
+    /// `max_prompts=N`: codes the user may type in one authentication.
+    pub max_prompts: u8,
     /// `failmode=open`: PAM_IGNORE instead of PAM_AUTHINFO_UNAVAIL when
     /// mfad is unreachable.
     pub fail_open: bool,
@@ -55,6 +61,21 @@ pub struct Args {
     pub show_command: bool,
     /// From the config's `[push] show_remote_host`: tell the approver the remote host.
     pub show_remote_host: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            mode: Mode::default(),
+            nullok: false,
+            debug: false,
+            max_prompts: 3,
+            fail_open: false,
+            config: None,
+            show_command: false,
+            show_remote_host: false,
+        }
+    }
 }
 
 impl Args {
@@ -75,6 +96,10 @@ impl Args {
                 Some(("mode", "code")) => parsed.mode = Mode::Code,
                 Some(("mode", "push")) => parsed.mode = Mode::Push,
                 Some(("mode", "auto")) => parsed.mode = Mode::Auto,
+                Some(("max_prompts", n)) => match n.parse::<u8>() {
+                    Ok(n) if (1..=10).contains(&n) => parsed.max_prompts = n,
+                    _ => return Err(format!("max_prompts={n}: use a number from 1 to 10")),
+                },
                 Some(("failmode", "closed")) => parsed.fail_open = false,
                 Some(("failmode", "open")) => parsed.fail_open = true,
                 Some(("failmode", other)) => {
@@ -121,6 +146,7 @@ mod tests {
                 Some(("mode", _)) => "mode=push".to_string(),
                 Some(("config", _)) => "config=/etc/pam-mfa/config.toml".to_string(),
                 Some(("failmode", _)) => "failmode=open".to_string(),
+                Some(("max_prompts", _)) => "max_prompts=5".to_string(),
                 Some(_) => panic!("{name} has no example"),
                 None => name.to_string(),
             };

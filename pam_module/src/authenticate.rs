@@ -122,8 +122,10 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return PamCode::Ignore;
         }
         Ok(false) => {
+            // Asked like anyone else and told the code is wrong: the
+            // prompt says nothing of whether the user is enrolled.
             attempt.log(pam, Priority::Notice, "result=refused reason=not-enrolled");
-            return PamCode::AuthErr;
+            return ask_codes(pam, args, daemon, &user, &attempt, false);
         }
         Err(e) => {
             return unavailable(pam, args, &attempt, &e);
@@ -141,14 +143,55 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     };
     match mode {
         Mode::Push => push(pam, args, daemon, &user, &attempt),
-        Mode::Code | Mode::Auto => match pam.prompt_hidden(PROMPT) {
-            Ok(code) => check_code(pam, args, daemon, &user, &attempt, &code),
+        Mode::Code | Mode::Auto => ask_codes(pam, args, daemon, &user, &attempt, true),
+    }
+}
+
+/// What one typed code led to.
+enum Step {
+    /// The authentication is decided.
+    Done(PamCode),
+    /// Wrong (the user was told why); another prompt may follow.
+    Again,
+}
+
+/// Asks for a code up to `max_prompts` times. `enrolled` false: a decoy,
+/// every code is wrong and mfad is not asked.
+fn ask_codes(
+    pam: &dyn PamHandler,
+    args: &Args,
+    daemon: &mut dyn Daemon,
+    user: &Username,
+    attempt: &Attempt,
+    enrolled: bool,
+) -> PamCode {
+    for _ in 0..args.max_prompts.max(1) {
+        let code = match pam.prompt_hidden(PROMPT) {
+            Ok(code) => code,
             Err(rc) => {
                 attempt.log(pam, Priority::Notice, "result=conversation-failed");
-                rc
+                return rc;
             }
-        },
+        };
+        if !enrolled {
+            pam.error("Wrong code.");
+            continue;
+        }
+        if let Step::Done(rc) = check_code(pam, args, daemon, user, attempt, &code) {
+            return rc;
+        }
     }
+    PamCode::AuthErr
+}
+
+/// `HH:MM UTC`, `seconds` from now.
+fn clock_in(seconds: u64) -> String {
+    #[allow(clippy::disallowed_methods)] // the module's one reading of the clock
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let stamp = pam_mfa_config::timefmt::utc(now.saturating_add(seconds));
+    stamp.get(11..).unwrap_or(&stamp).to_string()
 }
 
 /// mfad gave no answer: fail closed, or with `failmode=open` let the rest
@@ -171,42 +214,52 @@ fn check_code(
     user: &Username,
     attempt: &Attempt,
     code: &str,
-) -> PamCode {
+) -> Step {
     let typed = code.trim();
     let plausible = typed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b' ');
     if typed.is_empty() || typed.len() > 32 || !plausible {
         // Cannot be right; not worth a round trip (and not a brute-force step).
         attempt.log(pam, Priority::Notice, "result=malformed");
         pam.error("Wrong code.");
-        return PamCode::AuthErr;
+        return Step::Again;
     }
     let (outcome, retry_after) = match daemon.verify_code(user.as_str(), typed, &attempt.context) {
         Ok(v) => v,
         Err(e) => {
-            return unavailable(pam, args, attempt, &e);
+            return Step::Done(unavailable(pam, args, attempt, &e));
         }
     };
     let priority = if outcome.is_success() { Priority::Info } else { Priority::Notice };
     attempt.log(pam, priority, &format!("result={}", outcome.as_str()));
+    let locked = |left: u64| format!("Too many wrong codes: locked until {}.", clock_in(left));
     match outcome {
-        VerifyOutcome::Accepted => PamCode::Success,
+        VerifyOutcome::Accepted => Step::Done(PamCode::Success),
         VerifyOutcome::RecoveryAccepted => {
             pam.info("Recovery code accepted; it cannot be used again.");
-            PamCode::Success
+            Step::Done(PamCode::Success)
         }
-        VerifyOutcome::Rejected | VerifyOutcome::Replayed => {
+        VerifyOutcome::Rejected | VerifyOutcome::Replayed if retry_after > 0 => {
+            pam.error(&format!("Wrong code. {}", locked(retry_after)));
+            Step::Done(PamCode::Maxtries)
+        }
+        VerifyOutcome::Rejected => {
             pam.error("Wrong code.");
-            PamCode::AuthErr
+            Step::Again
+        }
+        VerifyOutcome::Replayed => {
+            // The code is spent either way: saying so helps only the user.
+            pam.error("That code was already used: wait for the next one.");
+            Step::Again
         }
         VerifyOutcome::LockedOut => {
-            pam.error(&format!(
-                "Too many wrong codes: try again in {} seconds.",
-                retry_after.max(1)
-            ));
-            PamCode::Maxtries
+            pam.error(&locked(retry_after.max(1)));
+            Step::Done(PamCode::Maxtries)
         }
-        VerifyOutcome::NotEnrolled if args.nullok => PamCode::Ignore,
-        VerifyOutcome::NotEnrolled => PamCode::AuthErr,
+        VerifyOutcome::NotEnrolled if args.nullok => Step::Done(PamCode::Ignore),
+        VerifyOutcome::NotEnrolled => {
+            pam.error("Wrong code.");
+            Step::Again
+        }
     }
 }
 
@@ -253,7 +306,10 @@ fn push(
         };
         if !answer.trim().is_empty() {
             let _ = daemon.cancel_challenge(&id);
-            return check_code(pam, args, daemon, user, attempt, &answer);
+            return match check_code(pam, args, daemon, user, attempt, &answer) {
+                Step::Done(rc) => rc,
+                Step::Again => PamCode::AuthErr,
+            };
         }
     } else {
         pam.info(&format!(
@@ -432,12 +488,44 @@ mod tests {
     }
 
     #[test]
-    fn wrong_and_replayed_codes_fail_with_auth_err() {
-        for outcome in [VerifyOutcome::Rejected, VerifyOutcome::Replayed] {
-            let (rc, script, _) = run(Some("111111"), Ok(true), Ok((outcome, 0)), false);
+    fn wrong_and_replayed_codes_are_asked_again_then_fail_with_auth_err() {
+        for (outcome, told) in [
+            (VerifyOutcome::Rejected, "Wrong code."),
+            (VerifyOutcome::Replayed, "That code was already used: wait for the next one."),
+        ] {
+            let (rc, script, fake) = run(Some("111111"), Ok(true), Ok((outcome, 0)), false);
             assert_eq!(rc, PamCode::AuthErr);
-            assert!(script.shown.borrow().contains(&"Wrong code.".to_string()));
+            let shown = script.shown.borrow();
+            assert_eq!(shown.iter().filter(|s| *s == PROMPT).count(), 3, "{shown:?}");
+            assert_eq!(shown.iter().filter(|s| *s == told).count(), 3, "{shown:?}");
+            assert_eq!(fake.codes_seen.len(), 3);
         }
+    }
+
+    #[test]
+    fn max_prompts_bounds_the_tries() {
+        let script =
+            Script { user: "alice".into(), answer: Some("111111".into()), ..Script::default() };
+        let mut fake = Fake {
+            enrolled: Ok(true),
+            outcome: Ok((VerifyOutcome::Rejected, 0)),
+            codes_seen: vec![],
+            push: None,
+            cancelled: false,
+        };
+        let args = Args { max_prompts: 1, ..Args::default() };
+        assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::AuthErr);
+        assert_eq!(fake.codes_seen.len(), 1);
+    }
+
+    #[test]
+    fn a_wrong_code_that_starts_a_lockout_ends_the_tries() {
+        let (rc, script, fake) =
+            run(Some("111111"), Ok(true), Ok((VerifyOutcome::Rejected, 30)), false);
+        assert_eq!(rc, PamCode::Maxtries);
+        assert_eq!(fake.codes_seen.len(), 1);
+        let last = script.shown.borrow().last().cloned().unwrap_or_default();
+        assert!(last.starts_with("Wrong code. Too many wrong codes: locked until "), "{last}");
     }
 
     #[test]
@@ -454,7 +542,9 @@ mod tests {
         let (rc, script, _) =
             run(Some("111111"), Ok(true), Ok((VerifyOutcome::LockedOut, 42)), false);
         assert_eq!(rc, PamCode::Maxtries);
-        assert!(script.shown.borrow().iter().any(|s| s.contains("42 seconds")));
+        let last = script.shown.borrow().last().cloned().unwrap_or_default();
+        assert!(last.starts_with("Too many wrong codes: locked until "), "{last}");
+        assert!(last.ends_with(" UTC."), "{last}");
     }
 
     #[test]
@@ -462,8 +552,14 @@ mod tests {
         let (rc, script, _) = run(None, Ok(false), Ok((VerifyOutcome::Accepted, 0)), true);
         assert_eq!(rc, PamCode::Ignore);
         assert!(script.shown.borrow().is_empty(), "no prompt for an unenrolled user");
-        let (rc, _, _) = run(None, Ok(false), Ok((VerifyOutcome::Accepted, 0)), false);
+        // Without nullok: asked like anyone else, told the code is wrong,
+        // and mfad is never asked to check it.
+        let (rc, script, fake) =
+            run(Some("123456"), Ok(false), Ok((VerifyOutcome::Accepted, 0)), false);
         assert_eq!(rc, PamCode::AuthErr);
+        assert_eq!(script.shown.borrow()[0], PROMPT);
+        assert!(script.shown.borrow().contains(&"Wrong code.".to_string()));
+        assert!(fake.codes_seen.is_empty());
     }
 
     #[test]

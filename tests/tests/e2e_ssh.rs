@@ -28,7 +28,11 @@ fn ssh_login_with_a_code_then_replay_and_wrong_code_are_refused() {
         &scratch,
         "sshd-mfa-e2e",
         USER,
-        &format!("auth required {} config={}", module.display(), mfad.config.display()),
+        &format!(
+            "auth required {} max_prompts=1 config={}",
+            module.display(),
+            mfad.config.display()
+        ),
     );
 
     let code = app.code_now();

@@ -33,9 +33,12 @@ fn wrong_code_is_refused() {
     let mfad = Mfad::start(&bus, "");
     let app = mfad.enroll("bob");
     let pam = PamService::new(&format!("config={}", mfad.config.display()));
-    let run = pam.authenticate("bob", &[&wrong(&app.code_now())]);
+    let bad = wrong(&app.code_now());
+    let run = pam.authenticate("bob", &[&bad, &bad, &bad]);
     assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
-    assert_eq!(run.errors, vec!["Wrong code."]);
+    // Asked three times (max_prompts defaults to 3), told why each time.
+    assert_eq!(run.prompts.len(), 3, "{}", run.text);
+    assert_eq!(run.errors, vec!["Wrong code."; 3]);
     assert!(mfad.log_text().contains("result=\"rejected\""));
 }
 
@@ -44,15 +47,20 @@ fn enough_wrong_codes_lock_the_user_out() {
     let bus = Bus::start();
     let mfad = Mfad::start(&bus, "[limits]\nmax_failures = 3\nlockout_seconds = 600\n");
     let app = mfad.enroll("carol");
-    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    let pam = PamService::new(&format!("max_prompts=1 config={}", mfad.config.display()));
     let bad = wrong(&app.code_now());
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(pam.authenticate("carol", &[&bad]).result(), "PAM_AUTH_ERR");
     }
+    // The third wrong code starts the lockout, and says until when.
+    let third = pam.authenticate("carol", &[&bad]);
+    assert_eq!(third.result(), "PAM_MAXTRIES", "{}", third.text);
+    assert!(third.errors[0].starts_with("Wrong code. Too many wrong codes: locked until "));
     // Now even the right code is refused, without being checked.
     let locked = pam.authenticate("carol", &[&app.code_now()]);
     assert_eq!(locked.result(), "PAM_MAXTRIES", "{}", locked.text);
-    assert!(locked.errors[0].starts_with("Too many wrong codes: try again in"), "{}", locked.text);
+    assert!(locked.errors[0].starts_with("Too many wrong codes: locked until "), "{}", locked.text);
+    assert!(locked.errors[0].ends_with(" UTC."), "{}", locked.text);
     assert!(mfad.log_text().contains("result=\"locked-out\""));
 }
 
@@ -64,7 +72,10 @@ fn unknown_user_fails_without_nullok_and_is_ignored_with_it() {
     let strict = PamService::followed_by_permit(&format!("config={}", mfad.config.display()));
     let run = strict.authenticate("nobody-enrolled", &["123456"]);
     assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
-    assert!(run.prompts.is_empty(), "an unenrolled user is not asked for a code");
+    // Asked and refused like an enrolled user typing wrong codes: nothing
+    // tells an attacker whether the account is enrolled.
+    assert_eq!(run.prompts.len(), 3, "{}", run.text);
+    assert_eq!(run.errors, vec!["Wrong code."; 3]);
 
     // With nullok the module answers PAM_IGNORE and the rest of the stack decides.
     let lenient =

@@ -231,7 +231,8 @@ fn the_setup_test_proves_the_approver_end_to_end() {
 #[test]
 fn auto_mode_pushes_only_when_an_approver_is_online() {
     let s = setup("");
-    let auto = PamService::new(&format!("mode=auto config={}", s.mfad.config.display()));
+    let auto =
+        PamService::new(&format!("mode=auto max_prompts=1 config={}", s.mfad.config.display()));
     let run = auto.authenticate(ALICE, &["000000"]);
     assert_eq!(run.prompts, vec!["Verification code: "], "no approver: a code is asked");
 
