@@ -210,7 +210,9 @@ fn internal(e: ServiceError) -> MfaError {
         Refusal::NotEnrolled => MfaError::NotEnrolled(text),
         Refusal::NoPendingEnrollment => MfaError::NoPendingEnrollment(text),
         Refusal::PendingExpired => MfaError::PendingExpired(text),
-        Refusal::WrongCode { .. } | Refusal::TooManyTries => MfaError::WrongCode(text),
+        Refusal::WrongCode { .. } => MfaError::WrongCode(text),
+        // The started enrollment is gone: there is nothing left to confirm.
+        Refusal::TooManyTries => MfaError::NoPendingEnrollment(text),
         Refusal::BadImport(_) => MfaError::InvalidArgument(text),
     }
 }

@@ -322,3 +322,24 @@ fn a_google_authenticator_file_is_imported_and_keeps_working() {
     assert_eq!(pam.authenticate(user, &[scratch[1]]).result(), "PAM_SUCCESS");
     assert_eq!(pam.authenticate(user, &[scratch[1]]).result(), "PAM_AUTH_ERR");
 }
+
+#[test]
+fn wrong_first_codes_are_bounded_by_mfad() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "[enroll]\nconfirm_tries = 2\n");
+    let (code, out, _) =
+        mfad.enroll_as(None, &["--json", "--user", "fumbler"], "000000\n000001\n000002\n");
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[1].contains("\"event\":\"wrong_code\"") && lines[1].contains("1 tries left"),
+        "{out}"
+    );
+    assert!(lines[2].contains("\"error\":\"NoPendingEnrollment\""), "{out}");
+    assert!(lines[2].contains("too many wrong codes"), "{out}");
+    let (_, status, _) = mfad.enroll_as(None, &["--status", "fumbler", "--json"], "");
+    assert!(
+        status.contains("\"enrolled\":false") && status.contains("\"pending\":false"),
+        "{status}"
+    );
+}

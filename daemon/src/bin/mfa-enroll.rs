@@ -51,7 +51,9 @@ Exit status:
   3  mfad is not reachable (is it running? is the bus policy installed?)
   4  another failure (unreadable config or file, no terminal to ask on)";
 
-const CONFIRM_TRIES: usize = 3;
+/// mfad bounds the wrong first codes (`[enroll] confirm_tries`, at most 10)
+/// and drops the enrollment after the last; this only guards the loop.
+const CONFIRM_TRIES: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
