@@ -425,6 +425,15 @@ mod tests {
         cancelled: bool,
     }
 
+    impl Fake {
+        fn new(
+            enrolled: Result<bool, DaemonError>,
+            outcome: Result<(VerifyOutcome, u64), DaemonError>,
+        ) -> Fake {
+            Fake { enrolled, outcome, codes_seen: vec![], push: None, cancelled: false }
+        }
+    }
+
     impl Daemon for Fake {
         fn is_enrolled(&mut self, _: &str) -> Result<bool, DaemonError> {
             self.enrolled.clone()
@@ -472,7 +481,7 @@ mod tests {
             answer: answer.map(str::to_string),
             ..Script::default()
         };
-        let mut fake = Fake { enrolled, outcome, codes_seen: vec![], push: None, cancelled: false };
+        let mut fake = Fake::new(enrolled, outcome);
         let args = Args { nullok, ..Args::default() };
         let rc = authenticate_with(&script, &args, &mut fake);
         (rc, script, fake)
@@ -506,13 +515,7 @@ mod tests {
     fn max_prompts_bounds_the_tries() {
         let script =
             Script { user: "alice".into(), answer: Some("111111".into()), ..Script::default() };
-        let mut fake = Fake {
-            enrolled: Ok(true),
-            outcome: Ok((VerifyOutcome::Rejected, 0)),
-            codes_seen: vec![],
-            push: None,
-            cancelled: false,
-        };
+        let mut fake = Fake::new(Ok(true), Ok((VerifyOutcome::Rejected, 0)));
         let args = Args { max_prompts: 1, ..Args::default() };
         assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::AuthErr);
         assert_eq!(fake.codes_seen.len(), 1);
@@ -574,13 +577,10 @@ mod tests {
     #[test]
     fn failmode_open_lets_the_stack_decide_when_mfad_is_down() {
         let script = Script { user: "alice".into(), ..Script::default() };
-        let mut fake = Fake {
-            enrolled: Err(DaemonError::Unavailable("no socket".into())),
-            outcome: Ok((VerifyOutcome::Accepted, 0)),
-            codes_seen: vec![],
-            push: None,
-            cancelled: false,
-        };
+        let mut fake = Fake::new(
+            Err(DaemonError::Unavailable("no socket".into())),
+            Ok((VerifyOutcome::Accepted, 0)),
+        );
         let args = Args { fail_open: true, ..Args::default() };
         assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::Ignore);
         assert!(script.logged.borrow().join("").contains("failmode=open"));
@@ -631,13 +631,7 @@ mod tests {
             ..Script::default()
         };
         let pam = Svc(script, service);
-        let mut fake = Fake {
-            enrolled: Ok(true),
-            outcome: Ok((VerifyOutcome::Accepted, 0)),
-            codes_seen: vec![],
-            push,
-            cancelled: false,
-        };
+        let mut fake = Fake { push, ..Fake::new(Ok(true), Ok((VerifyOutcome::Accepted, 0))) };
         let args = Args { mode, ..Args::default() };
         let rc = authenticate_with(&pam, &args, &mut fake);
         (rc, pam.0, fake)
@@ -698,13 +692,7 @@ mod tests {
     fn debug_logs_the_steps_and_still_not_the_code() {
         let script =
             Script { user: "alice".into(), answer: Some("918273".into()), ..Script::default() };
-        let mut fake = Fake {
-            enrolled: Ok(true),
-            outcome: Ok((VerifyOutcome::Accepted, 0)),
-            codes_seen: vec![],
-            push: None,
-            cancelled: false,
-        };
+        let mut fake = Fake::new(Ok(true), Ok((VerifyOutcome::Accepted, 0)));
         let args = Args { debug: true, ..Args::default() };
         assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::Success);
         let logged = script.logged.borrow().join("\n");
@@ -715,13 +703,7 @@ mod tests {
     #[test]
     fn unsafe_username_is_refused_before_the_bus() {
         let script = Script { user: "../root".into(), ..Script::default() };
-        let mut fake = Fake {
-            enrolled: Ok(true),
-            outcome: Ok((VerifyOutcome::Accepted, 0)),
-            codes_seen: vec![],
-            push: None,
-            cancelled: false,
-        };
+        let mut fake = Fake::new(Ok(true), Ok((VerifyOutcome::Accepted, 0)));
         let rc = authenticate_with(&script, &Args::default(), &mut fake);
         assert_eq!(rc, PamCode::UserUnknown);
         assert!(fake.codes_seen.is_empty());
