@@ -297,79 +297,85 @@ fn main() {
 
     // 3. mfad throughput with 1, 8, 64 clients, distinct users, wrong codes
     // (each attempt is counted and written to disk).
-    let pool = enroll(&mut admin, "tp", 640);
     let _ = writeln!(
         md,
         "## 3. mfad throughput: concurrent clients verifying codes for distinct users\n"
     );
-    let _ = writeln!(md, "Each client has its own bus connection and verifies wrong codes for its own users (every attempt is counted and written to disk, atomically).\n");
+    let _ = writeln!(md, "Each client has its own bus connection and verifies wrong codes for its own users (every attempt is counted and written to disk, atomically). Each row is the median of three 5-second runs by calls/s, each run on 640 freshly enrolled users.\n");
     let mut at64 = (0.0f64, 0.0f64, 0.0f64);
     let _ = writeln!(
         md,
-        "| clients | calls | calls/s | p50 | p99 | CPU per call: mfad / dbus-daemon / clients |\n|---|---|---|---|---|---|"
+        "| clients | calls | calls/s (3 runs) | p50 | p99 | CPU per call: mfad / dbus-daemon / clients |\n|---|---|---|---|---|---|"
     );
+    let mut enrolled_for_throughput = 0usize;
     for clients in [1usize, 8, 64] {
         let per = 640 / clients;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let started = Instant::now();
-        let me = std::process::id();
-        let cpu_before = (cpu_us(mfad.pid()), cpu_us(bus.pid()), cpu_us(me));
-        let latencies: Vec<Duration> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..clients)
-                .map(|c| {
-                    let users = &pool[c * per..(c + 1) * per];
-                    let address = address.clone();
-                    scope.spawn(move || {
-                        let mut client = Client::new(&address, Duration::from_secs(10)).unwrap();
-                        let mut lat = Vec::new();
-                        let mut i = 0;
-                        while Instant::now() < deadline && i < per * 90 {
-                            let (user, _) = &users[i % per];
-                            let t = Instant::now();
-                            client.verify_code(user, "000000", &HashMap::new()).unwrap();
-                            lat.push(t.elapsed());
-                            i += 1;
-                        }
-                        lat
+        let mut runs = Vec::new();
+        for rep in 0..3 {
+            let pool = enroll(&mut admin, &format!("tp{clients}x{rep}u"), 640);
+            enrolled_for_throughput += 640;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let started = Instant::now();
+            let me = std::process::id();
+            let cpu_before = (cpu_us(mfad.pid()), cpu_us(bus.pid()), cpu_us(me));
+            let latencies: Vec<Duration> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..clients)
+                    .map(|c| {
+                        let users = &pool[c * per..(c + 1) * per];
+                        let address = address.clone();
+                        scope.spawn(move || {
+                            let mut client =
+                                Client::new(&address, Duration::from_secs(10)).unwrap();
+                            let mut lat = Vec::new();
+                            let mut i = 0;
+                            while Instant::now() < deadline && i < per * 90 {
+                                let (user, _) = &users[i % per];
+                                let t = Instant::now();
+                                client.verify_code(user, "000000", &HashMap::new()).unwrap();
+                                lat.push(t.elapsed());
+                                i += 1;
+                            }
+                            lat
+                        })
                     })
-                })
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
-        });
-        let secs = started.elapsed().as_secs_f64();
-        let calls = latencies.len();
-        let per_call = |before: f64, after: f64| (after - before) / calls as f64;
-        let cpu = (
-            per_call(cpu_before.0, cpu_us(mfad.pid())),
-            per_call(cpu_before.1, cpu_us(bus.pid())),
-            per_call(cpu_before.2, cpu_us(me)),
-        );
-        let (p50, p99, _) = summary(latencies);
+                    .collect();
+                handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            });
+            let secs = started.elapsed().as_secs_f64();
+            let calls = latencies.len();
+            let per_call = |before: f64, after: f64| (after - before) / calls as f64;
+            let cpu = (
+                per_call(cpu_before.0, cpu_us(mfad.pid())),
+                per_call(cpu_before.1, cpu_us(bus.pid())),
+                per_call(cpu_before.2, cpu_us(me)),
+            );
+            let (p50, p99, _) = summary(latencies);
+            runs.push((calls as f64 / secs, calls, p50, p99, cpu));
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.0)).collect();
+        let (rate, calls, p50, p99, cpu) = runs[1];
+        if clients == 64 {
+            at64 = (rate, p99 / 1e3, cpu.0 + cpu.1 + cpu.2);
+        }
         let _ = writeln!(
             md,
-            "| {clients} | {calls} | {:.0} | {:.2} ms | {:.2} ms | {:.0} / {:.0} / {:.0} µs |",
-            calls as f64 / secs,
+            "| {clients} | {calls} | {rate:.0} ({}) | {:.2} ms | {:.2} ms | {:.0} / {:.0} / {:.0} µs |",
+            all.join(", "),
             p50 / 1e3,
             p99 / 1e3,
             cpu.0,
             cpu.1,
             cpu.2
         );
-        if clients == 64 {
-            at64 = (calls as f64 / secs, p99 / 1e3, cpu.0 + cpu.1 + cpu.2);
-        }
         println!(
-            "3. {clients} clients: {:.0} calls/s, p99 {:.2} ms, CPU/call mfad {:.0} bus {:.0} clients {:.0} µs",
-            calls as f64 / secs,
+            "3. {clients} clients: {rate:.0} calls/s (runs {}), p99 {:.2} ms, CPU/call mfad {:.0} bus {:.0} clients {:.0} µs",
+            all.join(", "),
             p99 / 1e3,
             cpu.0,
             cpu.1,
             cpu.2
         );
-        // Forgive the pool for the next round.
-        for (user, secret) in &pool {
-            let _ = admin.verify_code(user, &code_at(secret, PARAMS, now() + 30), &HashMap::new());
-        }
     }
     let loaded_rss = rss_kib(mfad.pid());
     let _ = writeln!(md, "\nGoal: ≥ 5,000 calls/s with p99 ≤ 10 ms at 64 clients.\n");
@@ -428,7 +434,7 @@ fn main() {
     println!("4. approve→return p50 {:.2} p99 {:.2} ms", a50 / 1e3, a99 / 1e3);
 
     // 5. Resident memory: idle with 10,000 enrolled users; after the load.
-    let have = N + M + 200 + 640 + 1;
+    let have = N + M + 200 + enrolled_for_throughput + 1;
     let t = Instant::now();
     enroll(&mut admin, "idle", 10_000 - have);
     println!("enrolled up to 10,000 users in {:.1} s", t.elapsed().as_secs_f64());
@@ -515,7 +521,7 @@ fn main() {
     );
     let _ = writeln!(
         md,
-        "| ≥ 5,000 calls/s at 64 clients | {:.0} | {} |",
+        "| ≥ 5,000 calls/s at 64 clients (median of 3) | {:.0} | {} |",
         at64.0,
         met(at64.0 >= 5000.0)
     );
@@ -554,9 +560,14 @@ fn main() {
            none), a bus round trip per call for the caller's uid (now asked once per \
            connection), the directory fsync after a counted failure (a failure is still \
            written atomically and completely; an accepted code still waits for both fsyncs), \
-           and an unbounded blocking pool (64 threads contending for 2 cores; now 4). Together \
-           they took 64 clients from 2,185 to {:.0} calls/s and mfad's CPU per call from 452 to \
-           the figure in the table above (first run: 2,185 calls/s, 452 µs).\n\
+           and an unbounded blocking pool (64 threads contending for 2 cores; now 4). Before \
+           those fixes 64 clients got 2,185 calls/s at 452 µs of mfad CPU per call; after them, \
+           runs on this machine gave 4,100 to 5,400 calls/s at about 190 µs, and this run \
+           {:.0} calls/s. The spread between whole runs (some at 2,500 calls/s with mfad \
+           CPU per call near 490 µs, with no change of code) is larger than the spread within \
+           a run: the disk's writeback of thousands of small store files and the virtual \
+           machine's CPU are not steady here, so the 5,000 calls/s goal is met in some runs \
+           and not in others.\n\
          - **What is left per call** is the work the design asks for: two messages through \
            dbus-daemon (the policy fence), authorization, reading and parsing the user's store \
            file, three HMACs, and writing the file back through a temp file with fsync and \
