@@ -46,7 +46,7 @@ first=$(oathtool --totp --base32 --now="@$(( $(date +%s) - 30 ))" "$secret")
 echo "$first" >&"${ENROLL[1]}"
 cat <&"${ENROLL[0]}"
 echo
-printf 'auth required %s config=%s\n' "$PWD/$bin/libpam_mfa.so" "$work/config.toml" > "$work/mfa-demo"
+printf 'auth required %s max_prompts=1 config=%s\n' "$PWD/$bin/libpam_mfa.so" "$work/config.toml" > "$work/mfa-demo"
 code=$(oathtool --totp --base32 "$secret")
 echo "== pam_authenticate through libpam with oathtool's code $code"
 "$bin/pam-harness" --confdir "$work" --service mfa-demo --user demo --answer "$code" | grep -E '^(prompt|error|result)'
