@@ -98,6 +98,14 @@ pub trait Pam {
     fn cancel_challenge(&self, id: &str) -> Result<u32, MfaError>;
     /// Whether an approver of `user` is online.
     fn has_approver(&self, user: &str) -> Result<bool, MfaError>;
+    /// Whether `user` must use a second factor under these policy lists.
+    fn covered(
+        &self,
+        user: &str,
+        require_groups: &[String],
+        exempt_users: &[String],
+        exempt_groups: &[String],
+    ) -> Result<bool, MfaError>;
 }
 
 /// Approvers: everyone, for their own user's challenges.
@@ -424,6 +432,19 @@ impl Client {
         let id = id.to_string();
         self.run(|conn| async move { PamProxy::new(&conn).await?.cancel_challenge(&id).await })
             .map(|_| ())
+    }
+
+    /// Whether `user` must use a second factor under these policy lists.
+    pub fn covered(
+        &mut self,
+        user: &str,
+        require_groups: &[String],
+        exempt_users: &[String],
+        exempt_groups: &[String],
+    ) -> Result<bool, ClientError> {
+        let user = user.to_string();
+        let (r, u, g) = (require_groups.to_vec(), exempt_users.to_vec(), exempt_groups.to_vec());
+        self.run(|conn| async move { PamProxy::new(&conn).await?.covered(&user, &r, &u, &g).await })
     }
 
     pub fn has_approver(&mut self, user: &str) -> Result<bool, ClientError> {

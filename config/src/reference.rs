@@ -20,6 +20,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("limits", "Rate limiting of failed attempts, per user."),
     ("enroll", "The setup of a new enrollment."),
     ("push", "Number matching: requests approved in mfa-approve."),
+    ("policy", "Who must use a second factor. Users not covered get PAM_IGNORE: the rest of the stack decides. The PAM line can override the lists (require_group=, exempt_user=, exempt_group=)."),
     ("bus", "How mfad and its clients meet."),
 ];
 
@@ -109,6 +110,30 @@ pub const KEYS: &[KeyDoc] = &[
         key: "show_remote_host",
         default: "true",
         doc: "Whether the approver is told the remote host of an SSH login. Off for privacy.",
+    },
+    KeyDoc {
+        section: "policy",
+        key: "require_groups",
+        default: "[]",
+        doc: "When not empty, only members of these groups (from NSS, so LDAP and SSSD groups count) must use a second factor.",
+    },
+    KeyDoc {
+        section: "policy",
+        key: "exempt_users",
+        default: "[]",
+        doc: "Users who never have to use a second factor.",
+    },
+    KeyDoc {
+        section: "policy",
+        key: "exempt_groups",
+        default: "[]",
+        doc: "Members of these groups never have to use a second factor.",
+    },
+    KeyDoc {
+        section: "policy",
+        key: "enroll_deadline",
+        default: "\"\"",
+        doc: "A date \"YYYY-MM-DD\" (UTC). Until then, covered users who have not enrolled pass, with a notice at each login saying how to enroll and until when; from then on they are refused with the same notice. Empty: no grace period. The notice tells whoever passed the first factor that the account is not enrolled: that is the point of a deadline.",
     },
     KeyDoc {
         section: "bus",

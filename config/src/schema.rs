@@ -28,6 +28,8 @@ pub struct Config {
     pub enroll: EnrollConfig,
     /// Number matching (push) approvals.
     pub push: PushConfig,
+    /// Who must use a second factor.
+    pub policy: PolicyConfig,
     /// How clients reach mfad.
     pub bus: BusConfig,
 }
@@ -73,6 +75,41 @@ pub struct EnrollConfig {
 impl Default for EnrollConfig {
     fn default() -> Self {
         EnrollConfig { pending_seconds: Ranged(300), confirm_tries: Ranged(5) }
+    }
+}
+
+/// `[policy]`: who must use a second factor. Users it does not cover get
+/// PAM_IGNORE (the rest of the stack decides).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// When not empty, only members of these groups (from NSS, so LDAP and
+    /// SSSD groups count) must use a second factor.
+    pub require_groups: Vec<String>,
+    /// Users who never have to.
+    pub exempt_users: Vec<String>,
+    /// Members of these groups never have to.
+    pub exempt_groups: Vec<String>,
+    /// A date "YYYY-MM-DD" (UTC): until then, covered users who have not
+    /// enrolled pass with a notice saying how to enroll and until when;
+    /// from then on they are refused with the same notice. Empty: none.
+    pub enroll_deadline: Deadline,
+}
+
+/// An optional `YYYY-MM-DD` date, as days since 1970-01-01.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Deadline(pub Option<i64>);
+
+impl TryFrom<String> for Deadline {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if value.is_empty() {
+            return Ok(Deadline(None));
+        }
+        crate::timefmt::days_from_date(&value)
+            .map(|d| Deadline(Some(d)))
+            .ok_or_else(|| format!("{value:?} is not a date: use \"YYYY-MM-DD\" or \"\""))
     }
 }
 
@@ -137,6 +174,7 @@ impl Default for Config {
             limits: Limits::default(),
             enroll: EnrollConfig::default(),
             push: PushConfig::default(),
+            policy: PolicyConfig::default(),
             bus: BusConfig::default(),
         }
     }

@@ -28,6 +28,7 @@ pub enum Method {
     VerifyCode,
     CreateChallenge,
     HasApprover,
+    Covered,
     // Approver1 (the caller's own user is implied)
     Approve,
     // Enroll1
@@ -42,7 +43,8 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 13] = [
+        Method::Covered,
         Method::IsEnrolled,
         Method::VerifyCode,
         Method::CreateChallenge,
@@ -74,6 +76,7 @@ pub const fn rule(method: Method) -> Rule {
         | Method::VerifyCode
         | Method::CreateChallenge
         | Method::HasApprover
+        | Method::Covered
         | Method::Approve
         | Method::Begin
         | Method::Confirm
@@ -171,6 +174,22 @@ pub fn forget_caller(unique_name: &str) {
 
 fn parse_user(user: &str) -> Result<Username, MfaError> {
     Username::parse(user).map_err(|e| MfaError::InvalidArgument(e.to_string()))
+}
+
+/// The names of the user's groups, from NSS (empty for an unknown user).
+fn groups_of(user: &str) -> Vec<String> {
+    use nix::unistd::{getgrouplist, Group, User};
+    let Some(account) = User::from_name(user).ok().flatten() else {
+        return Vec::new();
+    };
+    let Ok(name) = std::ffi::CString::new(user) else {
+        return Vec::new();
+    };
+    getgrouplist(&name, account.gid)
+        .unwrap_or_else(|_| vec![account.gid])
+        .into_iter()
+        .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
+        .collect()
 }
 
 fn uid_of(user: &Username) -> Option<u32> {
@@ -484,6 +503,36 @@ impl PamInterface {
             Err(NotTaken::Ended(outcome)) => Ok(outcome.into()),
             Err(e) => Err(not_taken(e)),
         }
+    }
+
+    /// Whether `user` must use a second factor under these lists (group
+    /// membership from NSS, here in mfad so that the module's wait stays
+    /// bounded). A user NSS does not know is covered.
+    async fn covered(
+        &self,
+        user: &str,
+        require_groups: Vec<String>,
+        exempt_users: Vec<String>,
+        exempt_groups: Vec<String>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, MfaError> {
+        let user = parse_user(user)?;
+        for list in [&require_groups, &exempt_users, &exempt_groups] {
+            if list.len() > 64 || list.iter().any(|n| n.is_empty() || n.len() > 64) {
+                return Err(MfaError::InvalidArgument(
+                    "a policy list has at most 64 names of 1 to 64 bytes".into(),
+                ));
+            }
+        }
+        check(Method::Covered, &user, &header, conn).await?;
+        let name = user.to_string();
+        tokio::task::spawn_blocking(move || {
+            let groups = groups_of(&name);
+            crate::policy::covered(&name, &groups, &require_groups, &exempt_users, &exempt_groups)
+        })
+        .await
+        .map_err(|e| MfaError::Internal(format!("worker failed: {e}")))
     }
 
     /// Whether an approver of `user` is online (for mode=auto).

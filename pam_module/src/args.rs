@@ -16,6 +16,18 @@ pub const REFERENCE: &[(&str, &str)] = &[
     ),
     ("debug", "Log each step to syslog at debug priority (never a code)."),
     (
+        "require_group=G[,G...]",
+        "For this PAM line, instead of [policy] require_groups: only members of these groups must use a second factor; others get PAM_IGNORE.",
+    ),
+    (
+        "exempt_user=U[,U...]",
+        "For this PAM line, instead of [policy] exempt_users: these users never have to use a second factor (PAM_IGNORE).",
+    ),
+    (
+        "exempt_group=G[,G...]",
+        "For this PAM line, instead of [policy] exempt_groups: members of these groups never have to use a second factor (PAM_IGNORE).",
+    ),
+    (
         "max_prompts=N",
         "How many codes the user may type in one authentication before it fails, 1 to 10 (default 3). Each failure says what went wrong (wrong code; code already used; locked until HH:MM UTC) but never whether the user exists or is enrolled: an unenrolled user (without nullok) is asked like anyone else and told the code is wrong.",
     ),
@@ -57,6 +69,13 @@ pub struct Args {
     pub fail_open: bool,
     /// Config file to read instead of /etc/pam-mfa/config.toml (must exist).
     pub config: Option<PathBuf>,
+    /// `require_group=`, `exempt_user=`, `exempt_group=`: this line's policy
+    /// lists (`None`: the config's).
+    pub require_groups: Option<Vec<String>>,
+    pub exempt_users: Option<Vec<String>>,
+    pub exempt_groups: Option<Vec<String>>,
+    /// From the config's `[policy] enroll_deadline`, days since 1970-01-01.
+    pub enroll_deadline: Option<i64>,
     /// From the config's `[push] show_command`: tell the approver the command.
     pub show_command: bool,
     /// From the config's `[push] show_remote_host`: tell the approver the remote host.
@@ -72,6 +91,10 @@ impl Default for Args {
             max_prompts: 3,
             fail_open: false,
             config: None,
+            require_groups: None,
+            exempt_users: None,
+            exempt_groups: None,
+            enroll_deadline: None,
             show_command: false,
             show_remote_host: false,
         }
@@ -96,6 +119,18 @@ impl Args {
                 Some(("mode", "code")) => parsed.mode = Mode::Code,
                 Some(("mode", "push")) => parsed.mode = Mode::Push,
                 Some(("mode", "auto")) => parsed.mode = Mode::Auto,
+                Some((key @ ("require_group" | "exempt_user" | "exempt_group"), list)) => {
+                    let names: Vec<String> =
+                        list.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect();
+                    if names.is_empty() {
+                        return Err(format!("{key}= needs at least one name"));
+                    }
+                    match key {
+                        "require_group" => parsed.require_groups = Some(names),
+                        "exempt_user" => parsed.exempt_users = Some(names),
+                        _ => parsed.exempt_groups = Some(names),
+                    }
+                }
                 Some(("max_prompts", n)) => match n.parse::<u8>() {
                     Ok(n) if (1..=10).contains(&n) => parsed.max_prompts = n,
                     _ => return Err(format!("max_prompts={n}: use a number from 1 to 10")),
@@ -147,6 +182,9 @@ mod tests {
                 Some(("config", _)) => "config=/etc/pam-mfa/config.toml".to_string(),
                 Some(("failmode", _)) => "failmode=open".to_string(),
                 Some(("max_prompts", _)) => "max_prompts=5".to_string(),
+                Some((key, _)) if key.starts_with("require_") || key.starts_with("exempt_") => {
+                    format!("{key}=a,b")
+                }
                 Some(_) => panic!("{name} has no example"),
                 None => name.to_string(),
             };

@@ -55,6 +55,14 @@ pub trait Daemon {
         wait: std::time::Duration,
     ) -> Result<ChallengeOutcome, DaemonError>;
     fn cancel_challenge(&mut self, id: &str) -> Result<(), DaemonError>;
+    /// Whether `user` must use a second factor under these lists.
+    fn covered(
+        &mut self,
+        user: &str,
+        require_groups: &[String],
+        exempt_users: &[String],
+        exempt_groups: &[String],
+    ) -> Result<bool, DaemonError>;
 }
 
 /// Entry point used by the FFI shim: real config, real bus.
@@ -88,6 +96,11 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
             ),
         );
     }
+    let policy = &config.policy;
+    args.require_groups.get_or_insert_with(|| policy.require_groups.clone());
+    args.exempt_users.get_or_insert_with(|| policy.exempt_users.clone());
+    args.exempt_groups.get_or_insert_with(|| policy.exempt_groups.clone());
+    args.enroll_deadline = policy.enroll_deadline.0;
     args.show_command = config.push.show_command;
     args.show_remote_host = config.push.show_remote_host;
     let mut daemon = crate::bus::BusDaemon::new(&config);
@@ -111,12 +124,27 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return PamCode::UserUnknown;
         }
     };
+    let lists = [&args.require_groups, &args.exempt_users, &args.exempt_groups]
+        .map(|l| l.clone().unwrap_or_default());
+    if lists.iter().any(|l| !l.is_empty()) {
+        match daemon.covered(user.as_str(), &lists[0], &lists[1], &lists[2]) {
+            Ok(true) => {}
+            Ok(false) => {
+                attempt.log(pam, Priority::Info, "result=ignored reason=not-covered-by-policy");
+                return PamCode::Ignore;
+            }
+            Err(e) => return unavailable(pam, args, &attempt, &e),
+        }
+    }
     let enrolled = daemon.is_enrolled(user.as_str());
     if args.debug {
         attempt.log(pam, Priority::Debug, &format!("enrolled={enrolled:?}"));
     }
     match enrolled {
         Ok(true) => {}
+        Ok(false) if args.enroll_deadline.is_some() => {
+            return before_deadline(pam, args.enroll_deadline.unwrap_or(0), &attempt);
+        }
         Ok(false) if args.nullok => {
             attempt.log(pam, Priority::Info, "result=ignored reason=not-enrolled (nullok)");
             return PamCode::Ignore;
@@ -144,6 +172,27 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     match mode {
         Mode::Push => push(pam, args, daemon, &user, &attempt),
         Mode::Code | Mode::Auto => ask_codes(pam, args, daemon, &user, &attempt, true),
+    }
+}
+
+/// A covered user who has not enrolled, under an enrollment deadline: in
+/// before it with a notice, refused from it on with the same notice.
+fn before_deadline(pam: &dyn PamHandler, deadline_day: i64, attempt: &Attempt) -> PamCode {
+    let start = u64::try_from(deadline_day).unwrap_or(0).saturating_mul(86_400);
+    let date = pam_mfa_config::timefmt::utc(start);
+    let date = date.get(..10).unwrap_or(&date).to_string();
+    if unix_now() < start {
+        pam.info(&format!(
+            "Two-step sign-in is required from {date} (UTC): run mfa-enroll to set it up before then."
+        ));
+        attempt.log(pam, Priority::Notice, "result=ignored reason=not-enrolled-before-deadline");
+        PamCode::Ignore
+    } else {
+        pam.error(&format!(
+            "Two-step sign-in is required since {date} (UTC) and is not set up for this account: ask an administrator."
+        ));
+        attempt.log(pam, Priority::Notice, "result=refused reason=not-enrolled-after-deadline");
+        PamCode::AuthErr
     }
 }
 
@@ -184,13 +233,16 @@ fn ask_codes(
     PamCode::AuthErr
 }
 
+/// Seconds since the epoch: the module's one reading of the clock.
+fn unix_now() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// `HH:MM UTC`, `seconds` from now.
 fn clock_in(seconds: u64) -> String {
-    #[allow(clippy::disallowed_methods)] // the module's one reading of the clock
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let stamp = pam_mfa_config::timefmt::utc(now.saturating_add(seconds));
+    let stamp = pam_mfa_config::timefmt::utc(unix_now().saturating_add(seconds));
     stamp.get(11..).unwrap_or(&stamp).to_string()
 }
 
@@ -468,6 +520,15 @@ mod tests {
             self.cancelled = true;
             Ok(())
         }
+        fn covered(
+            &mut self,
+            _: &str,
+            require: &[String],
+            _: &[String],
+            _: &[String],
+        ) -> Result<bool, DaemonError> {
+            Ok(!require.iter().any(|g| g == "nobody-is-in-this"))
+        }
     }
 
     fn run(
@@ -584,6 +645,34 @@ mod tests {
         let args = Args { fail_open: true, ..Args::default() };
         assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::Ignore);
         assert!(script.logged.borrow().join("").contains("failmode=open"));
+    }
+
+    #[test]
+    fn users_the_policy_does_not_cover_are_ignored_without_a_prompt() {
+        let script = Script { user: "alice".into(), answer: Some("1".into()), ..Script::default() };
+        let mut fake = Fake::new(Ok(true), Ok((VerifyOutcome::Accepted, 0)));
+        let args =
+            Args { require_groups: Some(vec!["nobody-is-in-this".into()]), ..Args::default() };
+        assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::Ignore);
+        assert!(script.shown.borrow().is_empty());
+    }
+
+    #[test]
+    fn unenrolled_users_pass_with_a_notice_before_the_deadline_and_not_after() {
+        let run_with = |day: i64| {
+            let script = Script { user: "alice".into(), ..Script::default() };
+            let mut fake = Fake::new(Ok(false), Ok((VerifyOutcome::Accepted, 0)));
+            let args = Args { enroll_deadline: Some(day), ..Args::default() };
+            let rc = authenticate_with(&script, &args, &mut fake);
+            let shown = script.shown.borrow().join("|");
+            (rc, shown)
+        };
+        let (rc, shown) = run_with(i64::from(i32::MAX)); // far in the future
+        assert_eq!(rc, PamCode::Ignore);
+        assert!(shown.contains("run mfa-enroll to set it up before then"), "{shown}");
+        let (rc, shown) = run_with(10_000); // 1997
+        assert_eq!(rc, PamCode::AuthErr);
+        assert!(shown.contains("required since 1997-05-19 (UTC)"), "{shown}");
     }
 
     #[test]

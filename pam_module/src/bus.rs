@@ -67,4 +67,14 @@ impl Daemon for BusDaemon {
     fn cancel_challenge(&mut self, id: &str) -> Result<(), DaemonError> {
         self.client()?.cancel_challenge(id).map_err(convert)
     }
+
+    fn covered(
+        &mut self,
+        user: &str,
+        require_groups: &[String],
+        exempt_users: &[String],
+        exempt_groups: &[String],
+    ) -> Result<bool, DaemonError> {
+        self.client()?.covered(user, require_groups, exempt_users, exempt_groups).map_err(convert)
+    }
 }

@@ -48,6 +48,13 @@ const MATRIX: &[(&str, &str, Expect, Expect, Expect)] = &[
     ("Pam1.IsEnrolled", "string:@A", Ok, Bus, Bus),
     ("Pam1.VerifyCode", "string:@A string:000000 dict:string:string:service,authz", Ok, Bus, Bus),
     ("Pam1.HasApprover", "string:@A", Ok, Bus, Bus),
+    (
+        "Pam1.Covered",
+        "string:@A array:string:staff array:string:nobody array:string:nogroup",
+        Ok,
+        Bus,
+        Bus,
+    ),
     ("Pam1.CreateChallenge", "string:@A dict:string:string:service,authz", Ok, Bus, Bus),
     ("Pam1.WaitChallenge", "string:@ID uint32:1", Err("NoSuchChallenge"), Bus, Bus),
     ("Pam1.CancelChallenge", "string:@ID", Err("NoSuchChallenge"), Bus, Bus),

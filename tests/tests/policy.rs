@@ -1,0 +1,85 @@
+//! Who must use a second factor: group policy from NSS (real groups and
+//! accounts made by the test), per-PAM-line overrides, and the enrollment
+//! deadline, all through real libpam and a real mfad on a private bus.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::process::Command;
+
+use pam_mfa_tests::system::{ensure_user, require_root, run};
+use pam_mfa_tests::{Bus, Mfad, PamService};
+
+const GROUP: &str = "mfa-pol-admins";
+const IN: &str = "mfa-pol-in";
+const OUT: &str = "mfa-pol-out";
+
+fn accounts() {
+    require_root();
+    ensure_user(IN, false);
+    ensure_user(OUT, false);
+    run(Command::new("groupadd").args(["-f", GROUP]));
+    run(Command::new("gpasswd").args(["-a", IN, GROUP]));
+}
+
+#[test]
+fn only_members_of_the_required_groups_are_asked() {
+    accounts();
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, &format!("[policy]\nrequire_groups = [\"{GROUP}\"]\n"));
+    let member = mfad.enroll(IN);
+    let other = mfad.enroll(OUT);
+    let pam = PamService::followed_by_permit(&format!("config={}", mfad.config.display()));
+
+    let run_in = pam.authenticate(IN, &[&member.code_now()]);
+    assert_eq!(run_in.result(), "PAM_SUCCESS", "{}", run_in.text);
+    assert_eq!(run_in.prompts.len(), 1, "a member is asked: {}", run_in.text);
+    let wrong_in = pam.authenticate(IN, &["000000", "000000", "000000"]);
+    assert_eq!(wrong_in.result(), "PAM_AUTH_ERR", "{}", wrong_in.text);
+
+    let run_out = pam.authenticate(OUT, &[&other.code_now()]);
+    assert_eq!(run_out.result(), "PAM_SUCCESS", "{}", run_out.text);
+    assert!(run_out.prompts.is_empty(), "a non-member is not asked: {}", run_out.text);
+
+    // The PAM line overrides the config's lists.
+    let line = PamService::followed_by_permit(&format!(
+        "exempt_user={IN} config={}",
+        mfad.config.display()
+    ));
+    let exempt = line.authenticate(IN, &["000000"]);
+    assert_eq!(exempt.result(), "PAM_SUCCESS", "{}", exempt.text);
+    assert!(exempt.prompts.is_empty(), "{}", exempt.text);
+    let everyone = PamService::followed_by_permit(&format!(
+        "require_group={OUT} config={}",
+        mfad.config.display()
+    ));
+    let now_out = everyone.authenticate(OUT, &["000000", "000000", "000000"]);
+    assert_eq!(now_out.result(), "PAM_AUTH_ERR", "its own group covers it: {}", now_out.text);
+}
+
+#[test]
+fn unenrolled_users_pass_with_a_notice_until_the_deadline_then_are_refused() {
+    accounts();
+    let bus = Bus::start();
+    let before = Mfad::start(&bus, "[policy]\nenroll_deadline = \"2999-12-31\"\n");
+    let pam = PamService::followed_by_permit(&format!("config={}", before.config.display()));
+    let run = pam.authenticate(OUT, &[]);
+    assert_eq!(run.result(), "PAM_SUCCESS", "{}", run.text);
+    assert!(
+        run.text.contains("info: Two-step sign-in is required from 2999-12-31 (UTC)"),
+        "{}",
+        run.text
+    );
+    assert!(run.prompts.is_empty());
+    drop(before);
+
+    let bus = Bus::start();
+    let after = Mfad::start(&bus, "[policy]\nenroll_deadline = \"2020-01-01\"\n");
+    let pam = PamService::followed_by_permit(&format!("config={}", after.config.display()));
+    let run = pam.authenticate(OUT, &[]);
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(
+        run.errors.iter().any(|e| e.contains("required since 2020-01-01 (UTC)")),
+        "{}",
+        run.text
+    );
+}
