@@ -98,6 +98,8 @@ pub trait Pam {
     fn cancel_challenge(&self, id: &str) -> Result<u32, MfaError>;
     /// Whether an approver of `user` is online.
     fn has_approver(&self, user: &str) -> Result<bool, MfaError>;
+    /// Whether `rhost` is remembered for `user`.
+    fn is_remembered(&self, user: &str, rhost: &str) -> Result<bool, MfaError>;
     /// Whether `user` must use a second factor under these policy lists.
     fn covered(
         &self,
@@ -158,6 +160,8 @@ pub trait Enroll {
     fn status(&self, user: &str) -> Result<(bool, u64, u32, bool, u64), MfaError>;
     /// New recovery codes after a current code.
     fn new_recovery_codes(&self, user: &str, proof: &str) -> Result<Vec<String>, MfaError>;
+    /// Forgets the user's remembered devices; returns how many there were.
+    fn forget_devices(&self, user: &str) -> Result<u32, MfaError>;
     /// Enrolls from a ~/.google_authenticator file's text.
     fn import_google_authenticator(
         &self,
@@ -445,6 +449,18 @@ impl Client {
         let user = user.to_string();
         let (r, u, g) = (require_groups.to_vec(), exempt_users.to_vec(), exempt_groups.to_vec());
         self.run(|conn| async move { PamProxy::new(&conn).await?.covered(&user, &r, &u, &g).await })
+    }
+
+    pub fn is_remembered(&mut self, user: &str, rhost: &str) -> Result<bool, ClientError> {
+        let (user, rhost) = (user.to_string(), rhost.to_string());
+        self.run(
+            |conn| async move { PamProxy::new(&conn).await?.is_remembered(&user, &rhost).await },
+        )
+    }
+
+    pub fn forget_devices(&mut self, user: &str) -> Result<u32, ClientError> {
+        let user = user.to_string();
+        self.run(|conn| async move { EnrollProxy::new(&conn).await?.forget_devices(&user).await })
     }
 
     pub fn has_approver(&mut self, user: &str) -> Result<bool, ClientError> {

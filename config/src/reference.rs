@@ -21,6 +21,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("enroll", "The setup of a new enrollment."),
     ("push", "Number matching: requests approved in mfa-approve."),
     ("policy", "Who must use a second factor. Users not covered get PAM_IGNORE: the rest of the stack decides. The PAM line can override the lists (require_group=, exempt_user=, exempt_group=)."),
+    ("remember", "Remember this device: after a second factor from a remote address, skip it for that user and address for a while. Off by default; mfa-enroll --forget-devices forgets them all."),
     ("bus", "How mfad and its clients meet."),
 ];
 
@@ -134,6 +135,12 @@ pub const KEYS: &[KeyDoc] = &[
         key: "enroll_deadline",
         default: "\"\"",
         doc: "A date \"YYYY-MM-DD\" (UTC). Until then, covered users who have not enrolled pass, with a notice at each login saying how to enroll and until when; from then on they are refused with the same notice. Empty: no grace period. The notice tells whoever passed the first factor that the account is not enrolled: that is the point of a deadline.",
+    },
+    KeyDoc {
+        section: "remember",
+        key: "seconds",
+        default: "0",
+        doc: "Seconds a remote address is remembered for a user after a second factor from it, 0 (off) to 2592000 (30 days). Only logins with a remote host (ssh) are remembered.",
     },
     KeyDoc {
         section: "bus",

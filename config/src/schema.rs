@@ -30,6 +30,8 @@ pub struct Config {
     pub push: PushConfig,
     /// Who must use a second factor.
     pub policy: PolicyConfig,
+    /// Remembering a device (remote address) after a second factor.
+    pub remember: RememberConfig,
     /// How clients reach mfad.
     pub bus: BusConfig,
 }
@@ -113,6 +115,16 @@ impl TryFrom<String> for Deadline {
     }
 }
 
+/// `[remember]`: skip the second factor for a while from an address that
+/// just passed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RememberConfig {
+    /// Seconds a remote address is remembered for a user after a second
+    /// factor from it, 0 (off, the default) to 2592000 (30 days).
+    pub seconds: Ranged<0, 2_592_000>,
+}
+
 /// `[push]`: number matching, approved from `mfa-approve`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -175,6 +187,7 @@ impl Default for Config {
             enroll: EnrollConfig::default(),
             push: PushConfig::default(),
             policy: PolicyConfig::default(),
+            remember: RememberConfig::default(),
             bus: BusConfig::default(),
         }
     }
@@ -243,6 +256,13 @@ impl Algorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
 pub struct Ranged<const MIN: u64, const MAX: u64>(u64);
+
+impl<const MIN: u64, const MAX: u64> Default for Ranged<MIN, MAX> {
+    /// The smallest allowed value.
+    fn default() -> Self {
+        Ranged(MIN)
+    }
+}
 
 impl<const MIN: u64, const MAX: u64> Ranged<MIN, MAX> {
     pub fn get(self) -> u64 {

@@ -29,6 +29,7 @@ pub enum Method {
     CreateChallenge,
     HasApprover,
     Covered,
+    IsRemembered,
     // Approver1 (the caller's own user is implied)
     Approve,
     // Enroll1
@@ -37,13 +38,16 @@ pub enum Method {
     Status,
     NewRecoveryCodes,
     ImportGoogleAuthenticator,
+    ForgetDevices,
     // Admin1
     ListUsers,
     Reset,
 }
 
 impl Method {
-    pub const ALL: [Method; 13] = [
+    pub const ALL: [Method; 15] = [
+        Method::IsRemembered,
+        Method::ForgetDevices,
         Method::Covered,
         Method::IsEnrolled,
         Method::VerifyCode,
@@ -77,6 +81,8 @@ pub const fn rule(method: Method) -> Rule {
         | Method::CreateChallenge
         | Method::HasApprover
         | Method::Covered
+        | Method::IsRemembered
+        | Method::ForgetDevices
         | Method::Approve
         | Method::Begin
         | Method::Confirm
@@ -409,7 +415,9 @@ impl PamInterface {
         let service = Arc::clone(&self.service);
         let code = zeroize::Zeroizing::new(code.to_string());
         let logged_user = user.clone();
-        let verdict = blocking(move || service.verify(&user, &code, clock::now())).await?;
+        let from = context.get(context::RHOST).cloned().unwrap_or_default();
+        let verdict =
+            blocking(move || service.verify_from(&user, &code, &from, clock::now())).await?;
         let field = |key: &str| context.get(key).cloned().unwrap_or_default();
         tracing::info!(
             user = %logged_user,
@@ -533,6 +541,23 @@ impl PamInterface {
         })
         .await
         .map_err(|e| MfaError::Internal(format!("worker failed: {e}")))
+    }
+
+    /// Whether remote host `rhost` is remembered for `user` (`[remember]`).
+    async fn is_remembered(
+        &self,
+        user: &str,
+        rhost: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, MfaError> {
+        let user = parse_user(user)?;
+        if rhost.len() > MAX_CONTEXT_VALUE {
+            return Err(MfaError::InvalidArgument("the remote host is too long".into()));
+        }
+        check(Method::IsRemembered, &user, &header, conn).await?;
+        let (service, rhost) = (Arc::clone(&self.service), rhost.to_string());
+        blocking(move || service.is_remembered(&user, &rhost, clock::now())).await
     }
 
     /// Whether an approver of `user` is online (for mode=auto).
@@ -808,6 +833,21 @@ impl EnrollInterface {
                 .await;
         log_step("recovery-codes-replaced", &logged, caller, &result);
         Ok(result?.iter().map(|c| c.to_string()).collect())
+    }
+
+    /// Forgets every remembered device of `user`; returns how many there were.
+    async fn forget_devices(
+        &self,
+        user: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, MfaError> {
+        let user = parse_user(user)?;
+        let caller = check(Method::ForgetDevices, &user, &header, conn).await?;
+        let (service, logged) = (Arc::clone(&self.service), user.clone());
+        let result = blocking(move || service.forget_devices(&user, clock::now())).await;
+        log_step("devices-forgotten", &logged, caller, &result);
+        result
     }
 
     /// Enrolls from the text of a `~/.google_authenticator` file; returns how

@@ -15,7 +15,7 @@ use crate::ga_import::GoogleAuthenticator;
 use crate::limits;
 use crate::random::Random;
 use crate::recovery;
-use crate::store::{Record, Store, StoreError, FORMAT_VERSION};
+use crate::store::{Record, Remembered, Store, StoreError, FORMAT_VERSION};
 use crate::totp::{self, Check, Params};
 use crate::uri;
 
@@ -229,12 +229,32 @@ impl Service {
     /// `now`. A success is on disk before this returns, so the same step or
     /// recovery code can never be accepted twice.
     pub fn verify(&self, user: &Username, code: &str, now: u64) -> Result<Verdict, ServiceError> {
+        self.verify_from(user, code, "", now)
+    }
+
+    /// [`Service::verify`] for a login from remote host `rhost` (may be
+    /// empty): with `[remember] seconds`, a success remembers the address.
+    pub fn verify_from(
+        &self,
+        user: &Username,
+        code: &str,
+        rhost: &str,
+        now: u64,
+    ) -> Result<Verdict, ServiceError> {
         let lock = self.user_lock(user);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut record) = self.store.load(user)? else {
             return Ok(Verdict { outcome: VerifyOutcome::NotEnrolled, retry_after: 0 });
         };
         let verdict = self.check_and_record(&mut record, code, now)?;
+        let keep = self.config.remember.seconds.get();
+        if verdict.outcome.is_success() && keep > 0 && !rhost.is_empty() {
+            record.remembered.retain(|r| r.until > now && r.rhost != rhost);
+            record.remembered.push(Remembered { rhost: rhost.to_string(), until: now + keep });
+            // Bounded: the oldest go first.
+            let excess = record.remembered.len().saturating_sub(32);
+            record.remembered.drain(..excess);
+        }
         if verdict.outcome.is_success() {
             // The used step or recovery code must be on disk before success.
             self.store.save(user, &record)?;
@@ -421,6 +441,7 @@ impl Service {
             lockout_seconds: None,
             recovery_salt: salt,
             recovery: hashes,
+            remembered: Vec::new(),
         };
         self.store.save(user, &record)?;
         pending.remove(user);
@@ -510,6 +531,7 @@ impl Service {
             lockout_seconds: file.rate_limit.map(|(_, s)| s),
             recovery_salt: salt,
             recovery,
+            remembered: Vec::new(),
         };
         self.store.save(user, &record)?;
         Ok(count)
@@ -521,6 +543,35 @@ impl Service {
             recovery_left: u32::try_from(record.recovery.len()).unwrap_or(u32::MAX),
             locked_for: limits::locked_for(&record.limits, now).unwrap_or(0),
         }))
+    }
+
+    /// Whether `rhost` is remembered for `user` at `now` (and remembering is on).
+    pub fn is_remembered(
+        &self,
+        user: &Username,
+        rhost: &str,
+        now: u64,
+    ) -> Result<bool, ServiceError> {
+        if self.config.remember.seconds.get() == 0 || rhost.is_empty() {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .load(user)?
+            .is_some_and(|r| r.remembered.iter().any(|d| d.rhost == rhost && d.until > now)))
+    }
+
+    /// Forgets every remembered address of `user`; returns how many there were.
+    pub fn forget_devices(&self, user: &Username, now: u64) -> Result<u32, ServiceError> {
+        let lock = self.user_lock(user);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut record) = self.store.load(user)? else {
+            return Err(Refusal::NotEnrolled.into());
+        };
+        let count = record.remembered.iter().filter(|r| r.until > now).count();
+        record.remembered.clear();
+        self.store.save(user, &record)?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     /// Whether an enrollment is waiting for its first code.

@@ -52,6 +52,18 @@ pub struct Record {
     /// Salted SHA-256 hashes of the unused recovery codes.
     #[serde(default)]
     pub recovery: Vec<String>,
+    /// Remote addresses remembered after a second factor, with the unix
+    /// time until which they are.
+    #[serde(default)]
+    pub remembered: Vec<Remembered>,
+}
+
+/// A remote address that may skip the second factor until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Remembered {
+    pub rhost: String,
+    pub until: u64,
 }
 
 impl Record {
@@ -306,6 +318,7 @@ mod tests {
             lockout_seconds: Some(30),
             recovery_salt: "00ff".into(),
             recovery: vec!["ab".repeat(32)],
+            remembered: vec![Remembered { rhost: "192.0.2.7".into(), until: 9 }],
         }
     }
 

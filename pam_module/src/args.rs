@@ -74,6 +74,8 @@ pub struct Args {
     pub require_groups: Option<Vec<String>>,
     pub exempt_users: Option<Vec<String>>,
     pub exempt_groups: Option<Vec<String>>,
+    /// From the config's `[remember] seconds`: whether remembered devices skip.
+    pub remember: bool,
     /// From the config's `[policy] enroll_deadline`, days since 1970-01-01.
     pub enroll_deadline: Option<i64>,
     /// From the config's `[push] show_command`: tell the approver the command.
@@ -95,6 +97,7 @@ impl Default for Args {
             exempt_users: None,
             exempt_groups: None,
             enroll_deadline: None,
+            remember: false,
             show_command: false,
             show_remote_host: false,
         }

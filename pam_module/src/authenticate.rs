@@ -55,6 +55,8 @@ pub trait Daemon {
         wait: std::time::Duration,
     ) -> Result<ChallengeOutcome, DaemonError>;
     fn cancel_challenge(&mut self, id: &str) -> Result<(), DaemonError>;
+    /// Whether `rhost` is remembered for `user`.
+    fn is_remembered(&mut self, user: &str, rhost: &str) -> Result<bool, DaemonError>;
     /// Whether `user` must use a second factor under these lists.
     fn covered(
         &mut self,
@@ -101,6 +103,7 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
     args.exempt_users.get_or_insert_with(|| policy.exempt_users.clone());
     args.exempt_groups.get_or_insert_with(|| policy.exempt_groups.clone());
     args.enroll_deadline = policy.enroll_deadline.0;
+    args.remember = config.remember.seconds.get() > 0;
     args.show_command = config.push.show_command;
     args.show_remote_host = config.push.show_remote_host;
     let mut daemon = crate::bus::BusDaemon::new(&config);
@@ -157,6 +160,18 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
         }
         Err(e) => {
             return unavailable(pam, args, &attempt, &e);
+        }
+    }
+    // Remember this device: a second factor from this address a short
+    // while ago counts ([remember] seconds; off by default).
+    if let Some(rhost) = attempt.context.get(context::RHOST).filter(|_| args.remember) {
+        match daemon.is_remembered(user.as_str(), rhost) {
+            Ok(true) => {
+                attempt.log(pam, Priority::Info, "result=remembered-device");
+                return PamCode::Success;
+            }
+            Ok(false) => {}
+            Err(e) => return unavailable(pam, args, &attempt, &e),
         }
     }
     let mode = match args.mode {
@@ -519,6 +534,9 @@ mod tests {
         fn cancel_challenge(&mut self, _: &str) -> Result<(), DaemonError> {
             self.cancelled = true;
             Ok(())
+        }
+        fn is_remembered(&mut self, _: &str, _: &str) -> Result<bool, DaemonError> {
+            Ok(false)
         }
         fn covered(
             &mut self,

@@ -68,6 +68,10 @@ impl Daemon for BusDaemon {
         self.client()?.cancel_challenge(id).map_err(convert)
     }
 
+    fn is_remembered(&mut self, user: &str, rhost: &str) -> Result<bool, DaemonError> {
+        self.client()?.is_remembered(user, rhost).map_err(convert)
+    }
+
     fn covered(
         &mut self,
         user: &str,

@@ -446,11 +446,20 @@ impl PamService {
     }
 
     pub fn authenticate_repeated(&self, user: &str, answers: &[&str], repeat: usize) -> PamRun {
+        self.run_harness(user, answers, repeat, "192.0.2.7")
+    }
+
+    /// One authentication of `user` from remote host `rhost`.
+    pub fn authenticate_from(&self, user: &str, answers: &[&str], rhost: &str) -> PamRun {
+        self.run_harness(user, answers, 1, rhost)
+    }
+
+    fn run_harness(&self, user: &str, answers: &[&str], repeat: usize, rhost: &str) -> PamRun {
         let mut cmd = Command::new(bin("pam-harness"));
         cmd.arg("--confdir")
             .arg(self.dir.path())
             .args(["--service", &self.name, "--user", user])
-            .args(["--rhost", "192.0.2.7", "--tty", "ssh"])
+            .args(["--rhost", rhost, "--tty", "ssh"])
             .args(["--repeat", &repeat.to_string()]);
         for answer in answers {
             cmd.args(["--answer", answer]);

@@ -48,6 +48,7 @@ const MATRIX: &[(&str, &str, Expect, Expect, Expect)] = &[
     ("Pam1.IsEnrolled", "string:@A", Ok, Bus, Bus),
     ("Pam1.VerifyCode", "string:@A string:000000 dict:string:string:service,authz", Ok, Bus, Bus),
     ("Pam1.HasApprover", "string:@A", Ok, Bus, Bus),
+    ("Pam1.IsRemembered", "string:@A string:192.0.2.7", Ok, Bus, Bus),
     (
         "Pam1.Covered",
         "string:@A array:string:staff array:string:nobody array:string:nogroup",
@@ -62,6 +63,7 @@ const MATRIX: &[(&str, &str, Expect, Expect, Expect)] = &[
     ("Admin1.Reset", "string:nobody-enrolled-here", Ok, Bus, Bus),
     // Self-service: anyone for themselves, root for anyone.
     ("Enroll1.Status", "string:@A", Ok, Ok, Err("AccessDenied")),
+    ("Enroll1.ForgetDevices", "string:@A", Ok, Ok, Err("AccessDenied")),
     (
         "Enroll1.Begin",
         "string:@A boolean:false string:",

@@ -83,3 +83,41 @@ fn unenrolled_users_pass_with_a_notice_until_the_deadline_then_are_refused() {
         run.text
     );
 }
+
+#[test]
+fn a_remembered_device_skips_the_second_factor_until_forgotten() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "[remember]\nseconds = 600\n[limits]\nmax_failures = 100\n");
+    let app = mfad.enroll("rememberer");
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    let home = "192.0.2.7";
+    let first = pam.authenticate_from("rememberer", &[&app.code_now()], home);
+    assert_eq!((first.result(), first.prompts.len()), ("PAM_SUCCESS", 1), "{}", first.text);
+    let again = pam.authenticate_from("rememberer", &[], home);
+    assert_eq!(again.result(), "PAM_SUCCESS", "{}", again.text);
+    assert!(again.prompts.is_empty(), "remembered: not asked: {}", again.text);
+    let elsewhere = pam.authenticate_from("rememberer", &["000000"; 3], "198.51.100.9");
+    assert_eq!(elsewhere.result(), "PAM_AUTH_ERR", "another address is asked: {}", elsewhere.text);
+    assert_eq!(elsewhere.prompts.len(), 3);
+
+    let (code, out, _) = mfad.enroll_as(None, &["--forget-devices", "--user", "rememberer"], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 remembered devices forgotten"), "{out}");
+    let forgotten = pam.authenticate_from("rememberer", &["000000"; 3], home);
+    assert_eq!(forgotten.result(), "PAM_AUTH_ERR", "{}", forgotten.text);
+    assert_eq!(forgotten.prompts.len(), 3, "asked again after forgetting: {}", forgotten.text);
+}
+
+#[test]
+fn devices_are_not_remembered_by_default() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let app = mfad.enroll("forgetful");
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    assert_eq!(
+        pam.authenticate_from("forgetful", &[&app.code_now()], "192.0.2.7").result(),
+        "PAM_SUCCESS"
+    );
+    let again = pam.authenticate_from("forgetful", &["000000"; 3], "192.0.2.7");
+    assert_eq!(again.prompts.len(), 3, "{}", again.text);
+}

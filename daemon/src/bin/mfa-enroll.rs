@@ -25,6 +25,9 @@ Options:
   --replace              replace your enrollment (new phone, new app); asks
                          for a current code or a recovery code first
   --new-recovery-codes   replace your recovery codes; asks for a current code
+  --forget-devices       forget every remembered device (remote address that
+                         may skip the second factor, see [remember] in
+                         pam-mfa.toml(5)) of yours, or of --user NAME (root)
   --import-google-authenticator PATH
                          take over a ~/.google_authenticator file (its secret,
                          window, rate limit; scratch codes become recovery
@@ -59,6 +62,7 @@ const CONFIRM_TRIES: usize = 10;
 enum Action {
     Enroll,
     NewRecoveryCodes,
+    ForgetDevices,
     Import(PathBuf),
     Status,
     List,
@@ -144,7 +148,7 @@ fn parse_args() -> Result<Options, Failure> {
     let mut set = |a: Action| -> Result<(), Failure> {
         match action.replace(a) {
             None => Ok(()),
-            Some(_) => Err(Failure::usage("give one of --new-recovery-codes, --import-google-authenticator, --status, --list, --reset")),
+            Some(_) => Err(Failure::usage("give one of --new-recovery-codes, --forget-devices, --import-google-authenticator, --status, --list, --reset")),
         }
     };
     let mut args = std::env::args().skip(1).peekable();
@@ -171,6 +175,7 @@ fn parse_args() -> Result<Options, Failure> {
             "--replace" => options.replace = true,
             "--json" => options.json = true,
             "--new-recovery-codes" => set(Action::NewRecoveryCodes)?,
+            "--forget-devices" => set(Action::ForgetDevices)?,
             "--list" => set(Action::List)?,
             "--import-google-authenticator" => {
                 let path = value("--import-google-authenticator")?;
@@ -266,6 +271,15 @@ fn run(options: Options) -> Result<(), Failure> {
             Ok(())
         }
         Action::Import(path) => import(&mut client, &options, &user, path, &out),
+        Action::ForgetDevices => {
+            let count = client.forget_devices(&user)?;
+            if out.json {
+                println!("{}", json!({"user": user, "forgotten": count}));
+            } else {
+                println!("{user}: {count} remembered devices forgotten; every login asks again.");
+            }
+            Ok(())
+        }
         Action::Status => {
             let s = client.status(&user)?;
             if out.json {
