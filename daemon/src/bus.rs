@@ -473,8 +473,7 @@ impl PamInterface {
             approvers = self.push.approvers_of(user.as_str()).len(),
             "challenge-created"
         );
-        let expires_in = challenge.expires_at.saturating_sub(challenge.created_at);
-        Ok((challenge.id, challenge.number, expires_in))
+        Ok(challenge.reply())
     }
 
     /// Waits until challenge `id` ends (or `timeout_ms` passes: then
@@ -715,8 +714,7 @@ impl ApproverInterface {
         };
         let challenge = open_challenge(&self.service, &self.push, conn, new).await?;
         tracing::info!(user = %user, caller_uid = uid, challenge = %challenge.id, "test-challenge-created");
-        let expires_in = challenge.expires_at.saturating_sub(challenge.created_at);
-        Ok((challenge.id, challenge.number, expires_in))
+        Ok(challenge.reply())
     }
 
     /// Waits for the outcome of the caller's own test challenge.

@@ -65,6 +65,12 @@ pub fn draw_number(mut next_byte: impl FnMut() -> u8) -> u32 {
 }
 
 impl Challenge {
+    /// What its creator is told: (id, number to show, seconds to answer).
+    pub fn reply(self) -> (String, u32, u64) {
+        let expires_in = self.expires_at.saturating_sub(self.created_at);
+        (self.id, self.number, expires_in)
+    }
+
     /// The outcome, counting expiry at `now`.
     pub fn outcome_at(&self, now: u64) -> Option<ChallengeOutcome> {
         self.outcome.or_else(|| (now >= self.expires_at).then_some(ChallengeOutcome::Expired))

@@ -198,24 +198,9 @@ impl Mfad {
         self.dir.path().join("mfa-approve")
     }
 
-    /// Runs `mfa-enroll ARGS` as `user` (`None`: as the test runner) with
-    /// `input` on standard input; returns (exit code, stdout, stderr).
-    pub fn enroll_as(
-        &self,
-        user: Option<&str>,
-        args: &[&str],
-        input: &str,
-    ) -> (i32, String, String) {
-        let mut cmd = match user {
-            Some(user) => {
-                let mut cmd = Command::new("setpriv");
-                cmd.args([&format!("--reuid={user}"), &format!("--regid={user}")])
-                    .args(["--init-groups", "--"])
-                    .arg(self.user_bin());
-                cmd
-            }
-            None => Command::new(bin("mfa-enroll")),
-        };
+    /// Runs a client command with this daemon's config, `args`, and `input`
+    /// on its standard input; waits for it.
+    pub fn run_client(&self, mut cmd: Command, args: &[&str], input: &str) -> Output {
         let mut child = cmd
             .arg("--config")
             .arg(&self.config)
@@ -226,7 +211,22 @@ impl Mfad {
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs `mfa-enroll ARGS` as `user` (`None`: as the test runner) with
+    /// `input` on standard input; returns (exit code, stdout, stderr).
+    pub fn enroll_as(
+        &self,
+        user: Option<&str>,
+        args: &[&str],
+        input: &str,
+    ) -> (i32, String, String) {
+        let cmd = match user {
+            Some(user) => in_this_session(user, &self.user_bin()),
+            None => Command::new(bin("mfa-enroll")),
+        };
+        let out = self.run_client(cmd, args, input);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::io::Write;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,22 +39,12 @@ fn setup(extra: &str) -> Setup {
 /// Runs `mfa-approve ARGS` as `user` with `input`, in a new login session
 /// (or, with `new_session` false, in the test's own session).
 fn approver(s: &Setup, user: &str, new_session: bool, args: &[&str], input: &str) -> Output {
-    let mut cmd = if new_session {
+    let cmd = if new_session {
         in_new_session(uid(user), Some(user), &s.mfad.approve_bin())
     } else {
         in_this_session(user, &s.mfad.approve_bin())
     };
-    let mut child = cmd
-        .arg("--config")
-        .arg(&s.mfad.config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    s.mfad.run_client(cmd, args, input)
 }
 
 fn text(out: &Output) -> String {
