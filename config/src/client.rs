@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use zbus::Connection;
 
+use crate::i18n::Texts;
 use crate::names;
-use crate::wire::{ChallengeOutcome, VerifyOutcome};
+use crate::wire::{first_number, ChallengeOutcome, VerifyOutcome};
 
 /// Errors mfad returns, with stable D-Bus names `io.github.pam_mfa.Error.*`.
 #[derive(Debug, zbus::DBusError)]
@@ -60,6 +61,36 @@ impl MfaError {
             | MfaError::NoSuchChallenge(m)
             | MfaError::ChallengeEnded(m)
             | MfaError::SameSession(m) => m.clone(),
+        }
+    }
+}
+
+impl MfaError {
+    /// This refusal said in the user's language. mfad's own messages are
+    /// English (its log's); the counts a few of them carry come first.
+    pub fn said(&self, t: &Texts) -> String {
+        let count = first_number(&self.message());
+        match self {
+            MfaError::ZBus(e) => t.refusal_unavailable(e),
+            MfaError::AccessDenied(_) => t.refusal_access_denied(),
+            MfaError::InvalidArgument(m) => t.refusal_invalid(m),
+            MfaError::Internal(m) => t.refusal_internal(m),
+            MfaError::AlreadyEnrolled(_) => t.refusal_already_enrolled(),
+            MfaError::ProofRefused(_) => match count {
+                Some(seconds) => t.refusal_locked(seconds),
+                None => t.refusal_proof_refused(),
+            },
+            MfaError::NotEnrolled(_) => t.refusal_not_enrolled(),
+            MfaError::NoPendingEnrollment(_) => t.refusal_no_pending(),
+            MfaError::PendingExpired(_) => t.refusal_pending_expired(),
+            MfaError::WrongCode(_) => match count {
+                Some(1) => t.refusal_wrong_code_last(),
+                Some(tries) => t.refusal_wrong_code(tries),
+                None => t.refusal_wrong_code("?"),
+            },
+            MfaError::NoSuchChallenge(_) => t.refusal_no_such_request(),
+            MfaError::ChallengeEnded(_) => t.refusal_request_ended(),
+            MfaError::SameSession(_) => t.refusal_same_session(),
         }
     }
 }

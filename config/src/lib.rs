@@ -2,6 +2,7 @@
 //! bus, username validation, and the client every program uses to reach mfad.
 
 pub mod client;
+pub mod i18n;
 pub mod names;
 pub mod reference;
 pub mod schema;

@@ -39,6 +39,12 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Directory where mfad keeps one file per enrolled user (mode 0700, owned by the service user). An absolute path.",
     },
     KeyDoc {
+        section: "",
+        key: "language",
+        default: "\"auto\"",
+        doc: "Language of what users read: PAM prompts and notices, mfa-enroll and mfa-approve. \"auto\": the user's locale (LC_ALL, LC_MESSAGES, LANG, LANGUAGE) where the program has one: mfa-enroll, mfa-approve, and the PAM module inside sudo or su (the invoking user's); sshd authenticates before the client's locale arrives, so there it is sshd's own. Else English. Or a built-in language for everyone: \"en\" (English) or \"nl\" (Dutch). The PAM line can override it (language=). Administrator logs stay English. Adding a language is adding one file, config/lang/<code>.toml, to the source.",
+    },
+    KeyDoc {
         section: "totp",
         key: "algorithm",
         default: "\"SHA1\"",

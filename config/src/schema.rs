@@ -20,6 +20,10 @@ pub struct Config {
     pub issuer: Issuer,
     /// Directory where mfad keeps one file per enrolled user. Absolute path.
     pub state_dir: AbsolutePath,
+    /// Language of what users read (PAM prompts and notices, mfa-enroll,
+    /// mfa-approve): "auto" (the user's locale where the program has one,
+    /// else English) or a built-in language ("en", "nl").
+    pub language: Language,
     /// The time-based one-time password parameters for new enrollments.
     pub totp: TotpConfig,
     /// Failed attempts before lockout, and the back-off.
@@ -182,6 +186,7 @@ impl Default for Config {
         Config {
             issuer: Issuer("pam-mfa".into()),
             state_dir: AbsolutePath(PathBuf::from(names::DEFAULT_STATE_DIR)),
+            language: Language::default(),
             totp: TotpConfig::default(),
             limits: Limits::default(),
             enroll: EnrollConfig::default(),
@@ -307,6 +312,37 @@ impl TryFrom<String> for Issuer {
             ));
         }
         Ok(Issuer(value))
+    }
+}
+
+/// `language`: "auto" or a built-in language.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Language(String);
+
+impl Language {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Language {
+    fn default() -> Self {
+        Language(crate::i18n::AUTO.to_string())
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if value == crate::i18n::AUTO || crate::i18n::languages().any(|l| l == value) {
+            return Ok(Language(value));
+        }
+        let known: Vec<String> = crate::i18n::languages().map(|l| format!("{l:?}")).collect();
+        Err(format!(
+            "language {value:?} is not built in: use \"auto\" or one of {}",
+            known.join(", ")
+        ))
     }
 }
 
