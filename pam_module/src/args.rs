@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use pam_mfa_config::i18n::{self, Texts};
+
 /// Every module argument with its meaning: the one source of pam_mfa(8)
 /// and of the error for an unknown argument.
 pub const REFERENCE: &[(&str, &str)] = &[
@@ -34,6 +36,10 @@ pub const REFERENCE: &[(&str, &str)] = &[
     (
         "failmode=closed|open",
         "What happens when mfad cannot be reached or does not answer within the config's bus timeout. closed (the default): fail with PAM_AUTHINFO_UNAVAIL, nobody gets in on this line. open: answer PAM_IGNORE, so the rest of the stack decides (the second factor is skipped while mfad is down: weaker, logged at error priority).",
+    ),
+    (
+        "language=auto|en|nl",
+        "For this PAM line, instead of the config's language: the language of the prompts and notices. auto: the locale of the program the module runs in (inside sudo or su the invoking user's LC_ALL, LC_MESSAGES, LANG, LANGUAGE; sshd asks before the client's locale arrives, so there sshd's own), else English. The value only picks among the built-in languages.",
     ),
     (
         "config=/absolute/path",
@@ -74,6 +80,11 @@ pub struct Args {
     pub require_groups: Option<Vec<String>>,
     pub exempt_users: Option<Vec<String>>,
     pub exempt_groups: Option<Vec<String>>,
+    /// `language=`: this line's language setting (`None`: the config's).
+    pub language: Option<String>,
+    /// What the user reads, in the language chosen (English until the
+    /// config and the locale are applied).
+    pub texts: Texts,
     /// From the config's `[remember] seconds`: whether remembered devices skip.
     pub remember: bool,
     /// From the config's `[policy] enroll_deadline`, days since 1970-01-01.
@@ -97,6 +108,8 @@ impl Default for Args {
             exempt_users: None,
             exempt_groups: None,
             enroll_deadline: None,
+            language: None,
+            texts: Texts::english(),
             remember: false,
             show_command: false,
             show_remote_host: false,
@@ -133,6 +146,18 @@ impl Args {
                         "exempt_user" => parsed.exempt_users = Some(names),
                         _ => parsed.exempt_groups = Some(names),
                     }
+                }
+                Some(("language", lang))
+                    if lang == i18n::AUTO || i18n::languages().any(|l| l == lang) =>
+                {
+                    parsed.language = Some(lang.to_string());
+                }
+                Some(("language", other)) => {
+                    let known: Vec<&str> = i18n::languages().collect();
+                    return Err(format!(
+                        "language={other}: use language=auto or one of {}",
+                        known.join(", ")
+                    ));
                 }
                 Some(("max_prompts", n)) => match n.parse::<u8>() {
                     Ok(n) if (1..=10).contains(&n) => parsed.max_prompts = n,
@@ -185,6 +210,7 @@ mod tests {
                 Some(("config", _)) => "config=/etc/pam-mfa/config.toml".to_string(),
                 Some(("failmode", _)) => "failmode=open".to_string(),
                 Some(("max_prompts", _)) => "max_prompts=5".to_string(),
+                Some(("language", _)) => "language=nl".to_string(),
                 Some((key, _)) if key.starts_with("require_") || key.starts_with("exempt_") => {
                     format!("{key}=a,b")
                 }
@@ -202,5 +228,7 @@ mod tests {
         assert!(args(&["config=relative.toml"]).unwrap_err().contains("absolute"));
         assert!(args(&["debug=1"]).is_err());
         assert!(args(&["mode=sms"]).unwrap_err().contains("mode=code, mode=push or mode=auto"));
+        assert!(args(&["language=../x"]).unwrap_err().contains("language=auto or one of en, nl"));
+        assert_eq!(args(&["language=auto"]).unwrap().language.as_deref(), Some("auto"));
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use pam_mfa_config::i18n::Texts;
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
 use pam_mfa_config::username::Username;
@@ -11,9 +12,6 @@ use pam_mfa_config::wire::{context, ChallengeOutcome, VerifyOutcome};
 use crate::args::{Args, Mode};
 use crate::codes::PamCode;
 use crate::handler::{Item, PamHandler, Priority};
-
-/// The prompt, as DESIGN.md fixes it.
-pub const PROMPT: &str = "Verification code: ";
 
 /// Why mfad gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +104,13 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
     args.remember = config.remember.seconds.get() > 0;
     args.show_command = config.push.show_command;
     args.show_remote_host = config.push.show_remote_host;
+    // The language: this line's, else the config's; "auto" reads the
+    // locale of the process the module runs in (inside sudo, the invoking
+    // user's). A hostile caller's environment can only pick among the
+    // built-in catalogs: the value is compared with their names, never
+    // used as a path or a format.
+    let language = args.language.clone().unwrap_or_else(|| config.language.as_str().to_string());
+    args.texts = Texts::for_process(&language);
     let mut daemon = crate::bus::BusDaemon::new(&config);
     authenticate_with(pam, &args, &mut daemon)
 }
@@ -146,7 +151,7 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     match enrolled {
         Ok(true) => {}
         Ok(false) if args.enroll_deadline.is_some() => {
-            return before_deadline(pam, args.enroll_deadline.unwrap_or(0), &attempt);
+            return before_deadline(pam, args, args.enroll_deadline.unwrap_or(0), &attempt);
         }
         Ok(false) if args.nullok => {
             attempt.log(pam, Priority::Info, "result=ignored reason=not-enrolled (nullok)");
@@ -192,20 +197,21 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
 
 /// A covered user who has not enrolled, under an enrollment deadline: in
 /// before it with a notice, refused from it on with the same notice.
-fn before_deadline(pam: &dyn PamHandler, deadline_day: i64, attempt: &Attempt) -> PamCode {
+fn before_deadline(
+    pam: &dyn PamHandler,
+    args: &Args,
+    deadline_day: i64,
+    attempt: &Attempt,
+) -> PamCode {
     let start = u64::try_from(deadline_day).unwrap_or(0).saturating_mul(86_400);
     let date = pam_mfa_config::timefmt::utc(start);
     let date = date.get(..10).unwrap_or(&date).to_string();
     if unix_now() < start {
-        pam.info(&format!(
-            "Two-step sign-in is required from {date} (UTC): run mfa-enroll to set it up before then."
-        ));
+        pam.info(&args.texts.pam_enroll_by(&date));
         attempt.log(pam, Priority::Notice, "result=ignored reason=not-enrolled-before-deadline");
         PamCode::Ignore
     } else {
-        pam.error(&format!(
-            "Two-step sign-in is required since {date} (UTC) and is not set up for this account: ask an administrator."
-        ));
+        pam.error(&args.texts.pam_enroll_overdue(&date));
         attempt.log(pam, Priority::Notice, "result=refused reason=not-enrolled-after-deadline");
         PamCode::AuthErr
     }
@@ -230,7 +236,7 @@ fn ask_codes(
     enrolled: bool,
 ) -> PamCode {
     for _ in 0..args.max_prompts.max(1) {
-        let code = match pam.prompt_hidden(PROMPT) {
+        let code = match pam.prompt_hidden(&args.texts.pam_prompt()) {
             Ok(code) => code,
             Err(rc) => {
                 attempt.log(pam, Priority::Notice, "result=conversation-failed");
@@ -238,7 +244,7 @@ fn ask_codes(
             }
         };
         if !enrolled {
-            pam.error("Wrong code.");
+            pam.error(&args.texts.pam_wrong_code());
             continue;
         }
         if let Step::Done(rc) = check_code(pam, args, daemon, user, attempt, &code) {
@@ -287,7 +293,7 @@ fn check_code(
     if typed.is_empty() || typed.len() > 32 || !plausible {
         // Cannot be right; not worth a round trip (and not a brute-force step).
         attempt.log(pam, Priority::Notice, "result=malformed");
-        pam.error("Wrong code.");
+        pam.error(&args.texts.pam_wrong_code());
         return Step::Again;
     }
     let (outcome, retry_after) = match daemon.verify_code(user.as_str(), typed, &attempt.context) {
@@ -298,24 +304,25 @@ fn check_code(
     };
     let priority = if outcome.is_success() { Priority::Info } else { Priority::Notice };
     attempt.log(pam, priority, &format!("result={}", outcome.as_str()));
-    let locked = |left: u64| format!("Too many wrong codes: locked until {}.", clock_in(left));
+    let t = &args.texts;
+    let locked = |left: u64| t.pam_locked_until(clock_in(left));
     match outcome {
         VerifyOutcome::Accepted => Step::Done(PamCode::Success),
         VerifyOutcome::RecoveryAccepted => {
-            pam.info("Recovery code accepted; it cannot be used again.");
+            pam.info(&t.pam_recovery_accepted());
             Step::Done(PamCode::Success)
         }
         VerifyOutcome::Rejected | VerifyOutcome::Replayed if retry_after > 0 => {
-            pam.error(&format!("Wrong code. {}", locked(retry_after)));
+            pam.error(&format!("{} {}", t.pam_wrong_code(), locked(retry_after)));
             Step::Done(PamCode::Maxtries)
         }
         VerifyOutcome::Rejected => {
-            pam.error("Wrong code.");
+            pam.error(&t.pam_wrong_code());
             Step::Again
         }
         VerifyOutcome::Replayed => {
             // The code is spent either way: saying so helps only the user.
-            pam.error("That code was already used: wait for the next one.");
+            pam.error(&t.pam_replayed());
             Step::Again
         }
         VerifyOutcome::LockedOut => {
@@ -324,7 +331,7 @@ fn check_code(
         }
         VerifyOutcome::NotEnrolled if args.nullok => Step::Done(PamCode::Ignore),
         VerifyOutcome::NotEnrolled => {
-            pam.error("Wrong code.");
+            pam.error(&t.pam_wrong_code());
             Step::Again
         }
     }
@@ -360,10 +367,7 @@ fn push(
     let started = std::time::Instant::now();
     let over_ssh = attempt.context.get(context::SERVICE).is_some_and(|s| s.starts_with("sshd"));
     if over_ssh {
-        let prompt = format!(
-            "Sign-in request: type {number} in mfa-approve (in another session), then press Enter here, or type a code: "
-        );
-        let answer = match pam.prompt_visible(&prompt) {
+        let answer = match pam.prompt_visible(&args.texts.pam_push_over_ssh(number)) {
             Ok(answer) => answer,
             Err(rc) => {
                 let _ = daemon.cancel_challenge(&id);
@@ -379,9 +383,7 @@ fn push(
             };
         }
     } else {
-        pam.info(&format!(
-            "Sign-in request: type {number} in mfa-approve (in another session) to approve. Waiting up to {expires_in} seconds."
-        ));
+        pam.info(&args.texts.pam_push_waiting(number, expires_in));
     }
     let left = std::time::Duration::from_secs(expires_in).saturating_sub(started.elapsed());
     let outcome = match daemon.wait_challenge(&id, left) {
@@ -393,15 +395,16 @@ fn push(
     let priority =
         if outcome == ChallengeOutcome::Approved { Priority::Info } else { Priority::Notice };
     attempt.log(pam, priority, &format!("mode=push result={}", outcome.as_str()));
+    let t = &args.texts;
     let message = match outcome {
         ChallengeOutcome::Approved => return PamCode::Success,
-        ChallengeOutcome::Denied => "The sign-in was denied in mfa-approve.",
-        ChallengeOutcome::WrongNumber => "A wrong number was typed in mfa-approve: request ended.",
-        ChallengeOutcome::Expired | ChallengeOutcome::Pending => "No approval came in time.",
-        ChallengeOutcome::Superseded => "A newer sign-in request replaced this one.",
-        ChallengeOutcome::Cancelled => "The sign-in request was cancelled.",
+        ChallengeOutcome::Denied => t.pam_push_denied(),
+        ChallengeOutcome::WrongNumber => t.pam_push_wrong_number(),
+        ChallengeOutcome::Expired | ChallengeOutcome::Pending => t.pam_push_expired(),
+        ChallengeOutcome::Superseded => t.pam_push_superseded(),
+        ChallengeOutcome::Cancelled => t.pam_push_cancelled(),
     };
-    pam.error(message);
+    pam.error(&message);
     PamCode::AuthErr
 }
 
@@ -450,6 +453,9 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use zeroize::Zeroizing;
+
+    /// The prompt, as DESIGN.md fixes it (in English).
+    const PROMPT: &str = "Verification code: ";
 
     #[derive(Default)]
     struct Script {
@@ -588,6 +594,16 @@ mod tests {
             assert_eq!(shown.iter().filter(|s| *s == told).count(), 3, "{shown:?}");
             assert_eq!(fake.codes_seen.len(), 3);
         }
+    }
+
+    #[test]
+    fn the_texts_given_are_the_ones_shown() {
+        let script =
+            Script { user: "alice".into(), answer: Some("111111".into()), ..Script::default() };
+        let mut fake = Fake::new(Ok(true), Ok((VerifyOutcome::Rejected, 0)));
+        let args = Args { max_prompts: 1, texts: Texts::new("nl"), ..Args::default() };
+        assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::AuthErr);
+        assert_eq!(*script.shown.borrow(), ["Verificatiecode: ", "Onjuiste code."]);
     }
 
     #[test]
