@@ -657,6 +657,18 @@ mod tests {
     }
 
     #[test]
+    fn refusals_that_carry_a_count_put_it_first() {
+        // Clients say these in the user's language from the count alone.
+        use pam_mfa_config::wire::first_number;
+        assert_eq!(first_number(&Refusal::WrongCode { tries_left: 4 }.to_string()), Some(4));
+        let locked = Refusal::ProofRefused { outcome: VerifyOutcome::LockedOut, retry_after: 90 };
+        assert_eq!(first_number(&locked.to_string()), Some(90));
+        let refused = Refusal::ProofRefused { outcome: VerifyOutcome::Rejected, retry_after: 0 };
+        assert_eq!(first_number(&refused.to_string()), None);
+        assert_eq!(first_number(&Refusal::ProofRequired.to_string()), None);
+    }
+
+    #[test]
     fn a_recovery_code_works_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());

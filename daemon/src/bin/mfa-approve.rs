@@ -9,43 +9,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use pam_mfa_config::client::{ApproverProxy, MfaError};
+use pam_mfa_config::i18n::{self, Texts};
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
 use pam_mfa_config::wire::{context, ChallengeOutcome};
 use pam_mfa_daemon::timefmt::utc;
-
-const HELP: &str = "\
-mfa-approve - approve sign-ins by number matching
-
-Usage: mfa-approve [--once] [--config PATH]
-       mfa-approve --agent [--config PATH]
-       mfa-approve --test [--config PATH]
-       mfa-approve --list [--json] [--config PATH]
-
-When you sign in with sudo (or ssh) and pam-mfa shows a number, run
-mfa-approve in another session of yours (another terminal, another SSH
-login): it rings the bell, shows who asks (service, host, remote host,
-terminal, time) and asks for the number. Type the number you see on the
-requesting screen to approve, or d to deny. A wrong number ends the request.
-By default an approval must come from another login session than the one
-that asks, so a script in that session cannot approve its own sudo.
-
-Options:
-  --once         handle one request, then exit (0 approved, 1 not)
-  --agent        run as your background approver (systemd user unit): stay
-                 online for mode=auto and raise a desktop notification for
-                 each request; type the number in mfa-approve
-  --test         the setup test: ask mfad for a test request, show its
-                 number, and wait until you type it in an approver
-                 (mfa-approve in another terminal, or your agent's prompt)
-  --list         show your pending requests (never their numbers)
-  --json         with --list: one JSON object
-  --config PATH  config file (default /etc/pam-mfa/config.toml)
-  --help         this text
-  --version      the version
-
-Exit status: 0 done (approved), 1 not approved (denied, wrong number,
-refused, expired), 2 bad usage, 3 mfad not reachable.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -56,15 +24,25 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    // The config first: its language key decides what the user reads
+    // ("auto": this process's locale).
+    let config_path =
+        raw.iter().position(|a| a == "--config").and_then(|i| raw.get(i + 1)).map(PathBuf::from);
+    let config = match &config_path {
+        Some(path) => Config::load(path),
+        None => Config::load_or_default(std::path::Path::new(names::DEFAULT_CONFIG_PATH)),
+    };
+    let language = config.as_ref().map_or(i18n::AUTO, |c| c.language.as_str());
+    let t = Texts::for_process(language);
     let mut once = false;
     let mut mode = None;
     let mut json = false;
-    let mut config_path: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = raw.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--help" | "-h" => {
-                println!("{HELP}");
+                println!("{}", t.help_approve());
                 return ExitCode::SUCCESS;
             }
             "--version" => {
@@ -76,21 +54,18 @@ fn main() -> ExitCode {
             "--agent" => mode = Some(Mode::Agent),
             "--test" => mode = Some(Mode::Test),
             "--list" => mode = Some(Mode::List { json: false }),
-            "--config" => match args.next() {
-                Some(path) => config_path = Some(PathBuf::from(path)),
-                None => return usage("--config needs a path"),
-            },
-            other => return usage(&format!("unknown argument {other:?}")),
+            "--config" => {
+                if args.next().is_none() {
+                    return usage(&t, &t.approve_needs_path());
+                }
+            }
+            other => return usage(&t, &t.approve_unknown_argument(format!("{other:?}"))),
         }
     }
     let mode = match mode {
         None => Mode::Prompt { once },
         Some(Mode::List { .. }) => Mode::List { json },
         Some(m) => m,
-    };
-    let config = match &config_path {
-        Some(path) => Config::load(path),
-        None => Config::load_or_default(std::path::Path::new(names::DEFAULT_CONFIG_PATH)),
     };
     let config = match config {
         Ok(config) => config,
@@ -106,7 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(mode, &config)) {
+    match runtime.block_on(run(&t, mode, &config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mfa-approve: {e}");
@@ -115,79 +90,73 @@ fn main() -> ExitCode {
     }
 }
 
-fn usage(problem: &str) -> ExitCode {
-    eprintln!("mfa-approve: {problem}\nTry 'mfa-approve --help'.");
+fn usage(t: &Texts, problem: &str) -> ExitCode {
+    eprintln!("mfa-approve: {problem}\n{}", t.approve_try_help());
     ExitCode::from(2)
 }
 
 type Request = (String, HashMap<String, String>, u64);
 
-async fn run(mode: Mode, config: &Config) -> Result<ExitCode, String> {
+async fn run(t: &Texts, mode: Mode, config: &Config) -> Result<ExitCode, String> {
     let bound = Duration::from_millis(config.bus.timeout_ms.get());
     let address = config.bus.address.as_str();
     let conn = tokio::time::timeout(bound, zbus::connection::Builder::address(address).build())
         .await
-        .map_err(|_| format!("no answer from the bus at {address}"))?
-        .map_err(|e| format!("cannot reach the bus at {address}: {e}"))?;
+        .map_err(|_| t.approve_no_answer_from_bus(address))?
+        .map_err(|e| t.approve_cannot_reach_bus(address, e))?;
     let approver = ApproverProxy::new(&conn).await.map_err(|e| e.to_string())?;
-    let within = |what: &'static str| move |_| format!("mfad did not answer {what} in time");
+    let within = |what: &'static str| move |_| t.approve_no_answer_in_time(what);
+    let said = |e: MfaError| e.said(t);
     match mode {
         Mode::List { json } => {
             let pending = tokio::time::timeout(bound, approver.pending())
                 .await
                 .map_err(within("Pending"))?
-                .map_err(describe)?;
-            print_list(&pending, json);
+                .map_err(said)?;
+            print_list(t, &pending, json);
             Ok(ExitCode::SUCCESS)
         }
         Mode::Test => {
             let (id, number, expires_in) = tokio::time::timeout(bound, approver.start_test())
                 .await
                 .map_err(within("StartTest"))?
-                .map_err(describe)?;
-            println!("Test request made. Type this number in your approver (mfa-approve):");
+                .map_err(said)?;
+            println!("{}", t.approve_test_made());
             println!("\n    {number}\n");
-            println!("Waiting up to {expires_in} seconds...");
+            println!("{}", t.approve_test_waiting(expires_in));
             let wait = Duration::from_secs(expires_in);
             let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
             let outcome = tokio::time::timeout(wait + bound, approver.wait_test(&id, wait_ms))
                 .await
                 .map_err(within("WaitTest"))?
-                .map_err(describe)?;
+                .map_err(said)?;
             let outcome = ChallengeOutcome::try_from(outcome).unwrap_or(ChallengeOutcome::Pending);
             if outcome == ChallengeOutcome::Approved {
-                println!("It works: the approver got the request and the right number.");
+                println!("{}", t.approve_test_works());
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!("The test did not pass: {}.", explain(outcome));
+                println!("{}", t.approve_test_failed(explain(t, outcome)));
                 Ok(ExitCode::FAILURE)
             }
         }
-        Mode::Prompt { once } => prompt_loop(&approver, bound, once).await,
-        Mode::Agent => agent_loop(&approver, bound).await,
+        Mode::Prompt { once } => prompt_loop(t, &approver, bound, once).await,
+        Mode::Agent => agent_loop(t, &approver, bound).await,
     }
 }
 
-fn describe(e: MfaError) -> String {
-    match e {
-        MfaError::ZBus(e) => format!("mfad is not reachable ({e}); is it running?"),
-        other => other.message(),
-    }
-}
-
-fn explain(outcome: ChallengeOutcome) -> &'static str {
+fn explain(t: &Texts, outcome: ChallengeOutcome) -> String {
     match outcome {
-        ChallengeOutcome::Approved => "approved",
-        ChallengeOutcome::Denied => "denied",
-        ChallengeOutcome::WrongNumber => "a wrong number was typed, so the request was ended",
-        ChallengeOutcome::Expired => "nobody answered in time",
-        ChallengeOutcome::Superseded => "a newer request replaced it",
-        ChallengeOutcome::Cancelled => "the requester gave up",
-        ChallengeOutcome::Pending => "still pending",
+        ChallengeOutcome::Approved => t.approve_outcome_approved(),
+        ChallengeOutcome::Denied => t.approve_outcome_denied(),
+        ChallengeOutcome::WrongNumber => t.approve_outcome_wrong_number(),
+        ChallengeOutcome::Expired => t.approve_outcome_expired(),
+        ChallengeOutcome::Superseded => t.approve_outcome_superseded(),
+        ChallengeOutcome::Cancelled => t.approve_outcome_cancelled(),
+        ChallengeOutcome::Pending => t.approve_outcome_pending(),
     }
 }
 
-fn print_list(pending: &[Request], json: bool) {
+fn print_list(t: &Texts, pending: &[Request], json: bool) {
     if json {
         let list: Vec<_> = pending
             .iter()
@@ -197,37 +166,39 @@ fn print_list(pending: &[Request], json: bool) {
             .collect();
         println!("{}", serde_json::json!({ "pending": list }));
     } else if pending.is_empty() {
-        println!("No pending sign-in requests.");
+        println!("{}", t.approve_none_pending());
     } else {
         for request in pending {
-            print!("{}", describe_request(request));
+            print!("{}", describe_request(t, request));
         }
     }
 }
 
 /// Who asks: everything the approver is told (never the number).
-fn describe_request((_, ctx, left): &Request) -> String {
+fn describe_request(t: &Texts, (_, ctx, left): &Request) -> String {
     let get = |key: &str| ctx.get(key).filter(|v| !v.is_empty()).cloned();
-    let mut text =
-        format!("Sign-in request for {}\n", get(context::USER).unwrap_or_else(|| "you".into()));
-    let service = get(context::SERVICE).unwrap_or_else(|| "?".into());
-    text.push_str(&format!("  service:     {service}\n"));
-    if let Some(command) = get(context::COMMAND) {
-        text.push_str(&format!("  command:     {command}\n"));
+    let mut text = match get(context::USER) {
+        Some(user) => t.approve_request_for(user),
+        None => t.approve_request_for_you(),
+    };
+    text.push('\n');
+    let time = get(context::TIME).and_then(|t| t.parse().ok()).map(utc);
+    let rows = [
+        (t.approve_label_service(), Some(get(context::SERVICE).unwrap_or_else(|| "?".into()))),
+        (t.approve_label_command(), get(context::COMMAND)),
+        (t.approve_label_host(), get(context::HOST)),
+        (t.approve_label_from(), get(context::RHOST)),
+        (t.approve_label_terminal(), get(context::TTY)),
+        (t.approve_label_time(), time),
+        (t.approve_label_expires(), Some(t.approve_expires_value(left))),
+    ];
+    // Values line up two spaces after the longest label (of this language).
+    let width = rows.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0) + 2;
+    for (label, value) in rows {
+        if let Some(value) = value {
+            text.push_str(&format!("  {}{value}\n", i18n::pad(&label, width)));
+        }
     }
-    if let Some(host) = get(context::HOST) {
-        text.push_str(&format!("  host:        {host}\n"));
-    }
-    if let Some(rhost) = get(context::RHOST) {
-        text.push_str(&format!("  from:        {rhost}\n"));
-    }
-    if let Some(tty) = get(context::TTY) {
-        text.push_str(&format!("  terminal:    {tty}\n"));
-    }
-    if let Some(time) = get(context::TIME).and_then(|t| t.parse().ok()) {
-        text.push_str(&format!("  time:        {}\n", utc(time)));
-    }
-    text.push_str(&format!("  expires in:  {left} s\n"));
     text
 }
 
@@ -248,23 +219,31 @@ async fn read_line() -> Option<String> {
 /// Waits for the next request of this user: one already pending, or the
 /// next `ChallengeCreated` signal from mfad.
 async fn next_request(
+    t: &Texts,
     approver: &ApproverProxy<'_>,
     created: &mut (impl futures_util::Stream<Item = pam_mfa_config::client::ChallengeCreated> + Unpin),
     bound: Duration,
 ) -> Result<Request, String> {
     let pending = tokio::time::timeout(bound, approver.pending())
         .await
-        .map_err(|_| "mfad did not answer Pending in time".to_string())?
-        .map_err(describe)?;
+        .map_err(|_| t.approve_no_answer_in_time("Pending"))?
+        .map_err(|e| e.said(t))?;
     if let Some(first) = pending.into_iter().next() {
         return Ok(first);
     }
-    let signal = created.next().await.ok_or("the bus connection ended")?;
+    let signal = created.next().await.ok_or_else(|| t.approve_bus_ended())?;
     let args = signal.args().map_err(|e| e.to_string())?;
     Ok((args.id().clone(), args.context().clone(), *args.expires_in()))
 }
 
+/// Whether `answer` means "deny": d or deny, or this language's words.
+fn is_deny(t: &Texts, answer: &str) -> bool {
+    let words = format!("d deny {}", t.approve_deny_answers());
+    words.split_whitespace().any(|w| w.eq_ignore_ascii_case(answer))
+}
+
 async fn prompt_loop(
+    t: &Texts,
     approver: &ApproverProxy<'_>,
     bound: Duration,
     once: bool,
@@ -272,25 +251,25 @@ async fn prompt_loop(
     let mut created = approver.receive_challenge_created().await.map_err(|e| e.to_string())?;
     let user = tokio::time::timeout(bound, approver.register())
         .await
-        .map_err(|_| "mfad did not answer Register in time".to_string())?
-        .map_err(describe)?;
-    println!("Waiting for sign-in requests for {user} (Ctrl-C to stop)...");
+        .map_err(|_| t.approve_no_answer_in_time("Register"))?
+        .map_err(|e| e.said(t))?;
+    println!("{}", t.approve_waiting(&user));
     loop {
-        let request = next_request(approver, &mut created, bound).await?;
-        print!("\x07\n{}", describe_request(&request));
+        let request = next_request(t, approver, &mut created, bound).await?;
+        print!("\x07\n{}", describe_request(t, &request));
         let outcome = loop {
-            print!("Type the number shown on the requesting screen (or d to deny): ");
+            print!("{}", t.approve_type_number());
             let _ = std::io::stdout().flush();
             let Some(answer) = read_line().await else {
                 return Ok(ExitCode::FAILURE);
             };
             let id = request.0.as_str();
-            let reply = if answer.eq_ignore_ascii_case("d") || answer.eq_ignore_ascii_case("deny") {
+            let reply = if is_deny(t, &answer) {
                 approver.deny(id).await
             } else if let Ok(number) = answer.parse::<u32>() {
                 approver.approve(id, number).await
             } else {
-                println!("Type the two-digit number, or d.");
+                println!("{}", t.approve_type_two_digits());
                 continue;
             };
             break reply;
@@ -299,14 +278,14 @@ async fn prompt_loop(
             Ok(n) => {
                 let outcome = ChallengeOutcome::try_from(n).unwrap_or(ChallengeOutcome::Pending);
                 match outcome {
-                    ChallengeOutcome::Approved => println!("Approved."),
-                    ChallengeOutcome::Denied => println!("Denied."),
-                    other => println!("Not approved: {}.", explain(other)),
+                    ChallengeOutcome::Approved => println!("{}", t.approve_approved()),
+                    ChallengeOutcome::Denied => println!("{}", t.approve_denied()),
+                    other => println!("{}", t.approve_not_approved(explain(t, other))),
                 }
                 outcome == ChallengeOutcome::Approved
             }
             Err(e) => {
-                println!("Not approved: {}.", describe(e));
+                println!("{}", t.approve_not_approved(e.said(t)));
                 false
             }
         };
@@ -318,13 +297,17 @@ async fn prompt_loop(
 
 /// The background approver: online for mode=auto, and a desktop
 /// notification for each request when a session bus is there.
-async fn agent_loop(approver: &ApproverProxy<'_>, bound: Duration) -> Result<ExitCode, String> {
+async fn agent_loop(
+    t: &Texts,
+    approver: &ApproverProxy<'_>,
+    bound: Duration,
+) -> Result<ExitCode, String> {
     let mut created = approver.receive_challenge_created().await.map_err(|e| e.to_string())?;
     let user = tokio::time::timeout(bound, approver.register())
         .await
-        .map_err(|_| "mfad did not answer Register in time".to_string())?
-        .map_err(describe)?;
-    println!("mfa-approve agent online for {user}");
+        .map_err(|_| t.approve_no_answer_in_time("Register"))?
+        .map_err(|e| e.said(t))?;
+    println!("{}", t.approve_agent_online(&user));
     // The desktop's bus, when there is one (a user program: its own
     // environment names it).
     let desktop = tokio::time::timeout(bound, zbus::connection::Builder::session().build())
@@ -334,11 +317,11 @@ async fn agent_loop(approver: &ApproverProxy<'_>, bound: Duration) -> Result<Exi
     while let Some(signal) = created.next().await {
         let Ok(args) = signal.args() else { continue };
         let request: Request = (args.id().clone(), args.context().clone(), *args.expires_in());
-        let text = describe_request(&request);
-        println!("{text}  Type the number in mfa-approve.");
+        let text = describe_request(t, &request);
+        println!("{text}  {}", t.approve_agent_hint());
         if let Some(desktop) = &desktop {
-            if let Err(e) = notify(desktop, &text, bound).await {
-                eprintln!("mfa-approve: no desktop notification: {e}");
+            if let Err(e) = notify(t, desktop, &text, bound).await {
+                eprintln!("mfa-approve: {}", t.approve_no_notification(e));
             }
         }
     }
@@ -365,13 +348,19 @@ trait Notifications {
     ) -> zbus::Result<u32>;
 }
 
-async fn notify(desktop: &zbus::Connection, body: &str, bound: Duration) -> Result<(), String> {
+async fn notify(
+    t: &Texts,
+    desktop: &zbus::Connection,
+    body: &str,
+    bound: Duration,
+) -> Result<(), String> {
     let proxy = NotificationsProxy::new(desktop).await.map_err(|e| e.to_string())?;
+    let summary = t.approve_notify_summary();
     let call = proxy.notify(
         "mfa-approve",
         0,
         "dialog-password",
-        "Sign-in request: type the number in mfa-approve",
+        &summary,
         body,
         &[],
         HashMap::new(),

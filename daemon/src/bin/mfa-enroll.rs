@@ -6,53 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pam_mfa_config::client::{Client, ClientError, MfaError};
+use pam_mfa_config::i18n::{self, Texts};
 use pam_mfa_config::names;
-use pam_mfa_config::schema::Config;
+use pam_mfa_config::schema::{Config, ConfigError};
 use pam_mfa_daemon::qr::{self, Style};
 use pam_mfa_daemon::timefmt::utc;
 use serde_json::json;
-
-const HELP: &str = "\
-mfa-enroll - set up the authenticator app that pam-mfa asks codes from
-
-Usage: mfa-enroll [OPTIONS]
-
-Without options, sets up your authenticator app: shows a QR code to scan
-(and the key to type in by hand), asks for the code the app then shows, and
-only when it is right turns the second factor on and shows recovery codes.
-
-Options:
-  --replace              replace your enrollment (new phone, new app); asks
-                         for a current code or a recovery code first
-  --new-recovery-codes   replace your recovery codes; asks for a current code
-  --forget-devices       forget every remembered device (remote address that
-                         may skip the second factor, see [remember] in
-                         pam-mfa.toml(5)) of yours, or of --user NAME (root)
-  --import-google-authenticator PATH
-                         take over a ~/.google_authenticator file (its secret,
-                         window, rate limit; scratch codes become recovery
-                         codes), so the app entry you have keeps working
-  --status [NAME]        say whether you (or NAME) are enrolled, since when,
-                         how many recovery codes are left
-  --list                 list enrolled users (root)
-  --user NAME            act for NAME instead of yourself (root): enroll,
-                         --replace without a code, --status, --import-…
-  --reset NAME           remove NAME's enrollment, e.g. a lost phone (root)
-  --qr=utf8|ascii|none   how to draw the QR code (default utf8: half blocks,
-                         black on white; ascii: '#' characters; none: no code)
-  --json                 machine-readable output, one JSON object per line;
-                         while enrolling, codes are read one per line from
-                         standard input
-  --config PATH          config file (default /etc/pam-mfa/config.toml)
-  --help                 this text
-  --version              the version
-
-Exit status:
-  0  done
-  1  refused: wrong code, already enrolled, not allowed, expired, ...
-  2  bad usage
-  3  mfad is not reachable (is it running? is the bus policy installed?)
-  4  another failure (unreadable config or file, no terminal to ask on)";
 
 /// mfad bounds the wrong first codes (`[enroll] confirm_tries`, at most 10)
 /// and drops the enrollment after the last; this only guards the loop.
@@ -97,16 +56,13 @@ impl Failure {
     }
 }
 
-impl From<ClientError> for Failure {
-    fn from(e: ClientError) -> Failure {
+impl Failure {
+    /// What mfad (or its absence) refused, in the user's language.
+    fn from_client(t: &Texts, e: ClientError) -> Failure {
         match e {
-            ClientError::Unavailable(m) => Failure {
-                status: 3,
-                message: format!(
-                    "mfad is not reachable ({m}); ask an administrator to start it (systemctl start mfad)"
-                ),
-                name: "Unavailable",
-            },
+            ClientError::Unavailable(m) => {
+                Failure { status: 3, message: t.refusal_unavailable(m), name: "Unavailable" }
+            }
             ClientError::Refused(e) => {
                 let name = match &e {
                     MfaError::AccessDenied(_) => "AccessDenied",
@@ -123,19 +79,29 @@ impl From<ClientError> for Failure {
                     | MfaError::Internal(_)
                     | MfaError::ZBus(_) => "Failed",
                 };
-                let message = match &e {
-                    MfaError::AccessDenied(_) => {
-                        "only root may do this for another user".to_string()
-                    }
-                    other => other.message(),
-                };
+                let message = e.said(t);
                 Failure { status: if name == "Failed" { 4 } else { 1 }, message, name }
             }
         }
     }
 }
 
-fn parse_args() -> Result<Options, Failure> {
+/// The `--config` path given among `args`, if any: read before the rest,
+/// so that its language says even a usage error.
+fn config_arg(args: &[String]) -> Option<PathBuf> {
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+        if arg == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+    }
+    None
+}
+
+fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
     let mut options = Options {
         action: Action::Enroll,
         user: None,
@@ -148,10 +114,10 @@ fn parse_args() -> Result<Options, Failure> {
     let mut set = |a: Action| -> Result<(), Failure> {
         match action.replace(a) {
             None => Ok(()),
-            Some(_) => Err(Failure::usage("give one of --new-recovery-codes, --forget-devices, --import-google-authenticator, --status, --list, --reset")),
+            Some(_) => Err(Failure::usage(t.enroll_one_action())),
         }
     };
-    let mut args = std::env::args().skip(1).peekable();
+    let mut args = raw.into_iter().peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -160,12 +126,12 @@ fn parse_args() -> Result<Options, Failure> {
         let mut value = |name: &str| -> Result<String, Failure> {
             match inline.clone() {
                 Some(v) => Ok(v),
-                None => args.next().ok_or_else(|| Failure::usage(format!("{name} needs a value"))),
+                None => args.next().ok_or_else(|| Failure::usage(t.enroll_needs_value(name))),
             }
         };
         match flag.as_str() {
             "--help" | "-h" => {
-                println!("{HELP}");
+                println!("{}", t.help_enroll());
                 std::process::exit(0);
             }
             "--version" => {
@@ -200,14 +166,10 @@ fn parse_args() -> Result<Options, Failure> {
                     "utf8" => Some(Style::Utf8),
                     "ascii" => Some(Style::Ascii),
                     "none" => None,
-                    other => {
-                        return Err(Failure::usage(format!(
-                            "--qr={other}: use utf8, ascii or none"
-                        )))
-                    }
+                    other => return Err(Failure::usage(t.enroll_bad_qr(other))),
                 }
             }
-            other => return Err(Failure::usage(format!("unknown argument {other:?}"))),
+            other => return Err(Failure::usage(t.enroll_unknown_argument(format!("{other:?}")))),
         }
     }
     if let Some(a) = action {
@@ -216,16 +178,33 @@ fn parse_args() -> Result<Options, Failure> {
     Ok(options)
 }
 
+fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
+    match path {
+        Some(path) => Config::load(path),
+        None => Config::load_or_default(std::path::Path::new(names::DEFAULT_CONFIG_PATH)),
+    }
+}
+
 fn main() -> ExitCode {
-    let options = match parse_args() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    // The config first: its language key decides what the user reads
+    // ("auto": this process's locale). A config error is said after the
+    // arguments are read, so --help works with a broken config.
+    let config = load_config(config_arg(&raw).as_ref());
+    let language = config.as_ref().map_or(i18n::AUTO, |c| c.language.as_str());
+    let t = Texts::for_process(language);
+    let options = match parse_args(&t, raw) {
         Ok(options) => options,
         Err(f) => {
-            eprintln!("mfa-enroll: {}\nTry 'mfa-enroll --help'.", f.message);
+            eprintln!("mfa-enroll: {}\n{}", f.message, t.enroll_try_help());
             return ExitCode::from(f.status);
         }
     };
     let json = options.json;
-    match run(options) {
+    let result = config
+        .map_err(|e| Failure::other(e.to_string()))
+        .and_then(|config| run(&t, options, &config));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if json {
@@ -240,48 +219,44 @@ fn main() -> ExitCode {
 
 /// The name of the user running this program (from the kernel's uid, not
 /// from the environment).
-fn invoking_user() -> Result<String, Failure> {
+fn invoking_user(t: &Texts) -> Result<String, Failure> {
     nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten()
         .map(|u| u.name)
-        .ok_or_else(|| Failure::other("cannot find the name of the user running mfa-enroll"))
+        .ok_or_else(|| Failure::other(t.enroll_no_user_name()))
 }
 
-fn run(options: Options) -> Result<(), Failure> {
-    let config = match &options.config {
-        Some(path) => Config::load(path),
-        None => Config::load_or_default(std::path::Path::new(names::DEFAULT_CONFIG_PATH)),
-    }
-    .map_err(|e| Failure::other(e.to_string()))?;
-    let mut client = Client::from_config(&config)?;
-    let me = invoking_user()?;
+fn run(t: &Texts, options: Options, config: &Config) -> Result<(), Failure> {
+    let refused = |e| Failure::from_client(t, e);
+    let mut client = Client::from_config(config).map_err(refused)?;
+    let me = invoking_user(t)?;
     let user = options.user.clone().unwrap_or_else(|| me.clone());
-    let out = Output { json: options.json };
+    let out = Output { json: options.json, t };
     match &options.action {
         Action::Enroll => enroll(&mut client, &options, &user, &out),
         Action::NewRecoveryCodes => {
             let proof = if nix::unistd::getuid().is_root() {
                 String::new()
             } else {
-                ask(&out, "Current code from your authenticator app: ")?
+                out.ask(&t.enroll_ask_current())?
             };
-            let codes = client.new_recovery_codes(&user, &proof)?;
+            let codes = client.new_recovery_codes(&user, &proof).map_err(refused)?;
             out.recovery_codes(&user, &codes, "recovery_codes");
             Ok(())
         }
         Action::Import(path) => import(&mut client, &options, &user, path, &out),
         Action::ForgetDevices => {
-            let count = client.forget_devices(&user)?;
+            let count = client.forget_devices(&user).map_err(refused)?;
             if out.json {
                 println!("{}", json!({"user": user, "forgotten": count}));
             } else {
-                println!("{user}: {count} remembered devices forgotten; every login asks again.");
+                println!("{}", t.enroll_forgotten(&user, count));
             }
             Ok(())
         }
         Action::Status => {
-            let s = client.status(&user)?;
+            let s = client.status(&user).map_err(refused)?;
             if out.json {
                 println!(
                     "{}",
@@ -291,104 +266,101 @@ fn run(options: Options) -> Result<(), Failure> {
                 );
             } else if s.enrolled {
                 println!(
-                    "{user} is enrolled since {}; {} recovery codes left.",
-                    utc(s.enrolled_at),
-                    s.recovery_left
+                    "{}",
+                    t.enroll_status_enrolled(&user, utc(s.enrolled_at), s.recovery_left)
                 );
                 if s.locked_for > 0 {
-                    println!("Locked out for {} more seconds after wrong codes.", s.locked_for);
+                    println!("{}", t.enroll_status_locked(s.locked_for));
                 }
             } else {
-                println!("{user} is not enrolled. Run mfa-enroll to set up the authenticator app.");
+                println!("{}", t.enroll_status_not_enrolled(&user));
             }
             Ok(())
         }
         Action::List => {
-            let users = client.list_users()?;
+            let users = client.list_users().map_err(refused)?;
             if out.json {
                 let list: Vec<_> =
                     users.iter().map(|(u, t)| json!({"user": u, "enrolled_at": t})).collect();
                 println!("{}", json!({ "users": list }));
             } else if users.is_empty() {
-                println!("No user is enrolled.");
+                println!("{}", t.enroll_list_empty());
             } else {
-                for (u, t) in users {
-                    println!("{u}\tenrolled {}", utc(t));
+                for (u, since) in users {
+                    println!("{}", t.enroll_list_line(u, utc(since)));
                 }
             }
             Ok(())
         }
         Action::Reset(name) => {
-            let removed = client.reset(name)?;
+            let removed = client.reset(name).map_err(refused)?;
             if out.json {
                 println!("{}", json!({"user": name, "removed": removed}));
             } else if removed {
-                println!("{name}: enrollment removed. They can enroll again with mfa-enroll.");
+                println!("{}", t.enroll_reset_done(name));
             } else {
-                println!("{name} was not enrolled.");
+                println!("{}", t.enroll_reset_not_enrolled(name));
             }
             Ok(())
         }
     }
 }
 
-struct Output {
+/// Where results go: the terminal in the user's language, or JSON lines.
+struct Output<'a> {
     json: bool,
+    t: &'a Texts,
 }
 
-impl Output {
+impl Output<'_> {
     fn recovery_codes(&self, user: &str, codes: &[String], key: &str) {
         if self.json {
             println!("{}", json!({"event": "enrolled", "user": user, key: codes}));
             return;
         }
-        println!("\nYour recovery codes. Each one works once, in place of a code, if you");
-        println!("lose your phone:\n");
+        println!("\n{}\n", self.t.enroll_recovery_intro());
         for pair in codes.chunks(2) {
             println!("    {}", pair.join("    "));
         }
-        println!("\nStore them offline: print them, or keep them in a password manager.");
-        println!("They are not shown again (mfa-enroll --new-recovery-codes makes new ones).");
+        println!("\n{}", self.t.enroll_recovery_outro());
     }
-}
 
-/// Asks for one line; in JSON mode or without a terminal, just reads it.
-fn ask(out: &Output, prompt: &str) -> Result<String, Failure> {
-    let stdin = std::io::stdin();
-    if !out.json {
-        print!("{prompt}");
-        let _ = std::io::stdout().flush();
+    /// Asks for one line; in JSON mode or without a terminal, just reads it.
+    fn ask(&self, prompt: &str) -> Result<String, Failure> {
+        let stdin = std::io::stdin();
+        if !self.json {
+            print!("{prompt}");
+            let _ = std::io::stdout().flush();
+        }
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line).map_err(|e| Failure::other(e.to_string()))?;
+        if read == 0 {
+            return Err(Failure::other(if std::io::stdin().is_terminal() {
+                self.t.enroll_no_answer()
+            } else {
+                self.t.enroll_input_ended()
+            }));
+        }
+        Ok(line.trim().to_string())
     }
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line).map_err(|e| Failure::other(e.to_string()))?;
-    if read == 0 {
-        return Err(Failure::other(if std::io::stdin().is_terminal() {
-            "no answer given"
-        } else {
-            "standard input ended before a code was given"
-        }));
-    }
-    Ok(line.trim().to_string())
 }
 
 fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> Result<(), Failure> {
+    let t = out.t;
+    let refused = |e| Failure::from_client(t, e);
     let root = nix::unistd::getuid().is_root();
-    let status = client.status(user)?;
+    let status = client.status(user).map_err(refused)?;
     if status.enrolled && !options.replace {
-        let message = format!(
-            "{user} is already enrolled (since {}). To replace the app: mfa-enroll --replace \
-             (asks for a current code or a recovery code). Lost the phone and the recovery \
-             codes? An administrator can reset: mfa-enroll --reset {user}",
-            utc(status.enrolled_at)
-        );
+        let message = t.enroll_already_enrolled(user, utc(status.enrolled_at));
         return Err(Failure::refused("AlreadyEnrolled", message));
     }
     let proof = if status.enrolled && !root {
-        ask(out, "Current code from your authenticator app (or a recovery code): ")?
+        out.ask(&t.enroll_ask_current_or_recovery())?
     } else {
         String::new()
     };
-    let (uri, account, expires_in) = client.begin(user, options.replace, &proof)?;
+    let (uri, account, expires_in) =
+        client.begin(user, options.replace, &proof).map_err(refused)?;
     let secret = uri
         .split("secret=")
         .nth(1)
@@ -403,54 +375,57 @@ fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> R
         );
     } else {
         let shown = format!("{} ({account})", config_issuer(&uri));
-        show_setup(options.qr, &uri, &secret, &shown, expires_in)?;
+        show_setup(t, options.qr, &uri, &secret, &shown, expires_in)?;
     }
     for attempt in 1..=CONFIRM_TRIES {
-        let code = ask(out, "Enter the code the app shows now: ")?;
+        let code = out.ask(&t.enroll_ask_first_code())?;
         match client.confirm(user, &code) {
             Ok(codes) => {
                 if !out.json {
-                    println!("\nThe app works: the second factor is on for {user}.");
+                    println!("\n{}", t.enroll_works(user));
                 }
                 out.recovery_codes(user, &codes, "recovery_codes");
                 if !out.json {
-                    println!(
-                        "\nNext time you sign in (ssh, sudo) you are asked for a verification"
-                    );
-                    println!("code: open the app and type the code it shows for {account}.");
+                    println!("\n{}", t.enroll_next_time(&account));
                 }
                 return Ok(());
             }
-            Err(ClientError::Refused(MfaError::WrongCode(message))) if attempt < CONFIRM_TRIES => {
+            Err(ClientError::Refused(e @ MfaError::WrongCode(_))) if attempt < CONFIRM_TRIES => {
+                let why = e.said(t);
                 if out.json {
-                    println!("{}", json!({"event": "wrong_code", "message": message}));
+                    println!("{}", json!({"event": "wrong_code", "message": why}));
                 } else {
-                    println!("That code is not right: {message}.");
+                    println!("{}", t.enroll_not_right(why));
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(refused(e)),
         }
     }
-    Err(Failure::refused("WrongCode", "no right code given: run mfa-enroll again"))
+    Err(Failure::refused("WrongCode", t.enroll_gave_up()))
 }
 
 fn show_setup(
+    t: &Texts,
     style: Option<Style>,
     uri: &str,
     secret: &str,
     account: &str,
     expires_in: u64,
 ) -> Result<(), Failure> {
-    println!("1. In your authenticator app, add an account and scan this QR code:\n");
+    println!("{}\n", t.enroll_step_scan());
     if let Some(style) = style {
         print!("{}", qr::render(uri, style).map_err(Failure::other)?);
     }
     let groups: Vec<String> =
         secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
-    println!("\n   Or type the key by hand (time-based): {}", groups.join(" "));
-    println!("   The app will show it as:             {account}");
-    println!("   URI: {uri}\n");
-    println!("2. This setup waits {} for the first code.", duration(expires_in));
+    // The key and the account line up; the long URI has a line of its own.
+    let labels = [t.enroll_by_hand(), t.enroll_shown_as()];
+    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) + 1;
+    let [by_hand, shown_as] = labels.map(|l| i18n::pad(&l, width));
+    println!("\n   {by_hand}{}", groups.join(" "));
+    println!("   {shown_as}{account}");
+    println!("   {} {uri}\n", t.enroll_uri());
+    println!("{}", t.enroll_step_wait(duration(t, expires_in)));
     Ok(())
 }
 
@@ -461,24 +436,25 @@ fn import(
     path: &PathBuf,
     out: &Output,
 ) -> Result<(), Failure> {
+    let t = out.t;
+    let refused = |e| Failure::from_client(t, e);
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::other(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| Failure::other(t.enroll_cannot_read(path.display(), e)))?;
     let root = nix::unistd::getuid().is_root();
-    let status = client.status(user)?;
+    let status = client.status(user).map_err(refused)?;
     let proof = if status.enrolled && options.replace && !root {
-        ask(out, "Current code from your authenticator app (or a recovery code): ")?
+        out.ask(&t.enroll_ask_current_or_recovery())?
     } else {
         String::new()
     };
-    let count = client.import_google_authenticator(user, &text, options.replace, &proof)?;
+    let count = client
+        .import_google_authenticator(user, &text, options.replace, &proof)
+        .map_err(refused)?;
     if out.json {
         println!("{}", json!({"event": "imported", "user": user, "recovery_codes": count}));
     } else {
-        println!(
-            "Imported {}: {user} keeps the same app entry; {count} scratch codes are now recovery codes.",
-            path.display()
-        );
-        println!("You can delete {} once you have signed in with pam-mfa.", path.display());
+        println!("{}", t.enroll_imported(path.display(), user, count));
+        println!("{}", t.enroll_imported_delete(path.display()));
     }
     Ok(())
 }
@@ -505,11 +481,11 @@ fn config_issuer(uri: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn duration(seconds: u64) -> String {
+fn duration(t: &Texts, seconds: u64) -> String {
     if seconds >= 120 {
-        format!("{} minutes", seconds / 60)
+        t.enroll_minutes(seconds / 60)
     } else {
-        format!("{seconds} seconds")
+        t.enroll_seconds(seconds)
     }
 }
 

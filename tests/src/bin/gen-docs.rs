@@ -40,8 +40,14 @@ fn command_page(
     date: &str,
     version: &str,
 ) -> Result<String, String> {
+    // The English page whatever the builder's locale or its
+    // /etc/pam-mfa/config.toml says: an empty config, the C locale.
     let out = Command::new(bin.join(name))
-        .arg("--help")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("LANGUAGE")
+        .env("LANG", "C")
+        .args(["--config", "/dev/null", "--help"])
         .output()
         .map_err(|e| format!("{}: {e}", bin.join(name).display()))?;
     let help = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
