@@ -43,6 +43,18 @@ pub fn module() -> PathBuf {
     bin("libpam_mfa.so")
 }
 
+/// A command for `program` in the C locale whatever the runner's, so
+/// what tests read is English unless a test asks for another language
+/// (a later `.env("LANG", …)` wins).
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("LANGUAGE")
+        .env("LANG", "C.UTF-8");
+    cmd
+}
+
 /// Waits for `done` up to `limit`, polling every 20 ms.
 pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -180,12 +192,7 @@ impl Mfad {
 
     /// Runs mfa-enroll with this daemon's config.
     pub fn enroll_cmd(&self, args: &[&str]) -> Output {
-        Command::new(bin("mfa-enroll"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+        command(bin("mfa-enroll")).arg("--config").arg(&self.config).args(args).output().unwrap()
     }
 
     /// mfa-enroll where any user can run it.
@@ -224,7 +231,7 @@ impl Mfad {
     ) -> (i32, String, String) {
         let cmd = match user {
             Some(user) => in_this_session(user, &self.user_bin()),
-            None => Command::new(bin("mfa-enroll")),
+            None => command(bin("mfa-enroll")),
         };
         let out = self.run_client(cmd, args, input);
         (
@@ -258,7 +265,7 @@ impl Drop for Mfad {
 /// test), and returns the parameters and the recovery codes.
 pub fn enroll_json(mfa_enroll: &Path, config: &Path, user: &str) -> (Otpauth, Vec<String>) {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(mfa_enroll)
+    let mut child = command(mfa_enroll)
         .arg("--config")
         .arg(config)
         .args(["--json", "--user", user])
@@ -399,7 +406,7 @@ impl PamService {
         use std::io::BufRead;
         let mut cmd = match loginuid {
             Some(loginuid) => in_new_session(loginuid, None, &bin("pam-harness")),
-            None => Command::new(bin("pam-harness")),
+            None => command(bin("pam-harness")),
         };
         let mut child = cmd
             .arg("--confdir")
@@ -446,16 +453,35 @@ impl PamService {
     }
 
     pub fn authenticate_repeated(&self, user: &str, answers: &[&str], repeat: usize) -> PamRun {
-        self.run_harness(user, answers, repeat, "192.0.2.7")
+        self.run_harness(user, answers, repeat, "192.0.2.7", &[])
     }
 
     /// One authentication of `user` from remote host `rhost`.
     pub fn authenticate_from(&self, user: &str, answers: &[&str], rhost: &str) -> PamRun {
-        self.run_harness(user, answers, 1, rhost)
+        self.run_harness(user, answers, 1, rhost, &[])
     }
 
-    fn run_harness(&self, user: &str, answers: &[&str], repeat: usize, rhost: &str) -> PamRun {
-        let mut cmd = Command::new(bin("pam-harness"));
+    /// One authentication in a program whose environment has `env` (a
+    /// locale, say), as sudo's has its caller's.
+    pub fn authenticate_with_env(
+        &self,
+        user: &str,
+        answers: &[&str],
+        env: &[(&str, &str)],
+    ) -> PamRun {
+        self.run_harness(user, answers, 1, "192.0.2.7", env)
+    }
+
+    fn run_harness(
+        &self,
+        user: &str,
+        answers: &[&str],
+        repeat: usize,
+        rhost: &str,
+        env: &[(&str, &str)],
+    ) -> PamRun {
+        let mut cmd = command(bin("pam-harness"));
+        cmd.envs(env.iter().copied());
         cmd.arg("--confdir")
             .arg(self.dir.path())
             .args(["--service", &self.name, "--user", user])
@@ -473,7 +499,7 @@ impl PamService {
 /// child's /proc/self/loginuid, as pam_loginuid does at login), then as
 /// `run_as` when given.
 pub fn in_new_session(loginuid: u32, run_as: Option<&str>, program: &Path) -> Command {
-    let mut cmd = Command::new("sh");
+    let mut cmd = command("sh");
     cmd.arg("-c")
         .arg("echo \"$1\" > /proc/self/loginuid || exit 97; shift; exec \"$@\"")
         .arg("sh")
@@ -488,7 +514,7 @@ pub fn in_new_session(loginuid: u32, run_as: Option<&str>, program: &Path) -> Co
 
 /// The same, in the caller's own session (no new loginuid).
 pub fn in_this_session(run_as: &str, program: &Path) -> Command {
-    let mut cmd = Command::new("setpriv");
+    let mut cmd = command("setpriv");
     cmd.args([&format!("--reuid={run_as}"), &format!("--regid={run_as}")])
         .args(["--init-groups", "--"])
         .arg(program);
@@ -522,6 +548,11 @@ impl PushRequest {
         None
     }
 
+    /// What the harness printed so far.
+    pub fn shown(&self) -> String {
+        self.seen.join("\n")
+    }
+
     /// The rest of the run, once the harness ends (bounded).
     pub fn finish(mut self) -> PamRun {
         while let Some(line) = PushRequest::wait_line(&self.lines, &mut self.seen, "\u{0}") {
@@ -544,10 +575,10 @@ impl Drop for PushRequest {
     }
 }
 
-/// Reads the number out of the module's text ("… type 42 in mfa-approve …").
+/// Reads the number out of the module's text ("… type 42 in mfa-approve …", "… typ 42 …").
 pub fn number_in(text: &str) -> Option<u32> {
-    let after = text.split("type ").nth(1)?;
-    after.split_whitespace().next()?.parse().ok()
+    // The first two-digit word, in any language ("type 37", "typ 37").
+    text.split_whitespace().find_map(|w| w.parse().ok().filter(|n| (10..=99).contains(n)))
 }
 
 /// What pam-harness printed.

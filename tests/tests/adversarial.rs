@@ -14,7 +14,7 @@ use pam_mfa_config::client::Client;
 use pam_mfa_config::username::Username;
 use pam_mfa_config::wire::VerifyOutcome;
 use pam_mfa_daemon::store::Store;
-use pam_mfa_tests::{bin, now, Bus, Mfad, Otpauth, PamService};
+use pam_mfa_tests::{bin, command, now, Bus, Mfad, Otpauth, PamService};
 
 fn client(mfad: &Mfad) -> Client {
     let config = pam_mfa_config::schema::Config::load(&mfad.config).unwrap();
@@ -60,7 +60,7 @@ fn a_code_raced_by_threads_and_processes_is_accepted_exactly_once() {
             for _ in 0..PROCESSES {
                 let (barrier, code, user, pam) = (Arc::clone(&barrier), code.clone(), user, &pam);
                 handles.push(scope.spawn(move || {
-                    let child = Command::new(bin("pam-harness"))
+                    let child = command(bin("pam-harness"))
                         .arg("--confdir")
                         .arg(pam.dir.path())
                         .args(["--service", &pam.name, "--user", user, "--answer", &code])
@@ -203,7 +203,7 @@ fn mfad_killed_at_random_moments_loses_nothing_and_accepts_nothing_twice() {
         let config = mfad.config.clone();
         let enroll_user = user.clone();
         let worker = std::thread::spawn(move || {
-            let out = Command::new(bin("mfa-enroll"))
+            let out = command(bin("mfa-enroll"))
                 .arg("--config")
                 .arg(&config)
                 .args(["--json", "--user", &enroll_user])
@@ -410,7 +410,7 @@ fn mfad_refuses_to_start_on_a_store_others_can_read() {
     mfad.stop();
     let state = mfad.dir.path().join("state");
     let start =
-        |mfad: &Mfad| Command::new(bin("mfad")).arg("--config").arg(&mfad.config).output().unwrap();
+        |mfad: &Mfad| command(bin("mfad")).arg("--config").arg(&mfad.config).output().unwrap();
     // A store file others may read.
     let file = state.join("users/private.toml");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
 use pam_mfa_tests::system::{ensure_user, require_root};
-use pam_mfa_tests::{bin, now, Bus, Mfad, Otpauth, PamService};
+use pam_mfa_tests::{bin, command, now, Bus, Mfad, Otpauth, PamService};
 
 fn wrong(code: &str) -> String {
     code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
@@ -78,7 +78,7 @@ fn zbarimg(pgm: &[u8]) -> String {
 /// to the code prompt, decodes the QR, answers with oathtool's code for the
 /// decoded URI, and returns (decoded URI, URI printed as text, the rest).
 fn enroll_reading_the_qr(mfad: &Mfad, user: &str, style: &str) -> (String, String, String) {
-    let mut child = Command::new(bin("mfa-enroll"))
+    let mut child = command(bin("mfa-enroll"))
         .arg("--config")
         .arg(&mfad.config)
         .args(["--user", user, &format!("--qr={style}")])
@@ -217,7 +217,7 @@ fn a_user_cannot_enroll_reset_or_read_another() {
 fn confirming_an_expired_enrollment_is_refused() {
     let bus = Bus::start();
     let mfad = Mfad::start(&bus, "[enroll]\npending_seconds = 1\n");
-    let mut child = Command::new(bin("mfa-enroll"))
+    let mut child = command(bin("mfa-enroll"))
         .arg("--config")
         .arg(&mfad.config)
         .args(["--json", "--user", "late"])
@@ -332,7 +332,7 @@ fn wrong_first_codes_are_bounded_by_mfad() {
     assert_eq!(code, 1, "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(
-        lines[1].contains("\"event\":\"wrong_code\"") && lines[1].contains("1 tries left"),
+        lines[1].contains("\"event\":\"wrong_code\"") && lines[1].contains("1 try left"),
         "{out}"
     );
     assert!(lines[2].contains("\"error\":\"NoPendingEnrollment\""), "{out}");

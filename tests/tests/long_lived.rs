@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use pam_mfa_tests::system::{ensure_user, require_root};
 use pam_mfa_tests::{
-    bin, bin_dir, in_new_session, module, now, number_in, workspace, Bus, Mfad, Otpauth, PamRun,
-    PamService,
+    bin, bin_dir, command, in_new_session, module, now, number_in, workspace, Bus, Mfad, Otpauth,
+    PamRun, PamService,
 };
 
 /// The real account whose pushes are approved (mfa-approve runs as it).
@@ -198,7 +198,7 @@ fn a_thousand_authentications_in_one_process_leave_no_thread_or_fd_behind() {
     std::fs::write(&plan_file, text).unwrap();
 
     let run_started = Instant::now();
-    let mut child = Command::new(bin("pam-harness"))
+    let mut child = command(bin("pam-harness"))
         .arg("--confdir")
         .arg(pam.dir.path())
         .args(["--service", "mfa-code", "--users-file"])

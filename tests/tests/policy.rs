@@ -102,7 +102,7 @@ fn a_remembered_device_skips_the_second_factor_until_forgotten() {
 
     let (code, out, _) = mfad.enroll_as(None, &["--forget-devices", "--user", "rememberer"], "");
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("1 remembered devices forgotten"), "{out}");
+    assert!(out.contains("remembered devices forgotten: 1"), "{out}");
     let forgotten = pam.authenticate_from("rememberer", &["000000"; 3], home);
     assert_eq!(forgotten.result(), "PAM_AUTH_ERR", "{}", forgotten.text);
     assert_eq!(forgotten.prompts.len(), 3, "asked again after forgetting: {}", forgotten.text);
