@@ -228,7 +228,8 @@ mod tests {
         assert!(args(&["config=relative.toml"]).unwrap_err().contains("absolute"));
         assert!(args(&["debug=1"]).is_err());
         assert!(args(&["mode=sms"]).unwrap_err().contains("mode=code, mode=push or mode=auto"));
-        assert!(args(&["language=../x"]).unwrap_err().contains("language=auto or one of en, nl"));
+        let refused = args(&["language=../x"]).unwrap_err();
+        assert!(refused.contains("language=auto or one of ") && refused.contains("en, "));
         assert_eq!(args(&["language=auto"]).unwrap().language.as_deref(), Some("auto"));
     }
 }

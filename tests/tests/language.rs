@@ -47,11 +47,11 @@ fn pam_prompts_and_notices_are_dutch_from_the_line_the_config_or_the_locale() {
     let english = auto.authenticate_with_env("taal", &["000000"], &[("LANG", "C.UTF-8")]);
     assert_eq!(english.prompts[0], "Verification code: ", "{}", english.text);
     assert_eq!(english.errors[0], "Wrong code.", "{}", english.text);
-    // LANGUAGE's list is read (German is not built in; Dutch is next).
+    // LANGUAGE's list is read ("xx" is no language; Dutch is next).
     let listed = auto.authenticate_with_env(
         "taal",
         &["000000"],
-        &[("LANG", "de_DE"), ("LANGUAGE", "de:nl")],
+        &[("LANG", "xx_XX"), ("LANGUAGE", "xx:nl")],
     );
     assert_eq!(listed.prompts[0], "Verificatiecode: ", "{}", listed.text);
     // The line overrides the locale.
@@ -101,7 +101,8 @@ fn a_language_that_is_not_built_in_is_refused_with_the_choices() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("bad.toml:1:12"), "where: {err}");
-    assert!(err.contains("use \"auto\" or one of \"en\", \"nl\""), "what is allowed: {err}");
+    assert!(err.contains("use \"auto\" or one of "), "what is allowed: {err}");
+    assert!(err.contains("\"en\"") && err.contains("\"nl\""), "what is allowed: {err}");
     // In a PAM line: refused as a bad line (PAM_SERVICE_ERR), not ignored.
     let pam = PamService::new(&format!("language=tlh config={}", mfad.config.display()));
     assert_eq!(pam.authenticate("taal", &["000000"]).result(), "PAM_SERVICE_ERR");
