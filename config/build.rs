@@ -4,13 +4,24 @@
 //! file. `lang/en.toml` is the reference: each of its messages becomes a
 //! method of `Texts` whose parameters are the message's `{placeholders}`,
 //! so a message the code asks for exists, with the values it needs, or
-//! the build fails. Tests (`i18n.rs`) hold every other catalog to it.
+//! the build fails. Every other catalog must parse and have the same
+//! messages with the same placeholders, or the build fails too: a broken
+//! translation must not ship and fall back to English unnoticed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
 type Catalog = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Names a placeholder cannot have: it becomes a parameter name.
+const KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
+    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
+    "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
 
 fn main() {
     if let Err(e) = run() {
@@ -25,12 +36,15 @@ fn run() -> Result<(), String> {
     let mut languages = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| format!("lang/: {e}"))? {
         let path = entry.map_err(|e| e.to_string())?.path();
-        println!("cargo::rerun-if-changed={}", path.display());
         let (Some(stem), Some("toml")) =
             (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str()))
         else {
             continue;
         };
+        if stem.starts_with('.') {
+            continue; // an editor's lock or backup file
+        }
+        println!("cargo::rerun-if-changed={}", path.display());
         let valid = (2..=3).contains(&stem.len()) && stem.bytes().all(|b| b.is_ascii_lowercase());
         if !valid {
             return Err(format!(
@@ -41,42 +55,50 @@ fn run() -> Result<(), String> {
         languages.push(stem.to_string());
     }
     languages.sort();
-    let english =
-        std::fs::read_to_string(dir.join("en.toml")).map_err(|e| format!("lang/en.toml: {e}"))?;
-    let english: Catalog = toml::from_str(&english).map_err(|e| format!("lang/en.toml: {e}"))?;
+    let read = |lang: &str| -> Result<Catalog, String> {
+        let text = std::fs::read_to_string(dir.join(format!("{lang}.toml")))
+            .map_err(|e| format!("lang/{lang}.toml: {e}"))?;
+        toml::from_str(&text).map_err(|e| format!("lang/{lang}.toml: {e}"))
+    };
+    let english = read("en")?;
+    for lang in languages.iter().filter(|l| *l != "en") {
+        same_messages(lang, &read(lang)?, &english)?;
+    }
 
     let root = std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?;
     let mut out = String::new();
     out.push_str("/// Every language built in: (ISO 639 code, catalog text).\n");
     out.push_str("pub const CATALOGS: &[(&str, &str)] = &[\n");
     for lang in &languages {
-        let _ = writeln!(
-            out,
-            "    ({lang:?}, include_str!({:?})),",
-            format!("{root}/lang/{lang}.toml")
-        );
+        let path = format!("{root}/lang/{lang}.toml");
+        let _ = writeln!(out, "    ({lang:?}, include_str!({path:?})),");
     }
     out.push_str("];\n\nimpl Texts {\n");
+    let mut methods = BTreeSet::new();
     for (table, messages) in &english {
         for (key, text) in messages {
             let name = format!("{table}_{key}");
-            if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-                return Err(format!(
-                    "lang/en.toml: [{table}] {key}: use lowercase snake_case names"
-                ));
+            let snake = |s: &str| s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            if !snake(table) || !snake(key) {
+                return Err(format!("lang/en.toml: [{table}] {key}: use lowercase snake_case"));
+            }
+            if !methods.insert(name.clone()) {
+                return Err(format!("lang/en.toml: [{table}] {key}: {name} is already a message"));
             }
             let params = placeholders(text);
+            if let Some(p) = params.iter().find(|p| KEYWORDS.contains(&p.as_str())) {
+                return Err(format!("lang/en.toml: [{table}] {key}: {{{p}}} is a Rust keyword"));
+            }
             for line in text.lines().take(1) {
                 let _ = writeln!(out, "    /// {}", line.replace('\t', "\\t"));
             }
-            let args: Vec<String> =
-                params.iter().map(|p| format!("{p}: impl std::fmt::Display")).collect();
+            let args: String =
+                params.iter().map(|p| format!(", {p}: impl std::fmt::Display")).collect();
             let pairs: Vec<String> =
                 params.iter().map(|p| format!("({p:?}, {p}.to_string())")).collect();
             let _ = writeln!(
                 out,
-                "    pub fn {name}(&self{}) -> String {{\n        self.render({table:?}, {key:?}, &[{}])\n    }}",
-                args.iter().map(|a| format!(", {a}")).collect::<String>(),
+                "    pub fn {name}(&self{args}) -> String {{\n        self.render({table:?}, {key:?}, &[{}])\n    }}",
                 pairs.join(", ")
             );
         }
@@ -85,6 +107,38 @@ fn run() -> Result<(), String> {
     let target =
         Path::new(&std::env::var("OUT_DIR").map_err(|e| e.to_string())?).join("catalogs.rs");
     std::fs::write(&target, out).map_err(|e| format!("{}: {e}", target.display()))
+}
+
+/// `lang`'s catalog has exactly English's messages, each with the same
+/// placeholders, none empty.
+fn same_messages(lang: &str, catalog: &Catalog, english: &Catalog) -> Result<(), String> {
+    for (table, messages) in english {
+        for (key, text) in messages {
+            let Some(translated) = catalog.get(table).and_then(|t| t.get(key)) else {
+                return Err(format!("lang/{lang}.toml lacks [{table}] {key}"));
+            };
+            let want: BTreeSet<String> = placeholders(text).into_iter().collect();
+            let have: BTreeSet<String> = placeholders(translated).into_iter().collect();
+            if want != have {
+                return Err(format!(
+                    "lang/{lang}.toml [{table}] {key}: placeholders {have:?}, English has {want:?}"
+                ));
+            }
+            if translated.trim().is_empty() {
+                return Err(format!("lang/{lang}.toml [{table}] {key} is empty"));
+            }
+        }
+    }
+    for (table, messages) in catalog {
+        for key in messages.keys() {
+            if !english.get(table).is_some_and(|t| t.contains_key(key)) {
+                return Err(format!(
+                    "lang/{lang}.toml has [{table}] {key}, which en.toml does not"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `{name}` placeholders of a message, in order of first appearance.
