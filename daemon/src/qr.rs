@@ -18,7 +18,7 @@ pub enum Style {
 /// The modules, dark = true, with the quiet zone included.
 pub fn modules(text: &str) -> Result<Vec<Vec<bool>>, String> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
-        .map_err(|e| format!("cannot make a QR code: {e}"))?;
+        .map_err(|e| e.to_string())?;
     let width = code.width();
     let colors = code.to_colors();
     let size = width + 2 * QUIET_ZONE;

@@ -313,7 +313,7 @@ fn check_code(
             Step::Done(PamCode::Success)
         }
         VerifyOutcome::Rejected | VerifyOutcome::Replayed if retry_after > 0 => {
-            pam.error(&format!("{} {}", t.pam_wrong_code(), locked(retry_after)));
+            pam.error(&t.pam_wrong_code_locked(clock_in(retry_after)));
             Step::Done(PamCode::Maxtries)
         }
         VerifyOutcome::Rejected => {

@@ -70,7 +70,7 @@ fn the_config_language_wins_over_the_locale_and_the_deadline_notice_is_dutch() {
     assert_eq!(run.result(), "PAM_SUCCESS", "{}", run.text);
     assert!(
         run.text.contains(
-            "info: Aanmelden in twee stappen is verplicht vanaf 2999-12-31 (UTC): stel het voor die datum in met mfa-enroll."
+            "info: Tweestapsverificatie is verplicht vanaf 2999-12-31 (UTC): stel het voor die datum in met mfa-enroll."
         ),
         "{}",
         run.text
@@ -133,11 +133,11 @@ fn mfa_enroll_speaks_dutch_in_a_terminal() {
     for said in [
         "1. Voeg in je authenticator-app een account toe en scan deze QR-code:",
         "Of typ de sleutel met de hand (op tijd gebaseerd): ",
-        "2. Deze instelling wacht 5 minuten op de eerste code.",
+        "2. Je hebt 5 minuten om de eerste code in te vullen.",
         "Die code klopt niet: onjuiste code (nog 4 pogingen); controleer of de klok van de telefoon goed staat.",
         "Het is gelukt: de app werkt en de tweede factor staat aan voor mfa-enroll-nl.",
         "Je herstelcodes.",
-        "De volgende keer dat je inlogt (ssh, sudo) wordt om een verificatiecode",
+        "De volgende keer dat je je aanmeldt (ssh, sudo), word je om een",
     ] {
         assert!(screen.contains(said), "missing {said:?} in:\n{screen}");
     }
@@ -160,7 +160,7 @@ fn mfa_enroll_follows_the_config_over_the_locale_and_so_does_its_help() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         out.trim(),
-        "niemand is niet ingesteld. Voer mfa-enroll uit om de authenticator-app in te stellen."
+        "niemand heeft geen tweestapsverificatie. Voer mfa-enroll uit om de authenticator-app in te stellen."
     );
     let (_, help, _) = dutch.enroll_as(None, &["--help"], "");
     assert!(help.starts_with("mfa-enroll - stel de authenticator-app in"), "{help}");
@@ -203,7 +203,7 @@ fn mfa_approve_describes_and_approves_a_request_in_dutch() {
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{screen}{}", String::from_utf8_lossy(&out.stderr));
     for said in [
-        "Wacht op aanmeldingsverzoeken voor mfa-approve-nl",
+        "Wachten op aanmeldingsverzoeken voor mfa-approve-nl",
         "Aanmeldingsverzoek voor mfa-approve-nl",
         "  dienst:         mfa-test\n",
         "  vanaf:          192.0.2.7\n",

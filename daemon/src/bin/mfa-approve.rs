@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("mfa-approve: {e}");
+            eprintln!("mfa-approve: {}", t.approve_cannot_start(e));
             return ExitCode::FAILURE;
         }
     };
@@ -104,7 +104,8 @@ async fn run(t: &Texts, mode: Mode, config: &Config) -> Result<ExitCode, String>
         .await
         .map_err(|_| t.approve_no_answer_from_bus(address))?
         .map_err(|e| t.approve_cannot_reach_bus(address, e))?;
-    let approver = ApproverProxy::new(&conn).await.map_err(|e| e.to_string())?;
+    let bus_error = |e: zbus::Error| t.approve_bus_error(e);
+    let approver = ApproverProxy::new(&conn).await.map_err(bus_error)?;
     let within = |what: &'static str| move |_| t.approve_no_answer_in_time(what);
     let said = |e: MfaError| e.said(t);
     match mode {
@@ -232,7 +233,7 @@ async fn next_request(
         return Ok(first);
     }
     let signal = created.next().await.ok_or_else(|| t.approve_bus_ended())?;
-    let args = signal.args().map_err(|e| e.to_string())?;
+    let args = signal.args().map_err(|e| t.approve_bus_error(e))?;
     Ok((args.id().clone(), args.context().clone(), *args.expires_in()))
 }
 
@@ -248,7 +249,8 @@ async fn prompt_loop(
     bound: Duration,
     once: bool,
 ) -> Result<ExitCode, String> {
-    let mut created = approver.receive_challenge_created().await.map_err(|e| e.to_string())?;
+    let mut created =
+        approver.receive_challenge_created().await.map_err(|e| t.approve_bus_error(e))?;
     let user = tokio::time::timeout(bound, approver.register())
         .await
         .map_err(|_| t.approve_no_answer_in_time("Register"))?
@@ -302,7 +304,8 @@ async fn agent_loop(
     approver: &ApproverProxy<'_>,
     bound: Duration,
 ) -> Result<ExitCode, String> {
-    let mut created = approver.receive_challenge_created().await.map_err(|e| e.to_string())?;
+    let mut created =
+        approver.receive_challenge_created().await.map_err(|e| t.approve_bus_error(e))?;
     let user = tokio::time::timeout(bound, approver.register())
         .await
         .map_err(|_| t.approve_no_answer_in_time("Register"))?
@@ -368,7 +371,7 @@ async fn notify(
     );
     tokio::time::timeout(bound, call)
         .await
-        .map_err(|_| "the notification service did not answer".to_string())?
+        .map_err(|_| t.approve_notification_timeout())?
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

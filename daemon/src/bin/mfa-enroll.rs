@@ -333,7 +333,10 @@ impl Output<'_> {
             let _ = std::io::stdout().flush();
         }
         let mut line = String::new();
-        let read = stdin.lock().read_line(&mut line).map_err(|e| Failure::other(e.to_string()))?;
+        let read = stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::other(self.t.enroll_read_failed(e)))?;
         if read == 0 {
             return Err(Failure::other(if std::io::stdin().is_terminal() {
                 self.t.enroll_no_answer()
@@ -414,7 +417,8 @@ fn show_setup(
 ) -> Result<(), Failure> {
     println!("{}\n", t.enroll_step_scan());
     if let Some(style) = style {
-        print!("{}", qr::render(uri, style).map_err(Failure::other)?);
+        let drawn = qr::render(uri, style).map_err(|e| Failure::other(t.enroll_qr_failed(e)))?;
+        print!("{drawn}");
     }
     let groups: Vec<String> =
         secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
