@@ -59,8 +59,10 @@ for f in packaging/examples/*; do
 done
 
 man=$prefix/share/man
-for page in "$docs"/man*/*; do
-  section=$(basename "$(dirname "$page")")
+# English pages in man/manN/, the translated ones in man/LANG/manN/.
+for page in "$docs"/man*/* "$docs"/*/man*/*; do
+  [ -f "$page" ] || continue
+  rel=${page#"$docs"/}
   gzip -9n < "$page" > "$tmp/page.gz"
-  put 0644 "$tmp/page.gz" "$man/$section/$(basename "$page").gz"
+  put 0644 "$tmp/page.gz" "$man/$rel.gz"
 done

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use pam_mfa_config::i18n;
 use pam_mfa_config::reference::{example_toml, KEYS, SECTIONS};
 
 /// Escapes text for roff: backslashes, and a leading '.' or '\''.
@@ -31,22 +32,24 @@ fn header(name: &str, section: &str, date: &str, version: &str, summary: &str) -
     )
 }
 
-/// A command's man page from its `--help`: the first line is the summary,
-/// the rest is kept as written (it is what `--help` prints).
+/// A command's man page from its `--help` in `lang`: the first line is
+/// the summary, the rest is kept as written (it is what `--help` prints).
 fn command_page(
     bin: &Path,
     name: &str,
     section: &str,
-    date: &str,
-    version: &str,
+    (date, version): (&str, &str),
+    lang: &str,
 ) -> Result<String, String> {
-    // The English page whatever the builder's locale or its
-    // /etc/pam-mfa/config.toml says: an empty config, the C locale.
+    // The page in `lang` whatever the builder's locale or its
+    // /etc/pam-mfa/config.toml says: an empty config (language "auto"),
+    // and the language as the locale (C for English).
+    let locale = if lang == i18n::FALLBACK { "C" } else { lang };
     let out = Command::new(bin.join(name))
         .env_remove("LC_ALL")
         .env_remove("LC_MESSAGES")
         .env_remove("LANGUAGE")
-        .env("LANG", "C")
+        .env("LANG", locale)
         .args(["--config", "/dev/null", "--help"])
         .output()
         .map_err(|e| format!("{}: {e}", bin.join(name).display()))?;
@@ -121,9 +124,16 @@ fn main() -> ExitCode {
     let out = PathBuf::from(out);
     let bin = PathBuf::from(bin);
     let mut files: Vec<(PathBuf, String)> = Vec::new();
-    for (name, section) in [("mfad", "8"), ("mfa-enroll", "1"), ("mfa-approve", "1")] {
-        match command_page(&bin, name, section, date, version) {
-            Ok(page) => files.push((out.join(format!("man{section}/{name}.{section}")), page)),
+    // The user commands in every built-in language (under LANG/manN/, as
+    // /usr/share/man/LANG/ wants them); mfad, for administrators, in English.
+    let mut pages = vec![(i18n::FALLBACK, "mfad", "8")];
+    for lang in i18n::languages() {
+        pages.extend([(lang, "mfa-enroll", "1"), (lang, "mfa-approve", "1")]);
+    }
+    for (lang, name, section) in pages {
+        let dir = if lang == i18n::FALLBACK { out.clone() } else { out.join(lang) };
+        match command_page(&bin, name, section, (date, version), lang) {
+            Ok(page) => files.push((dir.join(format!("man{section}/{name}.{section}")), page)),
             Err(e) => {
                 eprintln!("gen-docs: {e}");
                 return ExitCode::FAILURE;
