@@ -4,7 +4,8 @@
 //! file. `lang/en.toml` is the reference: each of its messages becomes a
 //! method of `Texts` whose parameters are the message's `{placeholders}`,
 //! so a message the code asks for exists, with the values it needs, or
-//! the build fails. Every other catalog must parse and have the same
+//! the build fails. The texts become string constants in that method: no
+//! catalog is read or parsed at run time. Every other catalog must parse and have the same
 //! messages with the same placeholders, or the build fails too: a broken
 //! translation must not ship and fall back to English unnoticed.
 
@@ -61,19 +62,17 @@ fn run() -> Result<(), String> {
         toml::from_str(&text).map_err(|e| format!("lang/{lang}.toml: {e}"))
     };
     let english = read("en")?;
+    let mut others = Vec::new();
     for lang in languages.iter().filter(|l| *l != "en") {
-        same_messages(lang, &read(lang)?, &english)?;
+        let catalog = read(lang)?;
+        same_messages(lang, &catalog, &english)?;
+        others.push((lang.as_str(), catalog));
     }
 
-    let root = std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?;
     let mut out = String::new();
-    out.push_str("/// Every language built in: (ISO 639 code, catalog text).\n");
-    out.push_str("pub const CATALOGS: &[(&str, &str)] = &[\n");
-    for lang in &languages {
-        let path = format!("{root}/lang/{lang}.toml");
-        let _ = writeln!(out, "    ({lang:?}, include_str!({path:?})),");
-    }
-    out.push_str("];\n\nimpl Texts {\n");
+    out.push_str("/// Every language built in, by ISO 639 code.\n");
+    let _ = writeln!(out, "pub const LANGUAGES: &[&str] = &{languages:?};\n");
+    out.push_str("impl Texts {\n");
     let mut methods = BTreeSet::new();
     for (table, messages) in &english {
         for (key, text) in messages {
@@ -96,9 +95,15 @@ fn run() -> Result<(), String> {
                 params.iter().map(|p| format!(", {p}: impl std::fmt::Display")).collect();
             let pairs: Vec<String> =
                 params.iter().map(|p| format!("({p:?}, {p}.to_string())")).collect();
+            let mut arms = String::new();
+            for (lang, catalog) in &others {
+                if let Some(translated) = catalog.get(table).and_then(|t| t.get(key)) {
+                    let _ = writeln!(arms, "            {lang:?} => {translated:?},");
+                }
+            }
             let _ = writeln!(
                 out,
-                "    pub fn {name}(&self{args}) -> String {{\n        self.render({table:?}, {key:?}, &[{}])\n    }}",
+                "    pub fn {name}(&self{args}) -> String {{\n        let template = match self.code {{\n{arms}            _ => {text:?},\n        }};\n        fill(template, &[{}])\n    }}",
                 pairs.join(", ")
             );
         }
