@@ -28,10 +28,16 @@ apt-get install -y -qq "./$deb" >/dev/null
 dpkg -s pam-mfa | grep -E '^(Status|Version)'
 
 echo "== the languages: the installed programs and man pages"
-LANG=nl_NL.UTF-8 mfa-enroll --help | head -n 1 | tee /dev/stderr | grep -q '^mfa-enroll - stel' ||
-  { echo "the installed mfa-enroll does not speak Dutch under LANG=nl_NL.UTF-8" >&2; exit 1; }
-LANG=C mfa-enroll --help | head -n 1 | grep -q '^mfa-enroll - set up' ||
-  { echo "the installed mfa-enroll does not speak English under LANG=C" >&2; exit 1; }
+# (Captured, not tee'd to /dev/stderr: reopening that truncates a log file.)
+dutch=$(LANG=nl_NL.UTF-8 mfa-enroll --help | head -n 1)
+english=$(LANG=C mfa-enroll --help | head -n 1)
+printf '%s\n%s\n' "$dutch" "$english"
+case $dutch in "mfa-enroll - stel"*) ;; *)
+  echo "the installed mfa-enroll does not speak Dutch under LANG=nl_NL.UTF-8" >&2; exit 1 ;;
+esac
+case $english in "mfa-enroll - set up"*) ;; *)
+  echo "the installed mfa-enroll does not speak English under LANG=C" >&2; exit 1 ;;
+esac
 for page in man1/mfa-enroll.1.gz nl/man1/mfa-enroll.1.gz nl/man1/mfa-approve.1.gz; do
   [ -f "/usr/share/man/$page" ] || { echo "missing: /usr/share/man/$page" >&2; exit 1; }
 done
