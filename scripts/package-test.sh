@@ -28,9 +28,13 @@ apt-get install -y -qq "./$deb" >/dev/null
 dpkg -s pam-mfa | grep -E '^(Status|Version)'
 
 echo "== the languages: the installed programs and man pages"
-# (Captured, not tee'd to /dev/stderr: reopening that truncates a log file.)
-dutch=$(LANG=nl_NL.UTF-8 mfa-enroll --help | head -n 1)
-english=$(LANG=C mfa-enroll --help | head -n 1)
+# Whole outputs captured, then their first lines: not tee'd to /dev/stderr
+# (reopening it truncates a log file), not cut by head (under pipefail the
+# writer's quiet exit on a closed pipe, 141, would fail the script).
+dutch=$(LANG=nl_NL.UTF-8 mfa-enroll --help)
+dutch=${dutch%%$'\n'*}
+english=$(LANG=C mfa-enroll --help)
+english=${english%%$'\n'*}
 printf '%s\n%s\n' "$dutch" "$english"
 case $dutch in "mfa-enroll - stel"*) ;; *)
   echo "the installed mfa-enroll does not speak Dutch under LANG=nl_NL.UTF-8" >&2; exit 1 ;;

@@ -7,6 +7,7 @@ pub mod challenge;
 pub mod clock;
 pub mod ga_import;
 pub mod limits;
+pub mod output;
 pub mod policy;
 pub mod push;
 pub mod qr;

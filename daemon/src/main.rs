@@ -11,6 +11,7 @@ use pam_mfa_config::schema::Config;
 use pam_mfa_daemon::bus::{AdminInterface, ApproverInterface, EnrollInterface, PamInterface};
 use pam_mfa_daemon::push::Registry;
 use pam_mfa_daemon::random::OsRandom;
+use pam_mfa_daemon::say;
 use pam_mfa_daemon::service::Service;
 use pam_mfa_daemon::store::Store;
 
@@ -37,11 +38,11 @@ fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--help" | "-h" => {
-                println!("{HELP}");
+                say!("{HELP}");
                 return ExitCode::SUCCESS;
             }
             "--version" => {
-                println!("mfad {}", env!("CARGO_PKG_VERSION"));
+                say!("mfad {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             "--config" => match args.next() {

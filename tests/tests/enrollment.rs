@@ -343,3 +343,21 @@ fn wrong_first_codes_are_bounded_by_mfad() {
         "{status}"
     );
 }
+
+#[test]
+fn output_cut_short_by_its_reader_ends_quietly() {
+    // `mfa-enroll --help | head -n 1`: the reader goes away; no panic
+    // message at the user, the status a shell shows for SIGPIPE.
+    for program in ["mfa-enroll", "mfa-approve"] {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        let out = command(bin(program))
+            .args(["--config", "/dev/null", "--help"])
+            .stdout(Stdio::from(write_end))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(141), "{program}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{program} said something");
+    }
+}

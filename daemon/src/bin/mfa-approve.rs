@@ -14,6 +14,7 @@ use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
 use pam_mfa_config::wire::{context, ChallengeOutcome};
 use pam_mfa_daemon::timefmt::utc;
+use pam_mfa_daemon::{say, say_part};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -42,11 +43,11 @@ fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--help" | "-h" => {
-                println!("{}", t.help_approve());
+                say!("{}", t.help_approve());
                 return ExitCode::SUCCESS;
             }
             "--version" => {
-                println!("mfa-approve {}", env!("CARGO_PKG_VERSION"));
+                say!("mfa-approve {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             "--once" => once = true,
@@ -122,9 +123,9 @@ async fn run(t: &Texts, mode: Mode, config: &Config) -> Result<ExitCode, String>
                 .await
                 .map_err(within("StartTest"))?
                 .map_err(said)?;
-            println!("{}", t.approve_test_made());
-            println!("\n    {number}\n");
-            println!("{}", t.approve_test_waiting(expires_in));
+            say!("{}", t.approve_test_made());
+            say!("\n    {number}\n");
+            say!("{}", t.approve_test_waiting(expires_in));
             let wait = Duration::from_secs(expires_in);
             let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
             let outcome = tokio::time::timeout(wait + bound, approver.wait_test(&id, wait_ms))
@@ -133,10 +134,10 @@ async fn run(t: &Texts, mode: Mode, config: &Config) -> Result<ExitCode, String>
                 .map_err(said)?;
             let outcome = ChallengeOutcome::try_from(outcome).unwrap_or(ChallengeOutcome::Pending);
             if outcome == ChallengeOutcome::Approved {
-                println!("{}", t.approve_test_works());
+                say!("{}", t.approve_test_works());
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!("{}", t.approve_test_failed(explain(t, outcome)));
+                say!("{}", t.approve_test_failed(explain(t, outcome)));
                 Ok(ExitCode::FAILURE)
             }
         }
@@ -165,12 +166,12 @@ fn print_list(t: &Texts, pending: &[Request], json: bool) {
                 |(id, ctx, left)| serde_json::json!({"id": id, "context": ctx, "expires_in": left}),
             )
             .collect();
-        println!("{}", serde_json::json!({ "pending": list }));
+        say!("{}", serde_json::json!({ "pending": list }));
     } else if pending.is_empty() {
-        println!("{}", t.approve_none_pending());
+        say!("{}", t.approve_none_pending());
     } else {
         for request in pending {
-            print!("{}", describe_request(t, request));
+            say_part!("{}", describe_request(t, request));
         }
     }
 }
@@ -255,12 +256,12 @@ async fn prompt_loop(
         .await
         .map_err(|_| t.approve_no_answer_in_time("Register"))?
         .map_err(|e| e.said(t))?;
-    println!("{}", t.approve_waiting(&user));
+    say!("{}", t.approve_waiting(&user));
     loop {
         let request = next_request(t, approver, &mut created, bound).await?;
-        print!("\x07\n{}", describe_request(t, &request));
+        say_part!("\x07\n{}", describe_request(t, &request));
         let outcome = loop {
-            print!("{}", t.approve_type_number());
+            say_part!("{}", t.approve_type_number());
             let _ = std::io::stdout().flush();
             let Some(answer) = read_line().await else {
                 return Ok(ExitCode::FAILURE);
@@ -271,7 +272,7 @@ async fn prompt_loop(
             } else if let Ok(number) = answer.parse::<u32>() {
                 approver.approve(id, number).await
             } else {
-                println!("{}", t.approve_type_two_digits());
+                say!("{}", t.approve_type_two_digits());
                 continue;
             };
             break reply;
@@ -280,14 +281,14 @@ async fn prompt_loop(
             Ok(n) => {
                 let outcome = ChallengeOutcome::try_from(n).unwrap_or(ChallengeOutcome::Pending);
                 match outcome {
-                    ChallengeOutcome::Approved => println!("{}", t.approve_approved()),
-                    ChallengeOutcome::Denied => println!("{}", t.approve_denied()),
-                    other => println!("{}", t.approve_not_approved(explain(t, other))),
+                    ChallengeOutcome::Approved => say!("{}", t.approve_approved()),
+                    ChallengeOutcome::Denied => say!("{}", t.approve_denied()),
+                    other => say!("{}", t.approve_not_approved(explain(t, other))),
                 }
                 outcome == ChallengeOutcome::Approved
             }
             Err(e) => {
-                println!("{}", t.approve_not_approved(e.said(t)));
+                say!("{}", t.approve_not_approved(e.said(t)));
                 false
             }
         };
@@ -310,7 +311,7 @@ async fn agent_loop(
         .await
         .map_err(|_| t.approve_no_answer_in_time("Register"))?
         .map_err(|e| e.said(t))?;
-    println!("{}", t.approve_agent_online(&user));
+    say!("{}", t.approve_agent_online(&user));
     // The desktop's bus, when there is one (a user program: its own
     // environment names it).
     let desktop = tokio::time::timeout(bound, zbus::connection::Builder::session().build())
@@ -321,7 +322,7 @@ async fn agent_loop(
         let Ok(args) = signal.args() else { continue };
         let request: Request = (args.id().clone(), args.context().clone(), *args.expires_in());
         let text = describe_request(t, &request);
-        println!("{text}  {}", t.approve_agent_hint());
+        say!("{text}  {}", t.approve_agent_hint());
         if let Some(desktop) = &desktop {
             if let Err(e) = notify(t, desktop, &text, bound).await {
                 eprintln!("mfa-approve: {}", t.approve_no_notification(e));

@@ -11,6 +11,7 @@ use pam_mfa_config::names;
 use pam_mfa_config::schema::{Config, ConfigError};
 use pam_mfa_daemon::qr::{self, Style};
 use pam_mfa_daemon::timefmt::utc;
+use pam_mfa_daemon::{say, say_part};
 use serde_json::json;
 
 /// mfad bounds the wrong first codes (`[enroll] confirm_tries`, at most 10)
@@ -131,11 +132,11 @@ fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
         };
         match flag.as_str() {
             "--help" | "-h" => {
-                println!("{}", t.help_enroll());
+                say!("{}", t.help_enroll());
                 std::process::exit(0);
             }
             "--version" => {
-                println!("mfa-enroll {}", env!("CARGO_PKG_VERSION"));
+                say!("mfa-enroll {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
             }
             "--replace" => options.replace = true,
@@ -208,7 +209,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if json {
-                println!("{}", json!({"error": f.name, "message": f.message}));
+                say!("{}", json!({"error": f.name, "message": f.message}));
             } else {
                 eprintln!("mfa-enroll: {}", f.message);
             }
@@ -249,31 +250,28 @@ fn run(t: &Texts, options: Options, config: &Config) -> Result<(), Failure> {
         Action::ForgetDevices => {
             let count = client.forget_devices(&user).map_err(refused)?;
             if out.json {
-                println!("{}", json!({"user": user, "forgotten": count}));
+                say!("{}", json!({"user": user, "forgotten": count}));
             } else {
-                println!("{}", t.enroll_forgotten(&user, count));
+                say!("{}", t.enroll_forgotten(&user, count));
             }
             Ok(())
         }
         Action::Status => {
             let s = client.status(&user).map_err(refused)?;
             if out.json {
-                println!(
+                say!(
                     "{}",
                     json!({"user": user, "enrolled": s.enrolled, "enrolled_at": s.enrolled_at,
                            "recovery_codes_left": s.recovery_left, "pending": s.pending,
                            "locked_for": s.locked_for})
                 );
             } else if s.enrolled {
-                println!(
-                    "{}",
-                    t.enroll_status_enrolled(&user, utc(s.enrolled_at), s.recovery_left)
-                );
+                say!("{}", t.enroll_status_enrolled(&user, utc(s.enrolled_at), s.recovery_left));
                 if s.locked_for > 0 {
-                    println!("{}", t.enroll_status_locked(s.locked_for));
+                    say!("{}", t.enroll_status_locked(s.locked_for));
                 }
             } else {
-                println!("{}", t.enroll_status_not_enrolled(&user));
+                say!("{}", t.enroll_status_not_enrolled(&user));
             }
             Ok(())
         }
@@ -282,12 +280,12 @@ fn run(t: &Texts, options: Options, config: &Config) -> Result<(), Failure> {
             if out.json {
                 let list: Vec<_> =
                     users.iter().map(|(u, t)| json!({"user": u, "enrolled_at": t})).collect();
-                println!("{}", json!({ "users": list }));
+                say!("{}", json!({ "users": list }));
             } else if users.is_empty() {
-                println!("{}", t.enroll_list_empty());
+                say!("{}", t.enroll_list_empty());
             } else {
                 for (u, since) in users {
-                    println!("{}", t.enroll_list_line(u, utc(since)));
+                    say!("{}", t.enroll_list_line(u, utc(since)));
                 }
             }
             Ok(())
@@ -295,11 +293,11 @@ fn run(t: &Texts, options: Options, config: &Config) -> Result<(), Failure> {
         Action::Reset(name) => {
             let removed = client.reset(name).map_err(refused)?;
             if out.json {
-                println!("{}", json!({"user": name, "removed": removed}));
+                say!("{}", json!({"user": name, "removed": removed}));
             } else if removed {
-                println!("{}", t.enroll_reset_done(name));
+                say!("{}", t.enroll_reset_done(name));
             } else {
-                println!("{}", t.enroll_reset_not_enrolled(name));
+                say!("{}", t.enroll_reset_not_enrolled(name));
             }
             Ok(())
         }
@@ -315,21 +313,21 @@ struct Output<'a> {
 impl Output<'_> {
     fn recovery_codes(&self, user: &str, codes: &[String], key: &str) {
         if self.json {
-            println!("{}", json!({"event": "enrolled", "user": user, key: codes}));
+            say!("{}", json!({"event": "enrolled", "user": user, key: codes}));
             return;
         }
-        println!("\n{}\n", self.t.enroll_recovery_intro());
+        say!("\n{}\n", self.t.enroll_recovery_intro());
         for pair in codes.chunks(2) {
-            println!("    {}", pair.join("    "));
+            say!("    {}", pair.join("    "));
         }
-        println!("\n{}", self.t.enroll_recovery_outro());
+        say!("\n{}", self.t.enroll_recovery_outro());
     }
 
     /// Asks for one line; in JSON mode or without a terminal, just reads it.
     fn ask(&self, prompt: &str) -> Result<String, Failure> {
         let stdin = std::io::stdin();
         if !self.json {
-            print!("{prompt}");
+            say_part!("{prompt}");
             let _ = std::io::stdout().flush();
         }
         let mut line = String::new();
@@ -371,7 +369,7 @@ fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> R
         .unwrap_or_default()
         .to_string();
     if out.json {
-        println!(
+        say!(
             "{}",
             json!({"event": "begin", "user": user, "account": account, "uri": uri,
                    "secret": secret, "expires_in": expires_in})
@@ -385,20 +383,20 @@ fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> R
         match client.confirm(user, &code) {
             Ok(codes) => {
                 if !out.json {
-                    println!("\n{}", t.enroll_works(user));
+                    say!("\n{}", t.enroll_works(user));
                 }
                 out.recovery_codes(user, &codes, "recovery_codes");
                 if !out.json {
-                    println!("\n{}", t.enroll_next_time(&account));
+                    say!("\n{}", t.enroll_next_time(&account));
                 }
                 return Ok(());
             }
             Err(ClientError::Refused(e @ MfaError::WrongCode(_))) if attempt < CONFIRM_TRIES => {
                 let why = e.said(t);
                 if out.json {
-                    println!("{}", json!({"event": "wrong_code", "message": why}));
+                    say!("{}", json!({"event": "wrong_code", "message": why}));
                 } else {
-                    println!("{}", t.enroll_not_right(why));
+                    say!("{}", t.enroll_not_right(why));
                 }
             }
             Err(e) => return Err(refused(e)),
@@ -415,10 +413,10 @@ fn show_setup(
     account: &str,
     expires_in: u64,
 ) -> Result<(), Failure> {
-    println!("{}\n", t.enroll_step_scan());
+    say!("{}\n", t.enroll_step_scan());
     if let Some(style) = style {
         let drawn = qr::render(uri, style).map_err(|e| Failure::other(t.enroll_qr_failed(e)))?;
-        print!("{drawn}");
+        say_part!("{drawn}");
     }
     let groups: Vec<String> =
         secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
@@ -426,10 +424,10 @@ fn show_setup(
     let labels = [t.enroll_by_hand(), t.enroll_shown_as()];
     let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) + 1;
     let [by_hand, shown_as] = labels.map(|l| i18n::pad(&l, width));
-    println!("\n   {by_hand}{}", groups.join(" "));
-    println!("   {shown_as}{account}");
-    println!("   {} {uri}\n", t.enroll_uri());
-    println!("{}", t.enroll_step_wait(duration(t, expires_in)));
+    say!("\n   {by_hand}{}", groups.join(" "));
+    say!("   {shown_as}{account}");
+    say!("   {} {uri}\n", t.enroll_uri());
+    say!("{}", t.enroll_step_wait(duration(t, expires_in)));
     Ok(())
 }
 
@@ -455,10 +453,10 @@ fn import(
         .import_google_authenticator(user, &text, options.replace, &proof)
         .map_err(refused)?;
     if out.json {
-        println!("{}", json!({"event": "imported", "user": user, "recovery_codes": count}));
+        say!("{}", json!({"event": "imported", "user": user, "recovery_codes": count}));
     } else {
-        println!("{}", t.enroll_imported(path.display(), user, count));
-        println!("{}", t.enroll_imported_delete(path.display()));
+        say!("{}", t.enroll_imported(path.display(), user, count));
+        say!("{}", t.enroll_imported_delete(path.display()));
     }
     Ok(())
 }
