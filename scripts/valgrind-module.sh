@@ -23,6 +23,9 @@
 #
 #   scripts/valgrind-module.sh --analyse LOG   only reads an existing log
 set -euo pipefail
+# The module's English texts are read below, whatever the caller's locale.
+export LANG=C.UTF-8
+unset LC_ALL LC_MESSAGES LANGUAGE
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${PAM_MFA_BIN_DIR:-$ROOT/target/debug}"
 CODE_USERS="${CODE_USERS:-6}"

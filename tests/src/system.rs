@@ -338,7 +338,7 @@ impl Sshd {
     /// Logs in as `user` with `code` at the keyboard-interactive prompt,
     /// driven by expect. Returns (how it ended, what the terminal showed).
     pub fn login(&self, user: &str, code: &str) -> (Login, String) {
-        let out = Command::new("expect")
+        let out = crate::command("expect")
             .arg(workspace().join("tests/data/ssh-login.exp"))
             .arg(&self.client_key)
             .arg(self.port.to_string())

@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::process::Command;
 
 use pam_mfa_tests::system::{
     ensure_user, require_root, Scratch, Sshd, SudoService, SystemBus, SystemMfad,
@@ -23,7 +22,7 @@ struct Flow {
 fn sudo_flow(scratch: &Scratch, sshd: &Sshd, mfad: &SystemMfad, mode: &str) -> Flow {
     let logs = tempfile::tempdir().unwrap();
     let (log1, log2) = (logs.path().join("s1"), logs.path().join("s2"));
-    let out = Command::new("expect")
+    let out = pam_mfa_tests::command("expect")
         .arg(pam_mfa_tests::workspace().join("tests/data/sudo-push.exp"))
         .arg(&sshd.client_key)
         .arg(sshd.port.to_string())

@@ -135,7 +135,7 @@ fn a_user_enrolls_in_a_terminal_and_a_recovery_code_works_once() {
     ensure_user(user, false);
     let bus = Bus::start();
     let mfad = Mfad::start(&bus, "");
-    let out = Command::new("expect")
+    let out = command("expect")
         .arg(pam_mfa_tests::workspace().join("tests/data/enroll-dialogue.exp"))
         .arg(user)
         .arg(mfad.user_bin())

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::process::Command;
-
 use pam_mfa_tests::system::{ensure_user, require_root};
 use pam_mfa_tests::{in_new_session, workspace, Bus, Mfad, PamService};
 
@@ -117,9 +115,7 @@ fn mfa_enroll_speaks_dutch_in_a_terminal() {
     let mfad = Mfad::start(&bus, "");
     // As the user, in a pseudo-terminal, with a Dutch locale: a wrong
     // code, then the right one.
-    let out = Command::new("expect")
-        .env_remove("LC_ALL")
-        .env_remove("LANGUAGE")
+    let out = pam_mfa_tests::command("expect")
         .env(DUTCH.0, DUTCH.1)
         .arg(workspace().join("tests/data/enroll-dialogue.exp"))
         .arg(user)
