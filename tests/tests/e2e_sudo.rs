@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-
 use pam_mfa_tests::system::{
     ensure_user, require_root, Scratch, Sshd, SudoService, SystemBus, SystemMfad,
 };
