@@ -443,6 +443,15 @@ impl Config {
         }
     }
 
+    /// The config a program was pointed at (`--config`, `config=`), which
+    /// must exist; else the default file, whose absence means defaults.
+    pub fn load_given(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => Config::load(path),
+            None => Config::load_or_default(Path::new(names::DEFAULT_CONFIG_PATH)),
+        }
+    }
+
     /// Parses `text` as the contents of `path` (used in error messages).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         toml::from_str::<Config>(text).map_err(|e| ConfigError {

@@ -744,6 +744,23 @@ pub struct EnrollInterface {
     pub service: Arc<Service>,
 }
 
+impl EnrollInterface {
+    /// Runs one enrollment step for `user`, already authorized for
+    /// `caller`, on the blocking pool, and logs how it ended as `event`.
+    async fn logged<T: Send + 'static>(
+        &self,
+        event: &str,
+        user: Username,
+        caller: u32,
+        work: impl FnOnce(&Service, &Username) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, MfaError> {
+        let (service, logged) = (Arc::clone(&self.service), user.clone());
+        let result = blocking(move || work(&service, &user)).await;
+        log_step(event, &logged, caller, &result);
+        result
+    }
+}
+
 #[zbus::interface(name = "io.github.pam_mfa.Enroll1")]
 impl EnrollInterface {
     /// Starts an enrollment; returns (otpauth URI, account name as the app
@@ -762,13 +779,12 @@ impl EnrollInterface {
         let user = parse_user(user)?;
         checked_code(proof, true)?;
         let caller = check(Method::Begin, &user, &header, conn).await?;
-        let service = Arc::clone(&self.service);
-        let (proof, logged) = (zeroize::Zeroizing::new(proof.to_string()), user.clone());
-        let result =
-            blocking(move || service.begin(&user, replace, &proof, caller == 0, clock::now()))
-                .await;
-        log_step("enrollment-started", &logged, caller, &result);
-        let started = result?;
+        let proof = zeroize::Zeroizing::new(proof.to_string());
+        let started = self
+            .logged("enrollment-started", user, caller, move |service, user| {
+                service.begin(user, replace, &proof, caller == 0, clock::now())
+            })
+            .await?;
         Ok((started.uri.to_string(), started.account, started.expires_in))
     }
 
@@ -784,11 +800,13 @@ impl EnrollInterface {
         let user = parse_user(user)?;
         checked_code(code, false)?;
         let caller = check(Method::Confirm, &user, &header, conn).await?;
-        let service = Arc::clone(&self.service);
-        let (code, logged) = (zeroize::Zeroizing::new(code.to_string()), user.clone());
-        let result = blocking(move || service.confirm(&user, &code, clock::now())).await;
-        log_step("enrollment-confirmed", &logged, caller, &result);
-        Ok(result?.iter().map(|c| c.to_string()).collect())
+        let code = zeroize::Zeroizing::new(code.to_string());
+        let codes = self
+            .logged("enrollment-confirmed", user, caller, move |service, user| {
+                service.confirm(user, &code, clock::now())
+            })
+            .await?;
+        Ok(codes.iter().map(|c| c.to_string()).collect())
     }
 
     /// (enrolled, enrolled since, recovery codes left, enrollment pending,
@@ -824,13 +842,13 @@ impl EnrollInterface {
         let user = parse_user(user)?;
         checked_code(proof, true)?;
         let caller = check(Method::NewRecoveryCodes, &user, &header, conn).await?;
-        let service = Arc::clone(&self.service);
-        let (proof, logged) = (zeroize::Zeroizing::new(proof.to_string()), user.clone());
-        let result =
-            blocking(move || service.new_recovery_codes(&user, &proof, caller == 0, clock::now()))
-                .await;
-        log_step("recovery-codes-replaced", &logged, caller, &result);
-        Ok(result?.iter().map(|c| c.to_string()).collect())
+        let proof = zeroize::Zeroizing::new(proof.to_string());
+        let codes = self
+            .logged("recovery-codes-replaced", user, caller, move |service, user| {
+                service.new_recovery_codes(user, &proof, caller == 0, clock::now())
+            })
+            .await?;
+        Ok(codes.iter().map(|c| c.to_string()).collect())
     }
 
     /// Forgets every remembered device of `user`; returns how many there were.
@@ -842,10 +860,10 @@ impl EnrollInterface {
     ) -> Result<u32, MfaError> {
         let user = parse_user(user)?;
         let caller = check(Method::ForgetDevices, &user, &header, conn).await?;
-        let (service, logged) = (Arc::clone(&self.service), user.clone());
-        let result = blocking(move || service.forget_devices(&user, clock::now())).await;
-        log_step("devices-forgotten", &logged, caller, &result);
-        result
+        self.logged("devices-forgotten", user, caller, |service, user| {
+            service.forget_devices(user, clock::now())
+        })
+        .await
     }
 
     /// Enrolls from the text of a `~/.google_authenticator` file; returns how
@@ -866,14 +884,11 @@ impl EnrollInterface {
         let parsed = crate::ga_import::parse(file).map_err(|e| {
             MfaError::InvalidArgument(format!("not a google-authenticator file: {e}"))
         })?;
-        let service = Arc::clone(&self.service);
-        let (proof, logged) = (zeroize::Zeroizing::new(proof.to_string()), user.clone());
-        let result = blocking(move || {
-            service.import(&user, &parsed, replace, &proof, caller == 0, clock::now())
+        let proof = zeroize::Zeroizing::new(proof.to_string());
+        self.logged("imported-google-authenticator", user, caller, move |service, user| {
+            service.import(user, &parsed, replace, &proof, caller == 0, clock::now())
         })
-        .await;
-        log_step("imported-google-authenticator", &logged, caller, &result);
-        result
+        .await
     }
 }
 

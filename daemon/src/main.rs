@@ -57,10 +57,7 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .with_target(false)
         .init();
-    let config = match &config_path {
-        Some(path) => Config::load(path),
-        None => Config::load_or_default(std::path::Path::new(names::DEFAULT_CONFIG_PATH)),
-    };
+    let config = Config::load_given(config_path.as_deref());
     let config = match config {
         Ok(config) => config,
         Err(e) => {

@@ -74,10 +74,7 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
             return PamCode::ServiceErr;
         }
     };
-    let config = match &args.config {
-        Some(path) => Config::load(path),
-        None => Config::load_or_default(Path::new(names::DEFAULT_CONFIG_PATH)),
-    };
+    let config = Config::load_given(args.config.as_deref());
     let config = match config {
         Ok(config) => config,
         Err(e) => {

@@ -264,22 +264,10 @@ impl Drop for Mfad {
 /// default skew, and it leaves the current step's code unused for the
 /// test), and returns the parameters and the recovery codes.
 pub fn enroll_json(mfa_enroll: &Path, config: &Path, user: &str) -> (Otpauth, Vec<String>) {
-    use std::io::{BufRead, BufReader};
-    let mut child = command(mfa_enroll)
-        .arg("--config")
-        .arg(config)
-        .args(["--json", "--user", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let begin: serde_json::Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("mfa-enroll --json printed {line:?}: {e}"));
-    let app = Otpauth::parse(begin["uri"].as_str().unwrap_or_else(|| panic!("{begin}")));
+    use std::io::BufRead;
+    let JsonEnrollment { mut child, mut stdout, app } = begin_json(mfa_enroll, config, user);
     let mut stdin = child.stdin.take().unwrap();
+    let mut line = String::new();
     let mut done = serde_json::Value::Null;
     for _ in 0..3 {
         // Recomputed each try: a step boundary between computing and
@@ -302,6 +290,34 @@ pub fn enroll_json(mfa_enroll: &Path, config: &Path, user: &str) -> (Otpauth, Ve
         .collect();
     assert!(child.wait().unwrap().success());
     (app, codes)
+}
+
+/// `mfa-enroll --json --user USER` started, its first line (the URI) read.
+pub struct JsonEnrollment {
+    pub child: Child,
+    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// The app's view of the URI printed.
+    pub app: Otpauth,
+}
+
+/// Starts `mfa-enroll --json --user USER` and reads the URI it prints.
+pub fn begin_json(mfa_enroll: &Path, config: &Path, user: &str) -> JsonEnrollment {
+    use std::io::BufRead;
+    let mut child = command(mfa_enroll)
+        .arg("--config")
+        .arg(config)
+        .args(["--json", "--user", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let begin: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("mfa-enroll --json printed {line:?}: {e}"));
+    let app = Otpauth::parse(begin["uri"].as_str().unwrap_or_else(|| panic!("{begin}")));
+    JsonEnrollment { child, stdout, app }
 }
 
 /// The parts of an otpauth URI that an app (and oathtool) needs.
@@ -332,17 +348,7 @@ impl Otpauth {
 
     /// The code `oathtool` computes for unix time `at`.
     pub fn code_at(&self, at: u64) -> String {
-        let out = Command::new("oathtool")
-            .arg(format!("--totp={}", self.algorithm))
-            .arg("--base32")
-            .arg(format!("--digits={}", self.digits))
-            .arg(format!("--time-step-size={}s", self.period))
-            .arg(format!("--now=@{at}"))
-            .arg(&self.secret)
-            .output()
-            .expect("oathtool not found: apt-get install oathtool");
-        assert!(out.status.success(), "oathtool: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        self.codes_from(at, 1).remove(0)
     }
 
     /// The code for now.

@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
 use pam_mfa_tests::system::{ensure_user, require_root};
-use pam_mfa_tests::{bin, command, now, Bus, Mfad, Otpauth, PamService};
+use pam_mfa_tests::{
+    begin_json, bin, command, now, Bus, JsonEnrollment, Mfad, Otpauth, PamService,
+};
 
 fn wrong(code: &str) -> String {
     code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
@@ -217,19 +219,8 @@ fn a_user_cannot_enroll_reset_or_read_another() {
 fn confirming_an_expired_enrollment_is_refused() {
     let bus = Bus::start();
     let mfad = Mfad::start(&bus, "[enroll]\npending_seconds = 1\n");
-    let mut child = command(bin("mfa-enroll"))
-        .arg("--config")
-        .arg(&mfad.config)
-        .args(["--json", "--user", "late"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let begin: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let app = Otpauth::parse(begin["uri"].as_str().unwrap());
+    let JsonEnrollment { mut child, mut stdout, app } =
+        begin_json(&bin("mfa-enroll"), &mfad.config, "late");
     std::thread::sleep(std::time::Duration::from_millis(2100));
     writeln!(child.stdin.take().unwrap(), "{}", app.code_now()).unwrap();
     let mut rest = String::new();

@@ -8,9 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use pam_mfa_config::client::{ApproverProxy, MfaError};
+use pam_mfa_config::client::{ApproverProxy, ChallengeCreatedStream, MfaError};
 use pam_mfa_config::i18n::{self, Texts};
-use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
 use pam_mfa_config::wire::{context, ChallengeOutcome};
 use pam_mfa_daemon::timefmt::utc;
@@ -30,10 +29,7 @@ fn main() -> ExitCode {
     // ("auto": this process's locale).
     let config_path =
         raw.iter().position(|a| a == "--config").and_then(|i| raw.get(i + 1)).map(PathBuf::from);
-    let config = match &config_path {
-        Some(path) => Config::load(path),
-        None => Config::load_or_default(std::path::Path::new(names::DEFAULT_CONFIG_PATH)),
-    };
+    let config = Config::load_given(config_path.as_deref());
     let language = config.as_ref().map_or(i18n::AUTO, |c| c.language.as_str());
     let t = Texts::for_process(language);
     let mut once = false;
@@ -107,31 +103,22 @@ async fn run(t: &Texts, mode: Mode, config: &Config) -> Result<ExitCode, String>
         .map_err(|e| t.approve_cannot_reach_bus(address, e))?;
     let bus_error = |e: zbus::Error| t.approve_bus_error(e);
     let approver = ApproverProxy::new(&conn).await.map_err(bus_error)?;
-    let within = |what: &'static str| move |_| t.approve_no_answer_in_time(what);
-    let said = |e: MfaError| e.said(t);
     match mode {
         Mode::List { json } => {
-            let pending = tokio::time::timeout(bound, approver.pending())
-                .await
-                .map_err(within("Pending"))?
-                .map_err(said)?;
+            let pending = within(t, bound, "Pending", approver.pending()).await?;
             print_list(t, &pending, json);
             Ok(ExitCode::SUCCESS)
         }
         Mode::Test => {
-            let (id, number, expires_in) = tokio::time::timeout(bound, approver.start_test())
-                .await
-                .map_err(within("StartTest"))?
-                .map_err(said)?;
+            let (id, number, expires_in) =
+                within(t, bound, "StartTest", approver.start_test()).await?;
             say!("{}", t.approve_test_made());
             say!("\n    {number}\n");
             say!("{}", t.approve_test_waiting(expires_in));
             let wait = Duration::from_secs(expires_in);
             let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-            let outcome = tokio::time::timeout(wait + bound, approver.wait_test(&id, wait_ms))
-                .await
-                .map_err(within("WaitTest"))?
-                .map_err(said)?;
+            let outcome =
+                within(t, wait + bound, "WaitTest", approver.wait_test(&id, wait_ms)).await?;
             let outcome = ChallengeOutcome::try_from(outcome).unwrap_or(ChallengeOutcome::Pending);
             if outcome == ChallengeOutcome::Approved {
                 say!("{}", t.approve_test_works());
@@ -144,6 +131,32 @@ async fn run(t: &Texts, mode: Mode, config: &Config) -> Result<ExitCode, String>
         Mode::Prompt { once } => prompt_loop(t, &approver, bound, once).await,
         Mode::Agent => agent_loop(t, &approver, bound).await,
     }
+}
+
+/// `call` to mfad, bounded by `bound`; a failure said in the user's language.
+async fn within<T>(
+    t: &Texts,
+    bound: Duration,
+    call_name: &str,
+    call: impl std::future::Future<Output = Result<T, MfaError>>,
+) -> Result<T, String> {
+    tokio::time::timeout(bound, call)
+        .await
+        .map_err(|_| t.approve_no_answer_in_time(call_name))?
+        .map_err(|e| e.said(t))
+}
+
+/// Goes online as the user's approver: subscribes to new requests first
+/// (so none falls between), then registers. Returns the subscription and
+/// the user's name.
+async fn go_online(
+    t: &Texts,
+    approver: &ApproverProxy<'_>,
+    bound: Duration,
+) -> Result<(ChallengeCreatedStream, String), String> {
+    let created = approver.receive_challenge_created().await.map_err(|e| t.approve_bus_error(e))?;
+    let user = within(t, bound, "Register", approver.register()).await?;
+    Ok((created, user))
 }
 
 fn explain(t: &Texts, outcome: ChallengeOutcome) -> String {
@@ -223,13 +236,10 @@ async fn read_line() -> Option<String> {
 async fn next_request(
     t: &Texts,
     approver: &ApproverProxy<'_>,
-    created: &mut (impl futures_util::Stream<Item = pam_mfa_config::client::ChallengeCreated> + Unpin),
+    created: &mut ChallengeCreatedStream,
     bound: Duration,
 ) -> Result<Request, String> {
-    let pending = tokio::time::timeout(bound, approver.pending())
-        .await
-        .map_err(|_| t.approve_no_answer_in_time("Pending"))?
-        .map_err(|e| e.said(t))?;
+    let pending = within(t, bound, "Pending", approver.pending()).await?;
     if let Some(first) = pending.into_iter().next() {
         return Ok(first);
     }
@@ -250,12 +260,7 @@ async fn prompt_loop(
     bound: Duration,
     once: bool,
 ) -> Result<ExitCode, String> {
-    let mut created =
-        approver.receive_challenge_created().await.map_err(|e| t.approve_bus_error(e))?;
-    let user = tokio::time::timeout(bound, approver.register())
-        .await
-        .map_err(|_| t.approve_no_answer_in_time("Register"))?
-        .map_err(|e| e.said(t))?;
+    let (mut created, user) = go_online(t, approver, bound).await?;
     say!("{}", t.approve_waiting(&user));
     loop {
         let request = next_request(t, approver, &mut created, bound).await?;
@@ -305,12 +310,7 @@ async fn agent_loop(
     approver: &ApproverProxy<'_>,
     bound: Duration,
 ) -> Result<ExitCode, String> {
-    let mut created =
-        approver.receive_challenge_created().await.map_err(|e| t.approve_bus_error(e))?;
-    let user = tokio::time::timeout(bound, approver.register())
-        .await
-        .map_err(|_| t.approve_no_answer_in_time("Register"))?
-        .map_err(|e| e.said(t))?;
+    let (mut created, user) = go_online(t, approver, bound).await?;
     say!("{}", t.approve_agent_online(&user));
     // The desktop's bus, when there is one (a user program: its own
     // environment names it).

@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use pam_mfa_config::client::{Client, ClientError, MfaError};
 use pam_mfa_config::i18n::{self, Texts};
-use pam_mfa_config::names;
-use pam_mfa_config::schema::{Config, ConfigError};
+use pam_mfa_config::schema::Config;
 use pam_mfa_daemon::qr::{self, Style};
 use pam_mfa_daemon::timefmt::utc;
 use pam_mfa_daemon::{say, say_part};
@@ -179,19 +178,12 @@ fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
     Ok(options)
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
-    match path {
-        Some(path) => Config::load(path),
-        None => Config::load_or_default(std::path::Path::new(names::DEFAULT_CONFIG_PATH)),
-    }
-}
-
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     // The config first: its language key decides what the user reads
     // ("auto": this process's locale). A config error is said after the
     // arguments are read, so --help works with a broken config.
-    let config = load_config(config_arg(&raw).as_ref());
+    let config = Config::load_given(config_arg(&raw).as_deref());
     let language = config.as_ref().map_or(i18n::AUTO, |c| c.language.as_str());
     let t = Texts::for_process(language);
     let options = match parse_args(&t, raw) {
