@@ -145,22 +145,22 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
     if args.debug {
         attempt.log(pam, Priority::Debug, &format!("enrolled={enrolled:?}"));
     }
-    match enrolled {
-        Ok(true) => {}
-        Ok(false) if args.enroll_deadline.is_some() => {
-            return before_deadline(pam, args, args.enroll_deadline.unwrap_or(0), &attempt);
+    match (enrolled, args.enroll_deadline) {
+        (Ok(true), _) => {}
+        (Ok(false), Some(day)) => {
+            return before_deadline(pam, &args.texts, day, &attempt);
         }
-        Ok(false) if args.nullok => {
+        (Ok(false), None) if args.nullok => {
             attempt.log(pam, Priority::Info, "result=ignored reason=not-enrolled (nullok)");
             return PamCode::Ignore;
         }
-        Ok(false) => {
+        (Ok(false), None) => {
             // Asked like anyone else and told the code is wrong: the
             // prompt says nothing of whether the user is enrolled.
             attempt.log(pam, Priority::Notice, "result=refused reason=not-enrolled");
             return ask_codes(pam, args, daemon, &user, &attempt, false);
         }
-        Err(e) => {
+        (Err(e), _) => {
             return unavailable(pam, args, &attempt, &e);
         }
     }
@@ -196,7 +196,7 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
 /// before it with a notice, refused from it on with the same notice.
 fn before_deadline(
     pam: &dyn PamHandler,
-    args: &Args,
+    texts: &Texts,
     deadline_day: i64,
     attempt: &Attempt,
 ) -> PamCode {
@@ -204,11 +204,11 @@ fn before_deadline(
     let date = pam_mfa_config::timefmt::utc(start);
     let date = date.get(..10).unwrap_or(&date).to_string();
     if unix_now() < start {
-        pam.info(&args.texts.pam_enroll_by(&date));
+        pam.info(&texts.pam_enroll_by(&date));
         attempt.log(pam, Priority::Notice, "result=ignored reason=not-enrolled-before-deadline");
         PamCode::Ignore
     } else {
-        pam.error(&args.texts.pam_enroll_overdue(&date));
+        pam.error(&texts.pam_enroll_overdue(&date));
         attempt.log(pam, Priority::Notice, "result=refused reason=not-enrolled-after-deadline");
         PamCode::AuthErr
     }

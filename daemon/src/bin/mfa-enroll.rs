@@ -34,7 +34,6 @@ struct Options {
     replace: bool,
     qr: Option<Style>,
     json: bool,
-    config: Option<PathBuf>,
 }
 
 /// A failure, with the exit status it maps to.
@@ -108,7 +107,6 @@ fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
         replace: false,
         qr: Some(Style::Utf8),
         json: false,
-        config: None,
     };
     let mut action = None;
     let mut set = |a: Action| -> Result<(), Failure> {
@@ -160,7 +158,8 @@ fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
                 set(Action::Reset(name))?;
             }
             "--user" => options.user = Some(value("--user")?),
-            "--config" => options.config = Some(PathBuf::from(value("--config")?)),
+            // Read before the others (config_arg), for its language.
+            "--config" => drop(value("--config")?),
             "--qr" => {
                 options.qr = match value("--qr")?.as_str() {
                     "utf8" => Some(Style::Utf8),
