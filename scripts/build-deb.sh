@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Builds the Debian package: target/deb/pam-mfa_VERSION_ARCH.deb
+#   scripts/build-deb.sh            # VERSION from Cargo.toml
+#   scripts/build-deb.sh 0.0.1      # the same files under another package
+#                                   # version (the boot test's older build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --release --workspace --locked 2>&1 | tail -n 1
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+version=${1:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)}
 arch=$(dpkg --print-architecture)
 date=$(git log -1 --format=%cs 2>/dev/null || date -u +%F)
-rm -rf target/docs target/deb
+root=target/deb/root-$version
+rm -rf target/docs "$root"
 target/release/gen-docs target/docs target/release "$date" "$version" >/dev/null
 
-root=target/deb/root
 mkdir -p "$root/DEBIAN"
 bash scripts/stage.sh "$root" /usr > target/deb/manifest
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)

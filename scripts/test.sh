@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of pam-mfa: unit, private-bus integration through real
 # libpam, and (as root) end to end with the system bus, sshd and sudo, then
-# the Debian package: built, linted, installed, tested, removed, purged.
+# the Debian package: built, linted, installed, tested, removed, purged,
+# and last installed on a Debian 12 booted with systemd (scripts/boot-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,7 +13,9 @@ cargo test --workspace --locked -- --test-threads=2
 bash scripts/fuzz.sh 15
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/package-test.sh
+  # The package on a Debian 12 booted with systemd (a container).
+  bash scripts/boot-test.sh
 else
-  echo "not root: the package test (scripts/package-test.sh) needs root and did not run" >&2
+  echo "not root: the package test and the boot test need root and did not run" >&2
   exit 1
 fi

@@ -3,6 +3,7 @@
 //! libpam through `pam-harness`, and `oathtool` as an independent TOTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod boot;
 pub mod libpam;
 pub mod system;
 
@@ -264,8 +265,13 @@ impl Drop for Mfad {
 /// default skew, and it leaves the current step's code unused for the
 /// test), and returns the parameters and the recovery codes.
 pub fn enroll_json(mfa_enroll: &Path, config: &Path, user: &str) -> (Otpauth, Vec<String>) {
+    enroll_json_with(json_enrollment(mfa_enroll, config, user))
+}
+
+/// Completes `cmd`, an `mfa-enroll --json` enrollment (see `enroll_json`).
+pub fn enroll_json_with(cmd: Command) -> (Otpauth, Vec<String>) {
     use std::io::BufRead;
-    let JsonEnrollment { mut child, mut stdout, app } = begin_json(mfa_enroll, config, user);
+    let JsonEnrollment { mut child, mut stdout, app } = begin_json_with(cmd);
     let mut stdin = child.stdin.take().unwrap();
     let mut line = String::new();
     let mut done = serde_json::Value::Null;
@@ -302,15 +308,19 @@ pub struct JsonEnrollment {
 
 /// Starts `mfa-enroll --json --user USER` and reads the URI it prints.
 pub fn begin_json(mfa_enroll: &Path, config: &Path, user: &str) -> JsonEnrollment {
+    begin_json_with(json_enrollment(mfa_enroll, config, user))
+}
+
+fn json_enrollment(mfa_enroll: &Path, config: &Path, user: &str) -> Command {
+    let mut cmd = command(mfa_enroll);
+    cmd.arg("--config").arg(config).args(["--json", "--user", user]);
+    cmd
+}
+
+/// Starts `cmd`, an `mfa-enroll --json` enrollment, and reads the URI it prints.
+pub fn begin_json_with(mut cmd: Command) -> JsonEnrollment {
     use std::io::BufRead;
-    let mut child = command(mfa_enroll)
-        .arg("--config")
-        .arg(config)
-        .args(["--json", "--user", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -631,4 +641,33 @@ impl PamRun {
             && self.fds.len() == 2
             && self.fds[0] == self.fds[1]
     }
+}
+
+/// Reads every file of the store under `state` the way mfad does (from a
+/// copy: opening a store clears its temp files) and panics on any that
+/// does not parse or on a lost enrollment of `confirmed`. Returns how many
+/// temp files there were.
+pub fn check_store(state: &Path, confirmed: &std::collections::HashSet<String>) -> usize {
+    use pam_mfa_config::username::Username;
+    use pam_mfa_daemon::store::Store;
+    let users_dir = state.join("users");
+    let temps = fs::read_dir(&users_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
+        .count();
+    let copy = tempfile::tempdir().unwrap();
+    let snapshot = copy.path().join("state");
+    fs::create_dir(&snapshot).unwrap();
+    fs::set_permissions(&snapshot, fs::Permissions::from_mode(0o700)).unwrap();
+    let status = Command::new("cp").arg("-a").arg(&users_dir).arg(&snapshot).status().unwrap();
+    assert!(status.success());
+    let store = Store::open(&snapshot).unwrap();
+    for user in store.users().unwrap() {
+        store.load(&user).unwrap_or_else(|e| panic!("{user}: {e}"));
+    }
+    for user in confirmed {
+        let record = store.load(&Username::parse(user).unwrap()).unwrap();
+        assert!(record.is_some(), "confirmed enrollment of {user} was lost");
+    }
+    temps
 }

@@ -11,10 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use pam_mfa_config::client::Client;
-use pam_mfa_config::username::Username;
 use pam_mfa_config::wire::VerifyOutcome;
-use pam_mfa_daemon::store::Store;
-use pam_mfa_tests::{bin, command, now, Bus, Mfad, Otpauth, PamService};
+use pam_mfa_tests::{bin, check_store, command, now, Bus, Mfad, Otpauth, PamService};
 
 fn client(mfad: &Mfad) -> Client {
     let config = pam_mfa_config::schema::Config::load(&mfad.config).unwrap();
@@ -151,33 +149,6 @@ fn failmode_open_lets_the_stack_decide_when_mfad_is_down_or_hung() {
     mfad.stop();
     assert_eq!(lenient.authenticate("fo", &["123456"]).result(), "PAM_SUCCESS");
     assert_eq!(strict.authenticate("fo", &["123456"]).result(), "PAM_AUTHINFO_UNAVAIL");
-}
-
-/// Reads every store file the way mfad does; panics on any that does not parse.
-fn check_store(state: &Path, confirmed: &HashSet<String>) -> usize {
-    // Store::open also refuses files with wrong modes and clears temp files:
-    // count temp files first.
-    let users_dir = state.join("users");
-    let temps = std::fs::read_dir(&users_dir)
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
-        .count();
-    let copy = tempfile::tempdir().unwrap();
-    let snapshot = copy.path().join("state");
-    std::fs::create_dir(&snapshot).unwrap();
-    std::fs::set_permissions(&snapshot, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .unwrap();
-    let status = Command::new("cp").arg("-a").arg(&users_dir).arg(&snapshot).status().unwrap();
-    assert!(status.success());
-    let store = Store::open(&snapshot).unwrap();
-    for user in store.users().unwrap() {
-        store.load(&user).unwrap_or_else(|e| panic!("{user}: {e}"));
-    }
-    for user in confirmed {
-        let record = store.load(&Username::parse(user).unwrap()).unwrap();
-        assert!(record.is_some(), "confirmed enrollment of {user} was lost");
-    }
-    temps
 }
 
 #[test]
