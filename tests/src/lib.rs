@@ -671,3 +671,16 @@ pub fn check_store(state: &Path, confirmed: &std::collections::HashSet<String>) 
     }
     temps
 }
+
+/// Writes `path` with Debian's `google-authenticator` (time-based, three
+/// emergency codes) and returns its text.
+pub fn google_authenticator_file(path: &Path) -> String {
+    let out = Command::new("google-authenticator")
+        .args(["--time-based", "--disallow-reuse", "--force", "--quiet"])
+        .args(["--rate-limit=3", "--rate-time=30", "--window-size=3", "--emergency-codes=3"])
+        .arg(format!("--secret={}", path.display()))
+        .output()
+        .expect("google-authenticator not found: apt-get install libpam-google-authenticator");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    fs::read_to_string(path).unwrap()
+}

@@ -11,11 +11,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use pam_mfa_tests::boot::{given, Image, Machine};
-use pam_mfa_tests::{check_store, enroll_json_with, now, workspace, Otpauth};
+use pam_mfa_tests::{
+    check_store, enroll_json_with, google_authenticator_file, now, workspace, Otpauth,
+};
 
 /// The test users' password (pam_unix asks it before the code).
 const PASSWORD: &str = "boot-Test-pw-1";
@@ -196,20 +198,14 @@ fn installed_on_a_booted_debian_mfad_starts_sandboxed_and_every_operation_works(
     // google-authenticator's file, imported by its user.
     let ga = tempfile::tempdir().unwrap();
     let ga_file = ga.path().join("google_authenticator");
-    let out = Command::new("google-authenticator")
-        .args(["--time-based", "--disallow-reuse", "--force", "--quiet"])
-        .args(["--rate-limit=3", "--rate-time=30", "--window-size=3", "--emergency-codes=3"])
-        .arg(format!("--secret={}", ga_file.display()))
-        .output()
-        .expect("google-authenticator not found: apt-get install libpam-google-authenticator");
-    assert!(out.status.success());
+    let ga_text = google_authenticator_file(&ga_file);
     image.put(&ga_file, "/home/carol/.google_authenticator");
     machine.ok("chown carol:carol /home/carol/.google_authenticator; chmod 0400 /home/carol/.google_authenticator");
     let imported = machine.ok(
         "runuser -u carol -- mfa-enroll --import-google-authenticator /home/carol/.google_authenticator --json",
     );
     assert!(imported.contains("\"recovery_codes\":3"), "{imported}");
-    let secret = std::fs::read_to_string(&ga_file).unwrap().lines().next().unwrap().to_string();
+    let secret = ga_text.lines().next().unwrap().to_string();
     let carol = Otpauth::parse(&format!("otpauth://totp/x?secret={secret}"));
     let carol_code = carol.code_now();
     let (login, screen) = ssh_login(&machine, "carol", &carol_code);

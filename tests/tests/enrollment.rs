@@ -286,14 +286,7 @@ fn a_google_authenticator_file_is_imported_and_keeps_working() {
     let mfad = Mfad::start(&bus, "");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("google_authenticator");
-    let out = Command::new("google-authenticator")
-        .args(["--time-based", "--disallow-reuse", "--force", "--quiet"])
-        .args(["--rate-limit=3", "--rate-time=30", "--window-size=3", "--emergency-codes=3"])
-        .arg(format!("--secret={}", file.display()))
-        .output()
-        .expect("google-authenticator not found: apt-get install libpam-google-authenticator");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = std::fs::read_to_string(&file).unwrap();
+    let text = pam_mfa_tests::google_authenticator_file(&file);
     let secret = text.lines().next().unwrap().to_string();
     let scratch: Vec<&str> = text.lines().filter(|l| l.len() == 8 && !l.starts_with('"')).collect();
     assert_eq!(scratch.len(), 3, "{text}");
