@@ -12,6 +12,8 @@ bash scripts/install-deps.sh
 started=$(date +%s)
 root=$(bash scripts/debian-root.sh)
 echo "== Debian 12 root: $root ($(( $(date +%s) - started )) s)"
+# Copies a killed run left behind (none is in use while no container runs).
+pgrep -x systemd-nspawn >/dev/null || rm -rf "$(dirname "$root")"/machine-*
 deb=$(bash scripts/build-deb.sh | tail -n 1)
 # The same files under a lower version: what an upgrade replaces.
 old=$(bash scripts/build-deb.sh 0.0.1 | tail -n 1)
