@@ -7,5 +7,6 @@ pub mod names;
 pub mod reference;
 pub mod schema;
 pub mod timefmt;
+pub mod trust;
 pub mod username;
 pub mod wire;

@@ -452,6 +452,29 @@ impl Config {
         }
     }
 
+    /// Like [`Config::load_given`], for the PAM module and mfad: the file
+    /// (when there is one) must be one only root can change, as sshd's
+    /// StrictModes asks of its files (see [`crate::trust`]).
+    pub fn load_trusted(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::check_trusted(path)?;
+        Config::load_given(path)
+    }
+
+    /// The trust half of [`Config::load_trusted`]: Ok for a file only root
+    /// can change, and for a missing file (loading then says what that means).
+    pub fn check_trusted(path: Option<&Path>) -> Result<(), ConfigError> {
+        let file = path.unwrap_or(Path::new(names::DEFAULT_CONFIG_PATH));
+        let absent = matches!(std::fs::symlink_metadata(file), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if !absent {
+            crate::trust::only_root_can_change(file).map_err(|message| ConfigError {
+                path: file.to_path_buf(),
+                position: None,
+                message: format!("not trusted: {message}"),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Parses `text` as the contents of `path` (used in error messages).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         toml::from_str::<Config>(text).map_err(|e| ConfigError {

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .with_target(false)
         .init();
-    let config = Config::load_given(config_path.as_deref());
+    let config = Config::load_trusted(config_path.as_deref());
     let config = match config {
         Ok(config) => config,
         Err(e) => {

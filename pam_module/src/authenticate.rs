@@ -74,6 +74,12 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
             return PamCode::ServiceErr;
         }
     };
+    // A config someone else than root can change could name their own
+    // bus: refused whatever failmode says.
+    if let Err(e) = Config::check_trusted(args.config.as_deref()) {
+        pam.log(Priority::Error, &format!("config refused: {e}"));
+        return PamCode::AuthinfoUnavail;
+    }
     let config = Config::load_given(args.config.as_deref());
     let config = match config {
         Ok(config) => config,
