@@ -20,7 +20,8 @@ packages=(
 export DEBIAN_FRONTEND=noninteractive
 for p in debootstrap systemd-container; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+    apt-get install -y -qq --no-install-recommends "$p" >/dev/null ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$p" >/dev/null; }
 done
 
 cache=${PAM_MFA_CACHE:-/var/cache/pam-mfa-test}
