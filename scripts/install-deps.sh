@@ -14,6 +14,8 @@ packages=(
   zbar-tools        # zbarimg: an independent QR decoder for the terminal QR code
   libpam-google-authenticator  # writes a real ~/.google_authenticator to import
   sudo              # the end-to-end number-matching test
+  cron              # a real cron job trying to approve (it must not)
+  tmux              # a second window of the requesting session trying to approve
   valgrind          # the module under valgrind (scripts/valgrind-module.sh)
   util-linux        # runuser, setpriv
   passwd            # useradd

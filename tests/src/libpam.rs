@@ -54,6 +54,8 @@ extern "C" {
     ) -> c_int;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
+    fn pam_open_session(pamh: *mut PamHandle, flags: c_int) -> c_int;
+    fn pam_close_session(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_end(pamh: *mut PamHandle, status: c_int) -> c_int;
 }
 
@@ -179,8 +181,10 @@ impl Conversation {
     }
 }
 
-/// One pam_start_confdir / pam_authenticate / pam_end. `Err` carries the
-/// code of a failed pam_start_confdir.
+/// One pam_start_confdir / pam_authenticate / pam_end; after a success,
+/// with `session`, pam_open_session, `session()`, pam_close_session (as
+/// sshd does around the user's shell). `Err` carries the code of a failed
+/// pam_start_confdir.
 pub fn authenticate(
     service: &CStr,
     user: &CStr,
@@ -188,6 +192,7 @@ pub fn authenticate(
     conversation: &Conversation,
     rhost: Option<&CStr>,
     tty: Option<&CStr>,
+    session: Option<&mut dyn FnMut()>,
 ) -> Result<c_int, c_int> {
     let conv = PamConv {
         conv: Some(converse),
@@ -210,6 +215,17 @@ pub fn authenticate(
     }
     // SAFETY: live handle from pam_start_confdir.
     let rc = unsafe { pam_authenticate(pamh, 0) };
+    if rc == 0 {
+        if let Some(inside) = session {
+            // SAFETY: live handle, authenticated.
+            let opened = unsafe { pam_open_session(pamh, 0) };
+            println!("open_session: {}", name(opened));
+            inside();
+            // SAFETY: live handle; the session opened above.
+            let closed = unsafe { pam_close_session(pamh, 0) };
+            println!("close_session: {}", name(closed));
+        }
+    }
     // SAFETY: live handle, ended once.
     unsafe { pam_end(pamh, rc) };
     Ok(rc)

@@ -11,6 +11,10 @@
 //! `error: …`) and `result: NAME` per authentication, plus the process's
 //! thread and file descriptor counts before and after (`threads:` / `fds:`),
 //! so that tests can check that the module leaves nothing behind.
+//! `--then PROGRAM ARGS...` (last): after a successful authentication, open
+//! the PAM session, run PROGRAM in it and wait for it, close the session
+//! (`open_session: NAME`, `close_session: NAME`), as sshd does; PROGRAM's
+//! exit status becomes pam-harness's (125 when it never ran).
 //!
 //! ```text
 //! pam-harness --confdir DIR --service NAME --users-file PATH [--rhost H] [--tty T]
@@ -29,6 +33,10 @@ use std::ffi::{c_int, CStr, CString};
 use std::process::ExitCode;
 
 use pam_mfa_tests::libpam::{self, name, Conversation};
+
+/// The exit status of the `--then` program: pam-harness's own, when given
+/// (-1 until it ran: the authentication failed).
+static THEN_STATUS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
@@ -94,8 +102,23 @@ fn authenticate_once(
     conversation: &Conversation,
     rhost: Option<&CString>,
     tty: Option<&CString>,
+    then: &[String],
 ) -> Option<c_int> {
     let started = std::time::Instant::now();
+    let mut run_then = || {
+        let Some((program, args)) = then.split_first() else { return };
+        let code = match std::process::Command::new(program).args(args).status() {
+            Ok(status) => status.code().unwrap_or(-1),
+            Err(e) => {
+                println!("then: cannot run {program}: {e}");
+                127
+            }
+        };
+        println!("then: {code}");
+        THEN_STATUS.store(code, std::sync::atomic::Ordering::Relaxed);
+    };
+    let session: Option<&mut dyn FnMut()> =
+        if then.is_empty() { None } else { Some(&mut run_then) };
     let result = libpam::authenticate(
         &attempt.service,
         &attempt.user,
@@ -103,6 +126,7 @@ fn authenticate_once(
         conversation,
         rhost.map(CString::as_c_str),
         tty.map(CString::as_c_str),
+        session,
     );
     match result {
         Ok(rc) => {
@@ -126,8 +150,13 @@ fn main() -> ExitCode {
     let mut tty = None;
     let mut repeat = 1usize;
     let mut users_file = None;
+    let mut then = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--then" {
+            then = args.by_ref().collect();
+            break;
+        }
         let Some(value) = args.next() else {
             eprintln!("pam-harness: {flag} needs a value");
             return ExitCode::from(2);
@@ -191,7 +220,7 @@ fn main() -> ExitCode {
                 attempt.service.to_string_lossy()
             );
         }
-        if authenticate_once(attempt, &confdir, &conversation, rhost.as_ref(), tty.as_ref())
+        if authenticate_once(attempt, &confdir, &conversation, rhost.as_ref(), tty.as_ref(), &then)
             .is_none()
         {
             return ExitCode::from(1);
@@ -204,5 +233,9 @@ fn main() -> ExitCode {
     println!("threads: {}", count("/proc/self/task"));
     println!("fds: {}", count("/proc/self/fd"));
     println!("fd-targets: {}", fd_targets());
+    if !then.is_empty() {
+        let status = THEN_STATUS.load(std::sync::atomic::Ordering::Relaxed);
+        return ExitCode::from(u8::try_from(status).unwrap_or(125));
+    }
     ExitCode::SUCCESS
 }
