@@ -22,8 +22,11 @@ bus_pid=$!
 cat > "$work/config.toml" <<TOML
 issuer = "pam-mfa demo"
 state_dir = "$work/state"
+[enroll]
+require_account = false
 [bus]
 address = "unix:path=$work/bus.sock"
+service_user = "$me"
 TOML
 for _ in $(seq 100); do [ -S "$work/bus.sock" ] && break; sleep 0.05; done
 

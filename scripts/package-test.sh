@@ -77,7 +77,8 @@ echo "mfad runs as pam-mfa (pid $(pgrep -u pam-mfa -x mfad))"
 pkill -x mfad
 
 echo "== end-to-end tests against the installed files"
-PAM_MFA_INSTALLED=1 cargo test --locked -p pam-mfa-tests --test e2e_ssh --test e2e_sudo -- --test-threads=1
+PAM_MFA_INSTALLED=1 cargo test --locked -p pam-mfa-tests --test e2e_ssh --test e2e_sudo \
+  --test e2e_approver_sessions --test e2e_remember -- --test-threads=1
 
 echo "== remove"
 apt-get remove -y -qq pam-mfa >/dev/null

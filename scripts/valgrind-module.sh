@@ -162,11 +162,18 @@ cat >"$CONF" <<EOF
 state_dir = "$WORK/state"
 [limits]
 max_failures = 100
+[enroll]
+require_account = false
 [push]
 timeout_seconds = 8
+# Many pushes from one process, approved from a plain new session.
+approver_session = "different"
+request_burst = 1000
+request_every_seconds = 1
 [bus]
 address = "$ADDRESS"
 timeout_ms = 20000
+service_user = "$(id -un)"
 EOF
 chmod 644 "$CONF"
 cp "$BIN/mfa-approve" "$WORK/mfa-approve"

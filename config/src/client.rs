@@ -42,6 +42,15 @@ pub enum MfaError {
     ChallengeEnded(String),
     /// The approval came from the requesting login session.
     SameSession(String),
+    /// The approval came from a login session that never passed a second factor.
+    SessionNotVerified(String),
+    /// Too many requests of this user just now; the message starts with
+    /// the seconds to wait.
+    TooManyRequests(String),
+    /// Push requests of this user are blocked after a "not me" report.
+    PushBlocked(String),
+    /// Another request of this user is waiting for approval.
+    RequestPending(String),
 }
 
 impl MfaError {
@@ -60,7 +69,11 @@ impl MfaError {
             | MfaError::WrongCode(m)
             | MfaError::NoSuchChallenge(m)
             | MfaError::ChallengeEnded(m)
-            | MfaError::SameSession(m) => m.clone(),
+            | MfaError::SameSession(m)
+            | MfaError::SessionNotVerified(m)
+            | MfaError::TooManyRequests(m)
+            | MfaError::PushBlocked(m)
+            | MfaError::RequestPending(m) => m.clone(),
         }
     }
 }
@@ -91,6 +104,10 @@ impl MfaError {
             MfaError::NoSuchChallenge(_) => t.refusal_no_such_request(),
             MfaError::ChallengeEnded(_) => t.refusal_request_ended(),
             MfaError::SameSession(_) => t.refusal_same_session(),
+            MfaError::SessionNotVerified(_) => t.refusal_session_not_verified(),
+            MfaError::TooManyRequests(_) => t.refusal_too_many_requests(count.unwrap_or(1)),
+            MfaError::PushBlocked(_) => t.refusal_push_blocked(),
+            MfaError::RequestPending(_) => t.refusal_request_pending(),
         }
     }
 }
@@ -129,8 +146,10 @@ pub trait Pam {
     fn cancel_challenge(&self, id: &str) -> Result<u32, MfaError>;
     /// Whether an approver of `user` is online.
     fn has_approver(&self, user: &str) -> Result<bool, MfaError>;
-    /// Whether `rhost` is remembered for `user`.
-    fn is_remembered(&self, user: &str, rhost: &str) -> Result<bool, MfaError>;
+    /// Whether the device in `context` (SSH key, remote host, service) is
+    /// remembered for `user`.
+    fn is_remembered(&self, user: &str, context: HashMap<String, String>)
+        -> Result<bool, MfaError>;
     /// Whether `user` must use a second factor under these policy lists.
     fn covered(
         &self,
@@ -139,6 +158,19 @@ pub trait Pam {
         exempt_users: &[String],
         exempt_groups: &[String],
     ) -> Result<bool, MfaError>;
+    /// After a second factor of `user` succeeded on this connection: a
+    /// one-time token for the session about to open.
+    fn grant_session(&self, user: &str) -> Result<String, MfaError>;
+    /// The caller's login session passed a second factor (the token
+    /// proves it); returns its audit session id.
+    fn open_session(
+        &self,
+        user: &str,
+        token: &str,
+        context: HashMap<String, String>,
+    ) -> Result<u32, MfaError>;
+    /// The caller's login session ended; whether it had passed.
+    fn close_session(&self, user: &str) -> Result<bool, MfaError>;
 }
 
 /// Approvers: everyone, for their own user's challenges.
@@ -157,6 +189,8 @@ pub trait Approver {
     fn approve(&self, id: &str, number: u32) -> Result<u32, MfaError>;
     /// Refuse the request.
     fn deny(&self, id: &str) -> Result<u32, MfaError>;
+    /// "This was not me": deny it and block push requests until a code login.
+    fn report(&self, id: &str) -> Result<u32, MfaError>;
     /// A test challenge for oneself: (id, number, seconds).
     fn start_test(&self) -> Result<(String, u32, u64), MfaError>;
     /// Wait for one's test challenge to end.
@@ -214,6 +248,8 @@ pub trait Admin {
     fn list_users(&self) -> Result<Vec<(String, u64)>, MfaError>;
     /// Removes `user`'s enrollment; false when there was none.
     fn reset(&self, user: &str) -> Result<bool, MfaError>;
+    /// Lets `user` make push requests again; false when not blocked.
+    fn unblock_push(&self, user: &str) -> Result<bool, MfaError>;
 }
 
 /// What `Enroll1.Status` says of a user.
@@ -294,30 +330,117 @@ pub const MAX_WAIT_SECONDS: u64 = 660;
 /// from the environment.
 pub struct Client {
     runtime: tokio::runtime::Runtime,
-    connection: Option<Connection>,
+    connection: Option<Mfad>,
     address: String,
+    service_user: String,
     timeout: Duration,
 }
 
+/// A connection to the bus, and the unique name of the `io.github.pam_mfa`
+/// owner found genuine there (see [`genuine_owner`]): every call goes to
+/// that name, so a later owner is never talked to unchecked.
+#[derive(Clone)]
+pub struct Mfad {
+    pub conn: Connection,
+    pub owner: zbus::names::OwnedUniqueName,
+}
+
+impl Mfad {
+    pub async fn pam(&self) -> zbus::Result<PamProxy<'static>> {
+        PamProxy::builder(&self.conn).destination(self.owner.clone()).build().await
+    }
+    pub async fn enroll(&self) -> zbus::Result<EnrollProxy<'static>> {
+        EnrollProxy::builder(&self.conn).destination(self.owner.clone()).build().await
+    }
+    pub async fn admin(&self) -> zbus::Result<AdminProxy<'static>> {
+        AdminProxy::builder(&self.conn).destination(self.owner.clone()).build().await
+    }
+    pub async fn approver(&self) -> zbus::Result<ApproverProxy<'static>> {
+        ApproverProxy::builder(&self.conn).destination(self.owner.clone()).build().await
+    }
+}
+
+/// The uid of `name` from NSS.
+fn uid_of(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+}
+
+/// Connects to `address` and finds the genuine mfad there (DESIGN.md rule
+/// 8): the socket's peer (SO_PEERCRED, the bus daemon) must be root,
+/// `messagebus` or `service_user`, so it is not a bus some user started;
+/// and the bus must say that `service_user` owns `io.github.pam_mfa`, so
+/// it is not a name some user took. An activatable name with no owner yet
+/// is started first. Any doubt is an error naming what was found.
+pub async fn genuine_owner(address: &str, service_user: &str) -> Result<Mfad, String> {
+    let conn = zbus::connection::Builder::address(address)
+        .method_timeout(Duration::from_secs(MAX_WAIT_SECONDS))
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    let expected = uid_of(service_user)
+        .ok_or_else(|| format!("the service user {service_user:?} has no account"))?;
+    let creds = conn.peer_creds().await.map_err(|e| format!("no peer credentials: {e}"))?;
+    let bus_uid = creds.unix_user_id().ok_or("the bus socket gave no peer uid")?;
+    if bus_uid != 0 && bus_uid != expected && Some(bus_uid) != uid_of("messagebus") {
+        return Err(format!(
+            "the bus at {address} is run by uid {bus_uid}, not by root, messagebus or {service_user}: not trusted"
+        ));
+    }
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.map_err(|e| e.to_string())?;
+    let name = zbus::names::BusName::from_static_str(BUS_NAME).map_err(|e| e.to_string())?;
+    let owner = match dbus.get_name_owner(name.clone()).await {
+        Ok(owner) => owner,
+        Err(zbus::fdo::Error::NameHasNoOwner(_)) => {
+            let well_known =
+                zbus::names::WellKnownName::from_static_str(BUS_NAME).map_err(|e| e.to_string())?;
+            dbus.start_service_by_name(well_known, 0)
+                .await
+                .map_err(|e| format!("nobody owns {BUS_NAME} and it cannot be started: {e}"))?;
+            dbus.get_name_owner(name).await.map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let owner_uid =
+        dbus.get_connection_unix_user(owner.clone().into()).await.map_err(|e| e.to_string())?;
+    if owner_uid != expected {
+        return Err(format!(
+            "{BUS_NAME} on {address} is owned by uid {owner_uid}, not by the service user {service_user} (uid {expected}): not trusted"
+        ));
+    }
+    Ok(Mfad { conn, owner })
+}
+
 impl Client {
-    pub fn new(address: &str, timeout: Duration) -> Result<Client, ClientError> {
+    /// A client of the mfad that `service_user` runs on the bus at `address`.
+    pub fn new(
+        address: &str,
+        service_user: &str,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
             .map_err(|e| ClientError::Unavailable(format!("no async runtime: {e}")))?;
-        Ok(Client { runtime, connection: None, address: address.to_string(), timeout })
+        Ok(Client {
+            runtime,
+            connection: None,
+            address: address.to_string(),
+            service_user: service_user.to_string(),
+            timeout,
+        })
     }
 
-    /// A client for the bus and bound of `config`.
+    /// A client for the bus, service user and bound of `config`.
     pub fn from_config(config: &crate::schema::Config) -> Result<Client, ClientError> {
-        Client::new(config.bus.address.as_str(), Duration::from_millis(config.bus.timeout_ms.get()))
+        let timeout = Duration::from_millis(config.bus.timeout_ms.get());
+        Client::new(config.bus.address.as_str(), config.bus.service_user.as_str(), timeout)
     }
 
     /// Runs `call` on the (lazily opened) connection, within the timeout.
     fn run<T, F, Fut>(&mut self, call: F) -> Result<T, ClientError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: FnOnce(Mfad) -> Fut,
         Fut: Future<Output = Result<T, MfaError>>,
     {
         let bound = self.timeout;
@@ -327,26 +450,25 @@ impl Client {
     /// Like `run`, with its own bound (for waits longer than a call).
     fn run_within<T, F, Fut>(&mut self, bound: Duration, call: F) -> Result<T, ClientError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: FnOnce(Mfad) -> Fut,
         Fut: Future<Output = Result<T, MfaError>>,
     {
-        let Client { runtime, connection, address, .. } = self;
+        let Client { runtime, connection, address, service_user, .. } = self;
         runtime.block_on(async {
             let work = async {
-                let conn = match connection {
-                    Some(conn) => conn.clone(),
+                let mfad = match connection {
+                    Some(mfad) => mfad.clone(),
                     None => {
                         // Every call is bounded from outside (below); zbus's
                         // own timeout only has to outlast the longest wait.
-                        let conn = zbus::connection::Builder::address(address.as_str())
-                            .method_timeout(Duration::from_secs(MAX_WAIT_SECONDS))
-                            .build()
-                            .await?;
-                        *connection = Some(conn.clone());
-                        conn
+                        let mfad = genuine_owner(address, service_user)
+                            .await
+                            .map_err(ClientError::Unavailable)?;
+                        *connection = Some(mfad.clone());
+                        mfad
                     }
                 };
-                call(conn).await.map_err(ClientError::from)
+                call(mfad).await.map_err(ClientError::from)
             };
             match tokio::time::timeout(bound, work).await {
                 Ok(result) => result,
@@ -360,7 +482,7 @@ impl Client {
 
     pub fn is_enrolled(&mut self, user: &str) -> Result<bool, ClientError> {
         let user = user.to_string();
-        self.run(|conn| async move { PamProxy::new(&conn).await?.is_enrolled(&user).await })
+        self.run(|m| async move { m.pam().await?.is_enrolled(&user).await })
     }
 
     pub fn verify_code(
@@ -373,9 +495,8 @@ impl Client {
         // own message buffers are beyond reach).
         let code = zeroize::Zeroizing::new(code.to_string());
         let (user, context) = (user.to_string(), context.clone());
-        let (outcome, retry_after) = self.run(|conn| async move {
-            PamProxy::new(&conn).await?.verify_code(&user, &code, context).await
-        })?;
+        let (outcome, retry_after) =
+            self.run(|m| async move { m.pam().await?.verify_code(&user, &code, context).await })?;
         let outcome = VerifyOutcome::try_from(outcome).map_err(|n| {
             ClientError::Unavailable(format!("mfad answered an unknown outcome {n}"))
         })?;
@@ -390,21 +511,19 @@ impl Client {
         proof: &str,
     ) -> Result<(String, String, u64), ClientError> {
         let (user, proof) = (user.to_string(), proof.to_string());
-        self.run(|conn| async move {
-            EnrollProxy::new(&conn).await?.begin(&user, replace, &proof).await
-        })
+        self.run(|m| async move { m.enroll().await?.begin(&user, replace, &proof).await })
     }
 
     /// Confirms with the first code; returns the recovery codes.
     pub fn confirm(&mut self, user: &str, code: &str) -> Result<Vec<String>, ClientError> {
         let (user, code) = (user.to_string(), code.to_string());
-        self.run(|conn| async move { EnrollProxy::new(&conn).await?.confirm(&user, &code).await })
+        self.run(|m| async move { m.enroll().await?.confirm(&user, &code).await })
     }
 
     pub fn status(&mut self, user: &str) -> Result<EnrollmentStatus, ClientError> {
         let user = user.to_string();
         let (enrolled, enrolled_at, recovery_left, pending, locked_for) =
-            self.run(|conn| async move { EnrollProxy::new(&conn).await?.status(&user).await })?;
+            self.run(|m| async move { m.enroll().await?.status(&user).await })?;
         Ok(EnrollmentStatus { enrolled, enrolled_at, recovery_left, pending, locked_for })
     }
 
@@ -414,9 +533,7 @@ impl Client {
         proof: &str,
     ) -> Result<Vec<String>, ClientError> {
         let (user, proof) = (user.to_string(), proof.to_string());
-        self.run(|conn| async move {
-            EnrollProxy::new(&conn).await?.new_recovery_codes(&user, &proof).await
-        })
+        self.run(|m| async move { m.enroll().await?.new_recovery_codes(&user, &proof).await })
     }
 
     pub fn import_google_authenticator(
@@ -427,11 +544,8 @@ impl Client {
         proof: &str,
     ) -> Result<u32, ClientError> {
         let (user, file, proof) = (user.to_string(), file.to_string(), proof.to_string());
-        self.run(|conn| async move {
-            EnrollProxy::new(&conn)
-                .await?
-                .import_google_authenticator(&user, &file, replace, &proof)
-                .await
+        self.run(|m| async move {
+            m.enroll().await?.import_google_authenticator(&user, &file, replace, &proof).await
         })
     }
 
@@ -442,9 +556,7 @@ impl Client {
         context: &HashMap<String, String>,
     ) -> Result<(String, u32, u64), ClientError> {
         let (user, context) = (user.to_string(), context.clone());
-        self.run(|conn| async move {
-            PamProxy::new(&conn).await?.create_challenge(&user, context).await
-        })
+        self.run(|m| async move { m.pam().await?.create_challenge(&user, context).await })
     }
 
     /// Waits up to `wait` for challenge `id` to end (woken by mfad).
@@ -456,8 +568,8 @@ impl Client {
         let id = id.to_string();
         let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
         let bound = wait + self.timeout;
-        let outcome = self.run_within(bound, |conn| async move {
-            PamProxy::new(&conn).await?.wait_challenge(&id, wait_ms).await
+        let outcome = self.run_within(bound, |m| async move {
+            m.pam().await?.wait_challenge(&id, wait_ms).await
         })?;
         ChallengeOutcome::try_from(outcome)
             .map_err(|n| ClientError::Unavailable(format!("mfad answered an unknown outcome {n}")))
@@ -465,8 +577,7 @@ impl Client {
 
     pub fn cancel_challenge(&mut self, id: &str) -> Result<(), ClientError> {
         let id = id.to_string();
-        self.run(|conn| async move { PamProxy::new(&conn).await?.cancel_challenge(&id).await })
-            .map(|_| ())
+        self.run(|m| async move { m.pam().await?.cancel_challenge(&id).await }).map(|_| ())
     }
 
     /// Whether `user` must use a second factor under these policy lists.
@@ -479,41 +590,71 @@ impl Client {
     ) -> Result<bool, ClientError> {
         let user = user.to_string();
         let (r, u, g) = (require_groups.to_vec(), exempt_users.to_vec(), exempt_groups.to_vec());
-        self.run(|conn| async move { PamProxy::new(&conn).await?.covered(&user, &r, &u, &g).await })
+        self.run(|m| async move { m.pam().await?.covered(&user, &r, &u, &g).await })
     }
 
-    pub fn is_remembered(&mut self, user: &str, rhost: &str) -> Result<bool, ClientError> {
-        let (user, rhost) = (user.to_string(), rhost.to_string());
-        self.run(
-            |conn| async move { PamProxy::new(&conn).await?.is_remembered(&user, &rhost).await },
-        )
+    /// A token for the session about to open, after a second factor.
+    pub fn grant_session(&mut self, user: &str) -> Result<String, ClientError> {
+        let user = user.to_string();
+        self.run(|m| async move { m.pam().await?.grant_session(&user).await })
+    }
+
+    /// Records the caller's login session as passed; its audit session id.
+    pub fn open_session(
+        &mut self,
+        user: &str,
+        token: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<u32, ClientError> {
+        let (user, token, context) = (user.to_string(), token.to_string(), context.clone());
+        self.run(|m| async move { m.pam().await?.open_session(&user, &token, context).await })
+    }
+
+    /// The caller's login session ended.
+    pub fn close_session(&mut self, user: &str) -> Result<bool, ClientError> {
+        let user = user.to_string();
+        self.run(|m| async move { m.pam().await?.close_session(&user).await })
+    }
+
+    pub fn is_remembered(
+        &mut self,
+        user: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<bool, ClientError> {
+        let (user, context) = (user.to_string(), context.clone());
+        self.run(|m| async move { m.pam().await?.is_remembered(&user, context).await })
     }
 
     pub fn forget_devices(&mut self, user: &str) -> Result<u32, ClientError> {
         let user = user.to_string();
-        self.run(|conn| async move { EnrollProxy::new(&conn).await?.forget_devices(&user).await })
+        self.run(|m| async move { m.enroll().await?.forget_devices(&user).await })
     }
 
     pub fn has_approver(&mut self, user: &str) -> Result<bool, ClientError> {
         let user = user.to_string();
-        self.run(|conn| async move { PamProxy::new(&conn).await?.has_approver(&user).await })
+        self.run(|m| async move { m.pam().await?.has_approver(&user).await })
     }
 
     pub fn list_users(&mut self) -> Result<Vec<(String, u64)>, ClientError> {
-        self.run(|conn| async move { AdminProxy::new(&conn).await?.list_users().await })
+        self.run(|m| async move { m.admin().await?.list_users().await })
+    }
+
+    pub fn unblock_push(&mut self, user: &str) -> Result<bool, ClientError> {
+        let user = user.to_string();
+        self.run(|m| async move { m.admin().await?.unblock_push(&user).await })
     }
 
     pub fn reset(&mut self, user: &str) -> Result<bool, ClientError> {
         let user = user.to_string();
-        self.run(|conn| async move { AdminProxy::new(&conn).await?.reset(&user).await })
+        self.run(|m| async move { m.admin().await?.reset(&user).await })
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
         // Close the connection while its runtime still runs its tasks.
-        if let Some(conn) = self.connection.take() {
-            self.runtime.block_on(async move { drop(conn) });
+        if let Some(mfad) = self.connection.take() {
+            self.runtime.block_on(async move { drop(mfad) });
         }
     }
 }

@@ -17,11 +17,11 @@ pub struct KeyDoc {
 pub const SECTIONS: &[(&str, &str)] = &[
     ("", "Top-level keys."),
     ("totp", "Parameters of new enrollments (RFC 6238). Existing enrollments keep theirs."),
-    ("limits", "Rate limiting of failed attempts, per user."),
+    ("limits", "Rate limiting of failed attempts, per user (or per user and address)."),
     ("enroll", "The setup of a new enrollment."),
     ("push", "Number matching: requests approved in mfa-approve."),
     ("policy", "Who must use a second factor. Users not covered get PAM_IGNORE: the rest of the stack decides. The PAM line can override the lists (require_group=, exempt_user=, exempt_group=)."),
-    ("remember", "Remember this device: after a second factor from a remote address, skip it for that user and address for a while. Off by default; mfa-enroll --forget-devices forgets them all."),
+    ("remember", "Remember this device: after a code from an SSH key and a remote address, skip the second factor for that user, key, address and service for a while. Off by default; mfa-enroll --forget-devices forgets them all."),
     ("bus", "How mfad and its clients meet."),
 ];
 
@@ -77,6 +77,12 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Ceiling of the doubling lockout in seconds, 1 to 604800.",
     },
     KeyDoc {
+        section: "limits",
+        key: "scope",
+        default: "\"user\"",
+        doc: "What failures are counted for. \"user\": all of a user's failures, from anywhere. This keeps the bound on guessing whatever addresses an attacker has: with the defaults, 5 wrong codes and then a lockout that doubles from 30 s up to an hour. With the password first in the stack (as packaged), only someone who has the password can cause a lockout. \"user+address\": failures per user and remote address (an IPv6 address counts by its /64; no remote host is one address, \"local\"). One address can then lock a user out only from that address, for stacks that ask for the code before the password. But an attacker gets the same number of guesses again from each address they control.",
+    },
+    KeyDoc {
         section: "enroll",
         key: "pending_seconds",
         default: "300",
@@ -89,6 +95,12 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Wrong first codes before a started enrollment is dropped, 1 to 10.",
     },
     KeyDoc {
+        section: "enroll",
+        key: "require_account",
+        default: "true",
+        doc: "Whether root may enroll only names the system knows as accounts (NSS: /etc/passwd, LDAP, SSSD; getent passwd NAME). A typo or a file name (\"users\", \"alice.toml\") is refused with an error saying so. false only for tests, or for users that NSS learns of at login.",
+    },
+    KeyDoc {
         section: "push",
         key: "timeout_seconds",
         default: "60",
@@ -96,9 +108,21 @@ pub const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         section: "push",
+        key: "request_burst",
+        default: "3",
+        doc: "New number-matching requests a user may make at once, 1 to 1000. Past it, and past request_every_seconds, a request is refused (logged, and the requester is asked for a code instead), so a loop of sudo calls cannot flood the approver. While one of the user's requests waits, a new one is refused the same way: a newcomer never ends the waiting request.",
+    },
+    KeyDoc {
+        section: "push",
+        key: "request_every_seconds",
+        default: "20",
+        doc: "After the burst, one more request every this many seconds, 1 to 3600.",
+    },
+    KeyDoc {
+        section: "push",
         key: "approver_session",
-        default: "\"different\"",
-        doc: "Which login session may approve: \"different\" (the approver's audit session must differ from the requester's, so a script in the requesting session cannot approve its own sudo) or \"any\".",
+        default: "\"mfa\"",
+        doc: "Which login session may approve a request. \"mfa\": a login session of the user that itself passed pam_mfa's second factor (a code, a recovery code or an approval) and is not the one that asks; it needs the session line of pam_mfa (in the packaged sshd snippet and the pam-auth-update profile) so that mfad learns which sessions passed. A cron job, a key-only SSH login, a systemd --user service or a second window of the same session cannot approve. \"different\": any other login session of the user (weaker: someone with the password and a shell approves from a cron job or a key-only SSH login). \"any\": any process of the user, even in the requesting session (weakest: a script approves its own sudo). A test from mfa-approve --test may be answered from any session.",
     },
     KeyDoc {
         section: "push",
@@ -146,7 +170,13 @@ pub const KEYS: &[KeyDoc] = &[
         section: "remember",
         key: "seconds",
         default: "0",
-        doc: "Seconds a remote address is remembered for a user after a second factor from it, 0 (off) to 2592000 (30 days). Only logins with a remote host (ssh) are remembered.",
+        doc: "Seconds a device is remembered for a user after a code from it, 0 (off) to 2592000 (30 days). A device is the SSH public key that authenticated before the code, together with the remote address and the PAM service: the same key from the same address through the same service skips the second factor for this long. What this trusts: whoever holds that private key and comes from that address. Nothing is remembered without a key (password or keyboard-interactive logins, sudo, su), nor after a recovery code. sshd must have ExposeAuthInfo yes (the packaged sshd_config snippet sets it): the key comes from SSH_AUTH_INFO_0 in the PAM environment, never from the process environment, and only in the services of ssh_services.",
+    },
+    KeyDoc {
+        section: "remember",
+        key: "ssh_services",
+        default: "[\"sshd\"]",
+        doc: "The PAM services that are sshd: only there the module reads the SSH key that remembering binds to.",
     },
     KeyDoc {
         section: "bus",
@@ -159,6 +189,12 @@ pub const KEYS: &[KeyDoc] = &[
         key: "timeout_ms",
         default: "3000",
         doc: "Upper bound in milliseconds of every call a client makes to mfad, connecting included, 100 to 60000. The PAM module fails closed (PAM_AUTHINFO_UNAVAIL) past it.",
+    },
+    KeyDoc {
+        section: "bus",
+        key: "service_user",
+        default: "\"pam-mfa\"",
+        doc: "The account mfad runs as. Before a client (the PAM module, mfa-enroll, mfa-approve) says anything to mfad, it checks two things. The bus daemon must say that this user owns io.github.pam_mfa (GetConnectionUnixUser). The bus socket's peer (SO_PEERCRED) must be root, messagebus or this user. Otherwise the client refuses, and the module fails closed, so a bus or a name someone else runs is never believed. Only tests set another.",
     },
 ];
 

@@ -65,6 +65,20 @@ pub struct Limits {
     pub lockout_seconds: Ranged<1, 86_400>,
     /// Ceiling of the doubling lockout in seconds, 1 to 604800.
     pub lockout_max_seconds: Ranged<1, 604_800>,
+    /// What failures are counted for: "user" (all of the user's, from
+    /// anywhere) or "user+address" (per user and remote address, IPv6 by
+    /// /64).
+    pub scope: LimitScope,
+}
+
+/// `[limits] scope`: see [`Limits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum LimitScope {
+    #[default]
+    #[serde(rename = "user")]
+    User,
+    #[serde(rename = "user+address")]
+    UserAddress,
 }
 
 /// `[enroll]`: the setup of a new enrollment.
@@ -76,11 +90,17 @@ pub struct EnrollConfig {
     pub pending_seconds: Ranged<1, 3600>,
     /// Wrong first codes before a started enrollment is dropped, 1 to 10.
     pub confirm_tries: Ranged<1, 10>,
+    /// Whether an enrollment needs an account the system knows (NSS).
+    pub require_account: bool,
 }
 
 impl Default for EnrollConfig {
     fn default() -> Self {
-        EnrollConfig { pending_seconds: Ranged(300), confirm_tries: Ranged(5) }
+        EnrollConfig {
+            pending_seconds: Ranged(300),
+            confirm_tries: Ranged(5),
+            require_account: true,
+        }
     }
 }
 
@@ -121,12 +141,16 @@ impl TryFrom<String> for Deadline {
 
 /// `[remember]`: skip the second factor for a while from an address that
 /// just passed it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RememberConfig {
-    /// Seconds a remote address is remembered for a user after a second
-    /// factor from it, 0 (off, the default) to 2592000 (30 days).
+    /// Seconds a device (SSH key, remote address and service) is
+    /// remembered for a user after a code from it, 0 (off, the default)
+    /// to 2592000 (30 days).
     pub seconds: Ranged<0, 2_592_000>,
+    /// PAM services that are sshd: only there the module reads the SSH
+    /// key (SSH_AUTH_INFO_0 in the PAM environment).
+    pub ssh_services: Vec<String>,
 }
 
 /// `[push]`: number matching, approved from `mfa-approve`.
@@ -135,9 +159,13 @@ pub struct RememberConfig {
 pub struct PushConfig {
     /// Seconds a challenge waits for its approval, 5 to 600.
     pub timeout_seconds: Ranged<5, 600>,
-    /// Which login session may approve: "different" (the approver's audit
-    /// session must differ from the requester's, so a script in the
-    /// requesting session cannot approve its own sudo) or "any".
+    /// New requests a user may make at once, 1 to 1000.
+    pub request_burst: Ranged<1, 1000>,
+    /// After the burst, one more request every this many seconds, 1 to 3600.
+    pub request_every_seconds: Ranged<1, 3600>,
+    /// Which login session may approve: "mfa" (a session of the user that
+    /// itself passed pam_mfa's second factor and is not the requesting
+    /// one), "different" (any other session of the user) or "any".
     pub approver_session: ApproverSession,
     /// Whether root may approve another user's challenge.
     pub allow_root_approval: bool,
@@ -152,6 +180,7 @@ pub struct PushConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApproverSession {
+    Mfa,
     Different,
     Any,
 }
@@ -160,7 +189,9 @@ impl Default for PushConfig {
     fn default() -> Self {
         PushConfig {
             timeout_seconds: Ranged(60),
-            approver_session: ApproverSession::Different,
+            request_burst: Ranged(3),
+            request_every_seconds: Ranged(20),
+            approver_session: ApproverSession::Mfa,
             allow_root_approval: false,
             show_command: true,
             show_remote_host: true,
@@ -179,6 +210,9 @@ pub struct BusConfig {
     /// Upper bound in milliseconds of every call a client makes to mfad,
     /// connecting included, 100 to 60000.
     pub timeout_ms: Ranged<100, 60_000>,
+    /// The user mfad runs as: clients talk to `io.github.pam_mfa` only when
+    /// the bus says this user owns it. Only tests set another.
+    pub service_user: ServiceUser,
 }
 
 impl Default for Config {
@@ -215,7 +249,14 @@ impl Default for Limits {
             max_failures: Ranged(5),
             lockout_seconds: Ranged(30),
             lockout_max_seconds: Ranged(3600),
+            scope: LimitScope::User,
         }
+    }
+}
+
+impl Default for RememberConfig {
+    fn default() -> Self {
+        RememberConfig { seconds: Ranged(0), ssh_services: vec!["sshd".into()] }
     }
 }
 
@@ -224,6 +265,7 @@ impl Default for BusConfig {
         BusConfig {
             address: BusAddress(names::SYSTEM_BUS_ADDRESS.into()),
             timeout_ms: Ranged(3000),
+            service_user: ServiceUser(names::SERVICE_USER.into()),
         }
     }
 }
@@ -398,6 +440,26 @@ impl TryFrom<String> for BusAddress {
             ));
         }
         Ok(BusAddress(value))
+    }
+}
+
+/// The name of the account mfad runs as (a valid user name).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ServiceUser(String);
+
+impl ServiceUser {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ServiceUser {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        crate::username::Username::parse(&value)
+            .map(|_| ServiceUser(value))
+            .map_err(|e| format!("service_user: {e}"))
     }
 }
 

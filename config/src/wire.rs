@@ -132,6 +132,48 @@ pub mod context {
     pub const TIME: &str = "time";
     /// The user the approval is for (added by mfad).
     pub const USER: &str = "user";
+    /// The SSH public key that authenticated before the code ("TYPE
+    /// BASE64", from sshd's SSH_AUTH_INFO_0 in the PAM environment), in
+    /// services the config names as SSH: what a remembered device is.
+    pub const SSH_KEY: &str = "ssh_key";
+}
+
+/// The first public key in sshd's `SSH_AUTH_INFO_0` ("publickey TYPE
+/// BASE64 ..." lines, one per method that passed), as "TYPE BASE64"; `None`
+/// when no key authenticated (a password, or keyboard-interactive alone).
+pub fn ssh_key_of(auth_info: &str) -> Option<String> {
+    auth_info.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("publickey") {
+            return None;
+        }
+        let (kind, blob) = (words.next()?, words.next()?);
+        let plausible = |w: &str, extra: &[u8]| {
+            !w.is_empty()
+                && w.len() <= 8192
+                && w.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+        };
+        (plausible(kind, b"-@.") && plausible(blob, b"+/=")).then(|| format!("{kind} {blob}"))
+    })
+}
+
+#[cfg(test)]
+mod ssh_key_tests {
+    use super::ssh_key_of;
+
+    #[test]
+    fn the_key_is_found_and_nothing_else_counts() {
+        let info = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIabc+/=\nkeyboard-interactive\n";
+        assert_eq!(
+            ssh_key_of(info).as_deref(),
+            Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIabc+/=")
+        );
+        assert_eq!(ssh_key_of("password\n"), None);
+        assert_eq!(ssh_key_of("keyboard-interactive\n"), None);
+        assert_eq!(ssh_key_of(""), None);
+        assert_eq!(ssh_key_of("publickey ssh-ed25519\n"), None, "no key blob");
+        assert_eq!(ssh_key_of("publickey ssh\u{0}ed25519 AAAA\n"), None);
+    }
 }
 
 /// The first number in one of mfad's refusal messages. Refusals that

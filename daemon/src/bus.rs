@@ -12,10 +12,11 @@ use zbus::fdo::DBusProxy;
 use zbus::message::Header;
 use zbus::Connection;
 
-use crate::challenge::{self, Challenge, NotTaken, SessionId, SessionRule};
+use crate::challenge::{self, Approver, Challenge, NotTaken, SessionId, SessionRule};
 use crate::clock;
-use crate::push::Registry;
+use crate::push::{Budget, Refused, Registry};
 use crate::service::{Refusal, Service, ServiceError};
+use crate::sessions::Sessions;
 use pam_mfa_config::names;
 use pam_mfa_config::schema::ApproverSession;
 use pam_mfa_config::wire::ChallengeOutcome;
@@ -30,6 +31,9 @@ pub enum Method {
     HasApprover,
     Covered,
     IsRemembered,
+    GrantSession,
+    OpenSession,
+    CloseSession,
     // Approver1 (the caller's own user is implied)
     Approve,
     // Enroll1
@@ -42,10 +46,15 @@ pub enum Method {
     // Admin1
     ListUsers,
     Reset,
+    UnblockPush,
 }
 
 impl Method {
-    pub const ALL: [Method; 15] = [
+    pub const ALL: [Method; 19] = [
+        Method::UnblockPush,
+        Method::GrantSession,
+        Method::OpenSession,
+        Method::CloseSession,
         Method::IsRemembered,
         Method::ForgetDevices,
         Method::Covered,
@@ -89,7 +98,12 @@ pub const fn rule(method: Method) -> Rule {
         | Method::Status
         | Method::NewRecoveryCodes
         | Method::ImportGoogleAuthenticator => Rule::RootOrSelf,
-        Method::ListUsers | Method::Reset => Rule::RootOnly,
+        Method::ListUsers
+        | Method::Reset
+        | Method::UnblockPush
+        | Method::GrantSession
+        | Method::OpenSession
+        | Method::CloseSession => Rule::RootOnly,
     }
 }
 
@@ -144,7 +158,11 @@ fn not_taken(e: NotTaken) -> MfaError {
             MfaError::ChallengeEnded(format!("this request has ended: {}", outcome.as_str()))
         }
         NotTaken::SameSession => MfaError::SameSession(
-            "approve from another login session than the one that asks (policy approver_session = \"different\")"
+            "approve from another login session than the one that asks (policy approver_session)"
+                .into(),
+        ),
+        NotTaken::NotVerified => MfaError::SessionNotVerified(
+            "the approver's login session did not pass a second factor (policy approver_session = \"mfa\")"
                 .into(),
         ),
     }
@@ -202,6 +220,20 @@ fn uid_of(user: &Username) -> Option<u32> {
     nix::unistd::User::from_name(user.as_str()).ok().flatten().map(|u| u.uid.as_raw())
 }
 
+/// An enrollment is for an account the system knows (`[enroll]
+/// require_account`): root's typo or a file name is refused, not stored.
+/// Others may only enroll themselves, which `check` has seen to.
+fn known_account(service: &Service, user: &Username, caller: u32) -> Result<(), MfaError> {
+    if caller == 0 && service.config().enroll.require_account && uid_of(user).is_none() {
+        tracing::warn!(user = %user, caller_uid = caller, "enrollment-refused-no-account");
+        return Err(MfaError::InvalidArgument(format!(
+            "no account is named {:?} (getent passwd {user} finds none): create the account first, or check the name",
+            user.as_str()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the caller against the table, logging refusals.
 async fn check(
     method: Method,
@@ -255,16 +287,20 @@ async fn blocking<T: Send + 'static>(
 /// Longest context value kept (service, rhost, tty).
 const MAX_CONTEXT_VALUE: usize = 256;
 
+/// Longest SSH public key kept ("TYPE BASE64" of an RSA-16384 key fits).
+const MAX_SSH_KEY: usize = 8192;
+
 fn checked_context(ctx: &HashMap<String, String>) -> Result<(), MfaError> {
     for (key, value) in ctx {
-        if ![context::SERVICE, context::RHOST, context::TTY, context::COMMAND]
+        if ![context::SERVICE, context::RHOST, context::TTY, context::COMMAND, context::SSH_KEY]
             .contains(&key.as_str())
         {
             return Err(MfaError::InvalidArgument(format!("unknown context key {key:?}")));
         }
-        if value.len() > MAX_CONTEXT_VALUE {
+        let max = if key == context::SSH_KEY { MAX_SSH_KEY } else { MAX_CONTEXT_VALUE };
+        if value.len() > max {
             return Err(MfaError::InvalidArgument(format!(
-                "context {key} is longer than {MAX_CONTEXT_VALUE} bytes"
+                "context {key} is longer than {max} bytes"
             )));
         }
     }
@@ -291,6 +327,7 @@ pub fn checked_code(code: &str, allow_empty: bool) -> Result<(), MfaError> {
 pub struct PamInterface {
     pub service: Arc<Service>,
     pub push: Arc<Registry>,
+    pub sessions: Arc<Sessions>,
 }
 
 /// Bytes of a challenge id (hex in the API).
@@ -377,8 +414,26 @@ async fn open_challenge(
         test,
         outcome: None,
     };
-    if let Some(old) = push.create(challenge.clone(), now) {
-        tracing::info!(user = %user, challenge = %old, result = "superseded", "challenge-ended");
+    let config = service.config();
+    let budget = Budget {
+        burst: config.push.request_burst.get(),
+        every: config.push.request_every_seconds.get(),
+    };
+    let field = |key: &str| challenge.context.get(key).cloned().unwrap_or_default();
+    match push.create(challenge.clone(), budget, now) {
+        Ok(()) => {}
+        Err(Refused::TooMany(wait)) => {
+            tracing::warn!(user = %user, service = ?field(context::SERVICE), rhost = ?field(context::RHOST), tty = ?field(context::TTY), retry_after = wait, "challenge-refused-too-many");
+            return Err(MfaError::TooManyRequests(format!(
+                "{wait} seconds until {user} may make another sign-in request"
+            )));
+        }
+        Err(Refused::Pending(waiting)) => {
+            tracing::warn!(user = %user, service = ?field(context::SERVICE), rhost = ?field(context::RHOST), tty = ?field(context::TTY), waiting = %waiting, "challenge-refused-pending");
+            return Err(MfaError::RequestPending(
+                "another sign-in request of this user is waiting for approval".into(),
+            ));
+        }
     }
     announce(conn, push, &challenge, expires_in).await;
     Ok(challenge)
@@ -415,9 +470,15 @@ impl PamInterface {
         let service = Arc::clone(&self.service);
         let code = zeroize::Zeroizing::new(code.to_string());
         let logged_user = user.clone();
-        let from = context.get(context::RHOST).cloned().unwrap_or_default();
-        let verdict =
-            blocking(move || service.verify_from(&user, &code, &from, clock::now())).await?;
+        let device = crate::service::Device::of(&context);
+        let rhost = context.get(context::RHOST).cloned().unwrap_or_default();
+        let verdict = blocking(move || {
+            service.verify_from(&user, &code, &rhost, device.as_ref(), clock::now())
+        })
+        .await?;
+        if verdict.outcome.is_success() {
+            self.sessions.note_success(logged_user.as_str(), &sender_of(&header)?, clock::now());
+        }
         let field = |key: &str| context.get(key).cloned().unwrap_or_default();
         tracing::info!(
             user = %logged_user,
@@ -445,6 +506,14 @@ impl PamInterface {
         let user = parse_user(user)?;
         checked_context(&context)?;
         let caller = check(Method::CreateChallenge, &user, &header, conn).await?;
+        let service = Arc::clone(&self.service);
+        let blocked_user = user.clone();
+        if let Some(since) = blocking(move || service.push_blocked(&blocked_user)).await? {
+            tracing::warn!(user = %user, blocked_since = since, "challenge-refused-blocked");
+            return Err(MfaError::PushBlocked(format!(
+                "sign-in requests of {user} are blocked since {since} (reported as not theirs)"
+            )));
+        }
         let creator = sender_of(&header)?;
         let session = caller_session(&header, conn).await;
         let field = |key: &str| context.get(key).cloned().unwrap_or_default();
@@ -542,21 +611,97 @@ impl PamInterface {
         .map_err(|e| MfaError::Internal(format!("worker failed: {e}")))
     }
 
-    /// Whether remote host `rhost` is remembered for `user` (`[remember]`).
+    /// Whether the device in `context` (SSH key, remote host, service) is
+    /// remembered for `user` (`[remember]`).
     async fn is_remembered(
         &self,
         user: &str,
-        rhost: &str,
+        context: HashMap<String, String>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool, MfaError> {
         let user = parse_user(user)?;
-        if rhost.len() > MAX_CONTEXT_VALUE {
-            return Err(MfaError::InvalidArgument("the remote host is too long".into()));
-        }
+        checked_context(&context)?;
         check(Method::IsRemembered, &user, &header, conn).await?;
-        let (service, rhost) = (Arc::clone(&self.service), rhost.to_string());
-        blocking(move || service.is_remembered(&user, &rhost, clock::now())).await
+        let Some(device) = crate::service::Device::of(&context) else {
+            return Ok(false);
+        };
+        let service = Arc::clone(&self.service);
+        blocking(move || service.is_remembered(&user, &device, clock::now())).await
+    }
+
+    /// After a second factor of `user` succeeded on this connection (a
+    /// code, a recovery code, an approved request): a one-time token that
+    /// `OpenSession` takes from the process opening the login session.
+    async fn grant_session(
+        &self,
+        user: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, MfaError> {
+        let user = parse_user(user)?;
+        check(Method::GrantSession, &user, &header, conn).await?;
+        let token: String = self
+            .service
+            .random_bytes(16)
+            .map_err(internal)?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let sender = sender_of(&header)?;
+        self.sessions
+            .grant(user.as_str(), &sender, token.clone(), clock::now())
+            .map_err(|e| MfaError::AccessDenied(e.to_string()))?;
+        Ok(token)
+    }
+
+    /// The caller's login session (its audit session, read from /proc)
+    /// passed a second factor as `user`: `token` from `GrantSession`
+    /// proves it. From then on it may approve `user`'s requests, until
+    /// `CloseSession`. Returns the audit session id.
+    async fn open_session(
+        &self,
+        user: &str,
+        token: &str,
+        context: HashMap<String, String>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, MfaError> {
+        let user = parse_user(user)?;
+        checked_context(&context)?;
+        if token.len() > 64 {
+            return Err(MfaError::InvalidArgument("the token is too long".into()));
+        }
+        check(Method::OpenSession, &user, &header, conn).await?;
+        let session = caller_session(&header, conn).await;
+        let service = context.get(context::SERVICE).cloned().unwrap_or_default();
+        match self.sessions.record(user.as_str(), token, session, &service, clock::now()) {
+            Ok(id) => {
+                tracing::info!(user = %user, service = ?service, session = id, "session-verified");
+                Ok(id)
+            }
+            Err(e) => {
+                tracing::warn!(user = %user, service = ?service, session = ?session, reason = %e, "session-not-verified");
+                Err(MfaError::AccessDenied(e.to_string()))
+            }
+        }
+    }
+
+    /// The caller's login session ended: it approves nothing any more.
+    async fn close_session(
+        &self,
+        user: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, MfaError> {
+        let user = parse_user(user)?;
+        check(Method::CloseSession, &user, &header, conn).await?;
+        let session = caller_session(&header, conn).await;
+        let closed = self.sessions.close(user.as_str(), session);
+        if closed {
+            tracing::info!(user = %user, session = ?session, "session-closed");
+        }
+        Ok(closed)
     }
 
     /// Whether an approver of `user` is online (for mode=auto).
@@ -577,6 +722,7 @@ impl PamInterface {
 pub struct ApproverInterface {
     pub service: Arc<Service>,
     pub push: Arc<Registry>,
+    pub sessions: Arc<Sessions>,
 }
 
 impl ApproverInterface {
@@ -592,6 +738,7 @@ impl ApproverInterface {
 
     fn rule(&self) -> SessionRule {
         match self.service.config().push.approver_session {
+            ApproverSession::Mfa => SessionRule::Mfa,
             ApproverSession::Different => SessionRule::Different,
             ApproverSession::Any => SessionRule::Any,
         }
@@ -654,9 +801,17 @@ impl ApproverInterface {
         let (me, uid) = self.approver(&header, conn).await?;
         let user = self.target_user(id, &me, uid);
         let session = caller_session(&header, conn).await;
-        let result = self.push.answer(id, &user, number, session, self.rule(), clock::now());
+        // Root approving another user's request ([push] allow_root_approval)
+        // is the administrator's choice; anyone else's session must have
+        // passed a second factor as that user (rule "mfa").
+        let verified = self.sessions.verified(&user, session) || (uid == 0 && user != me.as_str());
+        let approver = Approver { session, verified };
+        let result = self.push.answer(id, &user, number, approver, self.rule(), clock::now());
         match result {
             Ok((outcome, c)) => {
+                if outcome == ChallengeOutcome::Approved && !c.test {
+                    self.sessions.note_success(&c.user, &c.creator, clock::now());
+                }
                 tracing::info!(
                     user = %c.user,
                     service = ?c.context.get(context::SERVICE).cloned().unwrap_or_default(),
@@ -669,7 +824,7 @@ impl ApproverInterface {
                 Ok(outcome.into())
             }
             Err(e) => {
-                tracing::warn!(user = %user, approver_uid = uid, challenge = %id, refused = ?e, "approval-refused");
+                tracing::warn!(user = %user, approver_uid = uid, approver_session = ?session, challenge = %id, refused = ?e, "approval-refused");
                 Err(not_taken(e))
             }
         }
@@ -691,6 +846,43 @@ impl ApproverInterface {
             }
             Err(e) => Err(not_taken(e)),
         }
+    }
+
+    /// "This was not me": denies request `id`, logs it with its whole
+    /// context as a warning, and blocks push requests of the user until a
+    /// code login or an administrator (`UnblockPush`) clears it.
+    async fn report(
+        &self,
+        id: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, MfaError> {
+        let (me, uid) = self.approver(&header, conn).await?;
+        let session = caller_session(&header, conn).await;
+        let now = clock::now();
+        let (outcome, c) = self
+            .push
+            .end_if(id, ChallengeOutcome::Denied, now, |c| c.user == me.as_str() && !c.test)
+            .map_err(not_taken)?;
+        let field = |key: &str| c.context.get(key).cloned().unwrap_or_default();
+        tracing::warn!(
+            user = %c.user,
+            service = ?field(context::SERVICE),
+            host = ?field(context::HOST),
+            rhost = ?field(context::RHOST),
+            tty = ?field(context::TTY),
+            command = ?field(context::COMMAND),
+            requested_at = ?field(context::TIME),
+            challenge = %c.id,
+            reporter_uid = uid,
+            reporter_session = ?session,
+            "suspicious-request-reported"
+        );
+        let service = Arc::clone(&self.service);
+        let user = me.clone();
+        blocking(move || service.set_push_blocked(&user, Some(now))).await?;
+        tracing::warn!(user = %me, "push-blocked");
+        Ok(outcome.into())
     }
 
     /// The seed guide's test: a challenge for the caller's own user that
@@ -779,6 +971,7 @@ impl EnrollInterface {
         let user = parse_user(user)?;
         checked_code(proof, true)?;
         let caller = check(Method::Begin, &user, &header, conn).await?;
+        known_account(&self.service, &user, caller)?;
         let proof = zeroize::Zeroizing::new(proof.to_string());
         let started = self
             .logged("enrollment-started", user, caller, move |service, user| {
@@ -881,6 +1074,7 @@ impl EnrollInterface {
         checked_code(proof, true)?;
         // Who may act first: a stranger learns nothing from the parser.
         let caller = check(Method::ImportGoogleAuthenticator, &user, &header, conn).await?;
+        known_account(&self.service, &user, caller)?;
         let parsed = crate::ga_import::parse(file).map_err(|e| {
             MfaError::InvalidArgument(format!("not a google-authenticator file: {e}"))
         })?;
@@ -907,6 +1101,29 @@ pub struct AdminInterface {
     pub service: Arc<Service>,
 }
 
+impl AdminInterface {
+    /// An administrator's change to `user` (`method` authorizes it), run
+    /// on the blocking pool and logged as `event` with whether it changed
+    /// anything.
+    async fn change(
+        &self,
+        method: Method,
+        user: &str,
+        header: &Header<'_>,
+        conn: &Connection,
+        event: &'static str,
+        work: impl FnOnce(&Service, &Username) -> Result<bool, ServiceError> + Send + 'static,
+    ) -> Result<bool, MfaError> {
+        let user = parse_user(user)?;
+        let caller = check(method, &user, header, conn).await?;
+        let service = Arc::clone(&self.service);
+        let logged_user = user.clone();
+        let changed = blocking(move || work(&service, &user)).await?;
+        tracing::info!(user = %logged_user, caller_uid = caller, changed, "{event}");
+        Ok(changed)
+    }
+}
+
 #[zbus::interface(name = "io.github.pam_mfa.Admin1")]
 impl AdminInterface {
     /// All enrolled users with the unix time each enrolled.
@@ -922,6 +1139,20 @@ impl AdminInterface {
         Ok(users.into_iter().map(|(u, t)| (u.to_string(), t)).collect())
     }
 
+    /// Lets `user` make push requests again after a "not me" report;
+    /// false when they were not blocked.
+    async fn unblock_push(
+        &self,
+        user: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, MfaError> {
+        self.change(Method::UnblockPush, user, &header, conn, "push-unblocked", |service, user| {
+            service.set_push_blocked(user, None)
+        })
+        .await
+    }
+
     /// Removes `user`'s enrollment; false when there was none.
     async fn reset(
         &self,
@@ -929,13 +1160,10 @@ impl AdminInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool, MfaError> {
-        let user = parse_user(user)?;
-        let caller = check(Method::Reset, &user, &header, conn).await?;
-        let service = Arc::clone(&self.service);
-        let logged_user = user.clone();
-        let removed = blocking(move || service.reset(&user)).await?;
-        tracing::info!(user = %logged_user, caller_uid = caller, removed, "reset");
-        Ok(removed)
+        self.change(Method::Reset, user, &header, conn, "reset", |service, user| {
+            service.reset(user)
+        })
+        .await
     }
 }
 

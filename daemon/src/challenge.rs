@@ -18,11 +18,22 @@ pub type SessionId = Option<u32>;
 /// Who may approve relative to the request's login session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionRule {
-    /// The approver's audit session must differ from the requester's (default).
+    /// The approver's audit session must differ from the requester's and
+    /// must itself have passed pam_mfa's second factor (default).
+    Mfa,
+    /// The approver's audit session must differ from the requester's.
     Different,
     /// Any session of the user (weaker: a script in the requesting session
     /// could approve its own sudo).
     Any,
+}
+
+/// The login session an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Approver {
+    pub session: SessionId,
+    /// Whether that session passed pam_mfa's second factor as the user.
+    pub verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +61,8 @@ pub enum NotTaken {
     Ended(ChallengeOutcome),
     /// The approval came from the requesting login session.
     SameSession,
+    /// The approver's login session never passed a second factor.
+    NotVerified,
 }
 
 /// Draws the number shown to the user: 10 to 99, uniformly, by rejection
@@ -89,7 +102,7 @@ impl Challenge {
     pub fn answer(
         &mut self,
         number: u32,
-        approver_session: SessionId,
+        approver: Approver,
         rule: SessionRule,
         now: u64,
     ) -> Result<ChallengeOutcome, NotTaken> {
@@ -97,11 +110,13 @@ impl Challenge {
             self.outcome = Some(ended);
             return Err(NotTaken::Ended(ended));
         }
-        if rule == SessionRule::Different
-            && !self.test
-            && (approver_session.is_none() || approver_session == self.requester_session)
-        {
-            return Err(NotTaken::SameSession);
+        if !self.test && rule != SessionRule::Any {
+            if approver.session.is_none() || approver.session == self.requester_session {
+                return Err(NotTaken::SameSession);
+            }
+            if rule == SessionRule::Mfa && !approver.verified {
+                return Err(NotTaken::NotVerified);
+            }
         }
         let outcome = if number == self.number {
             ChallengeOutcome::Approved
@@ -116,6 +131,10 @@ impl Challenge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn from(session: u32) -> Approver {
+        Approver { session: Some(session), verified: true }
+    }
 
     fn challenge() -> Challenge {
         Challenge {
@@ -136,7 +155,7 @@ mod tests {
     fn the_right_number_from_another_session_approves() {
         let mut c = challenge();
         assert_eq!(
-            c.answer(71, Some(6), SessionRule::Different, 120),
+            c.answer(71, from(6), SessionRule::Different, 120),
             Ok(ChallengeOutcome::Approved)
         );
         assert_eq!(c.outcome_at(200), Some(ChallengeOutcome::Approved), "expiry does not undo it");
@@ -146,11 +165,11 @@ mod tests {
     fn a_wrong_number_ends_the_challenge() {
         let mut c = challenge();
         assert_eq!(
-            c.answer(17, Some(6), SessionRule::Different, 120),
+            c.answer(17, from(6), SessionRule::Different, 120),
             Ok(ChallengeOutcome::WrongNumber)
         );
         assert_eq!(
-            c.answer(71, Some(6), SessionRule::Different, 121),
+            c.answer(71, from(6), SessionRule::Different, 121),
             Err(NotTaken::Ended(ChallengeOutcome::WrongNumber))
         );
     }
@@ -158,17 +177,35 @@ mod tests {
     #[test]
     fn the_requesting_session_cannot_approve_unless_allowed() {
         let mut c = challenge();
-        assert_eq!(c.answer(71, Some(5), SessionRule::Different, 120), Err(NotTaken::SameSession));
-        assert_eq!(c.answer(71, None, SessionRule::Different, 120), Err(NotTaken::SameSession));
+        assert_eq!(c.answer(71, from(5), SessionRule::Different, 120), Err(NotTaken::SameSession));
+        assert_eq!(
+            c.answer(71, Approver { session: None, verified: true }, SessionRule::Different, 120),
+            Err(NotTaken::SameSession)
+        );
         assert_eq!(c.outcome, None, "a refused approver changes nothing");
-        assert_eq!(c.answer(71, Some(5), SessionRule::Any, 120), Ok(ChallengeOutcome::Approved));
+        assert_eq!(c.answer(71, from(5), SessionRule::Any, 120), Ok(ChallengeOutcome::Approved));
+    }
+
+    #[test]
+    fn by_default_only_a_session_that_passed_a_second_factor_approves() {
+        let mut c = challenge();
+        let unverified = Approver { session: Some(6), verified: false };
+        assert_eq!(c.answer(71, unverified, SessionRule::Mfa, 120), Err(NotTaken::NotVerified));
+        assert_eq!(c.answer(71, from(5), SessionRule::Mfa, 120), Err(NotTaken::SameSession));
+        assert_eq!(c.outcome, None, "a refused approver changes nothing");
+        assert_eq!(
+            c.answer(71, unverified, SessionRule::Different, 120),
+            Ok(ChallengeOutcome::Approved)
+        );
+        let mut c = challenge();
+        assert_eq!(c.answer(71, from(6), SessionRule::Mfa, 120), Ok(ChallengeOutcome::Approved));
     }
 
     #[test]
     fn a_test_challenge_may_be_answered_from_the_same_session() {
         let mut c = Challenge { test: true, ..challenge() };
         assert_eq!(
-            c.answer(71, Some(5), SessionRule::Different, 120),
+            c.answer(71, from(5), SessionRule::Different, 120),
             Ok(ChallengeOutcome::Approved)
         );
     }
@@ -179,7 +216,7 @@ mod tests {
         assert_eq!(c.outcome_at(159), None);
         assert_eq!(c.outcome_at(160), Some(ChallengeOutcome::Expired));
         assert_eq!(
-            c.answer(71, Some(6), SessionRule::Different, 160),
+            c.answer(71, from(6), SessionRule::Different, 160),
             Err(NotTaken::Ended(ChallengeOutcome::Expired))
         );
     }

@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod challenge;
 pub mod clock;
+pub mod flood;
 pub mod ga_import;
 pub mod limits;
 pub mod output;
@@ -14,6 +15,7 @@ pub mod qr;
 pub mod random;
 pub mod recovery;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub use pam_mfa_config::timefmt;
 pub mod totp;

@@ -19,6 +19,25 @@ pub struct LimitState {
     pub locked_until: u64,
 }
 
+/// Which failures count together under `[limits] scope = "user+address"`:
+/// an IPv4 address; an IPv6 address by its /64 (one subscriber's network
+/// has a /64 or more, so rotating addresses inside it gains nothing); any
+/// other remote host name as given; no remote host as "local".
+pub fn address_key(rhost: &str) -> String {
+    match rhost.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Err(_) if rhost.is_empty() => "local".to_string(),
+        Err(_) => rhost.to_string(),
+    }
+}
+
 /// Seconds left of a running lockout, if any.
 pub fn locked_for(state: &LimitState, now: u64) -> Option<u64> {
     (state.locked_until > now).then(|| state.locked_until - now)
@@ -50,11 +69,23 @@ mod tests {
     use super::*;
     use pam_mfa_config::schema::Ranged;
 
+    #[test]
+    fn addresses_count_by_ipv4_address_and_ipv6_64() {
+        assert_eq!(address_key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_key("2001:db8::1"), "2001:db8:0:0::/64");
+        assert_eq!(address_key("2001:db8::ffff:1"), "2001:db8:0:0::/64");
+        assert_ne!(address_key("2001:db8:0:1::1"), address_key("2001:db8::1"));
+        assert_eq!(address_key(""), "local");
+        assert_eq!(address_key("bastion.example"), "bastion.example");
+    }
+
     fn limits() -> Limits {
         Limits {
             max_failures: Ranged::clamped(3),
             lockout_seconds: Ranged::clamped(30),
             lockout_max_seconds: Ranged::clamped(100),
+            scope: Default::default(),
         }
     }
 

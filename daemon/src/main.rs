@@ -13,6 +13,7 @@ use pam_mfa_daemon::push::Registry;
 use pam_mfa_daemon::random::OsRandom;
 use pam_mfa_daemon::say;
 use pam_mfa_daemon::service::Service;
+use pam_mfa_daemon::sessions::Sessions;
 use pam_mfa_daemon::store::Store;
 
 const HELP: &str = "\
@@ -129,15 +130,22 @@ async fn serve(
         .unwrap_or_else(|| "localhost".into());
     let service = Arc::new(Service::new(config, store, Box::new(OsRandom), &host));
     let push = Arc::new(Registry::default());
+    let state_dir = service.config().state_dir.as_path().to_path_buf();
+    let sessions =
+        Arc::new(Sessions::load(Some(Sessions::file_in(&state_dir)), &Sessions::boot_id()));
     let connection = zbus::connection::Builder::address(address.as_str())
         .name(names::BUS_NAME)
         .serve_at(
             names::OBJECT_PATH,
-            PamInterface { service: Arc::clone(&service), push: Arc::clone(&push) },
+            PamInterface {
+                service: Arc::clone(&service),
+                push: Arc::clone(&push),
+                sessions: Arc::clone(&sessions),
+            },
         )
         .serve_at(
             names::OBJECT_PATH,
-            ApproverInterface { service: Arc::clone(&service), push: Arc::clone(&push) },
+            ApproverInterface { service: Arc::clone(&service), push: Arc::clone(&push), sessions },
         )
         .serve_at(names::OBJECT_PATH, EnrollInterface { service: Arc::clone(&service) })
         .serve_at(names::OBJECT_PATH, AdminInterface { service })

@@ -1,5 +1,6 @@
 //! The live number-matching state of mfad: pending challenges (one per
-//! user), who waits on them, and which approver connections are online.
+//! user), who waits on them, which approver connections are online, and
+//! each user's budget of new requests ([`crate::flood`]).
 //! Waiters are woken through a watch channel the moment a challenge ends:
 //! nobody polls. Decisions are [`Challenge`]'s; this only keeps and wakes.
 
@@ -9,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use pam_mfa_config::wire::ChallengeOutcome;
 use tokio::sync::watch;
 
-use crate::challenge::{Challenge, Context, NotTaken, SessionId, SessionRule};
+use crate::challenge::{Approver, Challenge, Context, NotTaken, SessionRule};
+use crate::flood::Bucket;
 
 /// Ended challenges are kept this long (seconds) so a late waiter or
 /// approver gets the real outcome rather than "unknown".
@@ -28,6 +30,25 @@ struct State {
     current: HashMap<String, String>,
     /// approver connection (unique name) -> user it approves for
     approvers: HashMap<String, String>,
+    /// user -> budget of new requests
+    buckets: HashMap<String, Bucket>,
+}
+
+/// Why a new request was not made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The user made too many just now: one more in this many seconds.
+    TooMany(u64),
+    /// One of the user's requests is still waiting (its id). A newcomer
+    /// never ends it: a flood cannot cancel the user's own request.
+    Pending(String),
+}
+
+/// The per-user budget of new requests: `burst`, then one every `every` s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub burst: u64,
+    pub every: u64,
 }
 
 #[derive(Default)]
@@ -47,27 +68,31 @@ impl Registry {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a challenge; the user's previous one, if pending, ends as
-    /// superseded (its waiter wakes). Returns the superseded id.
-    pub fn create(&self, challenge: Challenge, now: u64) -> Option<String> {
+    /// Adds a challenge, within the user's budget and unless one of the
+    /// user's is still pending (then the newcomer is refused, and the
+    /// pending one goes on).
+    pub fn create(&self, challenge: Challenge, budget: Budget, now: u64) -> Result<(), Refused> {
         let mut state = self.state();
         state.challenges.retain(|_, e| {
             e.ended_at.is_none_or(|t| t + KEEP_ENDED > now)
                 && e.challenge.expires_at + KEEP_ENDED > now
         });
         let user = challenge.user.clone();
-        let id = challenge.id.clone();
-        let (wake, _) = watch::channel(None);
-        let previous = state.current.insert(user, id.clone());
-        let mut superseded = None;
-        if let Some(entry) = previous.and_then(|old| state.challenges.get_mut(&old)) {
-            if entry.challenge.outcome_at(now).is_none() {
-                end(entry, ChallengeOutcome::Superseded, now);
-                superseded = Some(entry.challenge.id.clone());
+        let bucket =
+            state.buckets.entry(user.clone()).or_insert_with(|| Bucket::full(budget.burst, now));
+        bucket.take(budget.burst, budget.every, now).map_err(Refused::TooMany)?;
+        // Buckets of quiet users are full again: forget them.
+        state.buckets.retain(|_, b| !b.is_full_at(budget.burst, budget.every, now));
+        if let Some(old) = state.current.get(&user) {
+            if state.challenges.get(old).is_some_and(|e| e.challenge.outcome_at(now).is_none()) {
+                return Err(Refused::Pending(old.clone()));
             }
         }
+        let id = challenge.id.clone();
+        let (wake, _) = watch::channel(None);
+        state.current.insert(user, id.clone());
         state.challenges.insert(id, Entry { challenge, ended_at: None, wake });
-        superseded
+        Ok(())
     }
 
     /// A receiver that sees the outcome once the challenge ends; only the
@@ -103,7 +128,7 @@ impl Registry {
         id: &str,
         user: &str,
         number: u32,
-        session: SessionId,
+        approver: Approver,
         rule: SessionRule,
         now: u64,
     ) -> Result<(ChallengeOutcome, Challenge), NotTaken> {
@@ -112,7 +137,7 @@ impl Registry {
         if entry.challenge.user != user {
             return Err(NotTaken::Unknown);
         }
-        let outcome = entry.challenge.answer(number, session, rule, now)?;
+        let outcome = entry.challenge.answer(number, approver, rule, now)?;
         end(entry, outcome, now);
         Ok((outcome, entry.challenge.clone()))
     }
@@ -217,36 +242,75 @@ mod tests {
         }
     }
 
+    const BUDGET: Budget = Budget { burst: 3, every: 20 };
+
     #[test]
-    fn a_new_request_supersedes_the_old_and_wakes_its_waiter() {
+    fn a_new_request_is_refused_while_one_waits_and_the_waiting_one_goes_on() {
         let reg = Registry::default();
-        reg.create(challenge("a", "alice"), 0);
+        reg.create(challenge("a", "alice"), BUDGET, 0).unwrap();
         let (rx, _) = reg.watch("a", ":1.1").unwrap();
-        assert_eq!(reg.create(challenge("b", "alice"), 1), Some("a".into()));
-        assert_eq!(*rx.borrow(), Some(ChallengeOutcome::Superseded));
-        assert_eq!(reg.pending_for("alice", 1).len(), 1);
-        assert_eq!(reg.pending_for("alice", 1)[0].0, "b");
+        assert_eq!(
+            reg.create(challenge("b", "alice"), BUDGET, 1),
+            Err(Refused::Pending("a".into()))
+        );
+        assert_eq!(*rx.borrow(), None, "the waiting request was not ended");
+        assert_eq!(reg.pending_for("alice", 1)[0].0, "a");
+        assert!(
+            reg.create(challenge("c", "bob"), BUDGET, 1).is_ok(),
+            "other users are not held up"
+        );
+        // Once it has ended, the next may come.
+        reg.settle("a", 60);
+        assert!(reg.create(challenge("d", "alice"), BUDGET, 61).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_requests_gets_the_burst_and_then_waits() {
+        let reg = Registry::default();
+        for (i, at) in [0u64, 0, 0].iter().enumerate() {
+            let id = format!("r{i}");
+            reg.create(challenge(&id, "alice"), BUDGET, *at).unwrap();
+            reg.end_if(&id, ChallengeOutcome::Cancelled, *at, |_| true).unwrap();
+        }
+        assert_eq!(reg.create(challenge("r3", "alice"), BUDGET, 5), Err(Refused::TooMany(15)));
+        assert!(reg.create(challenge("r4", "alice"), BUDGET, 20).is_ok());
     }
 
     #[test]
     fn only_the_creator_may_wait_and_only_the_user_may_answer() {
         let reg = Registry::default();
-        reg.create(challenge("a", "alice"), 0);
+        reg.create(challenge("a", "alice"), BUDGET, 0).unwrap();
         assert!(reg.watch("a", ":1.2").is_err());
         assert_eq!(
-            reg.answer("a", "bob", 42, Some(2), SessionRule::Different, 1).unwrap_err(),
+            reg.answer(
+                "a",
+                "bob",
+                42,
+                Approver { session: Some(2), verified: true },
+                SessionRule::Different,
+                1
+            )
+            .unwrap_err(),
             NotTaken::Unknown
         );
         assert!(reg.pending_for("bob", 1).is_empty());
-        let (outcome, _) =
-            reg.answer("a", "alice", 42, Some(2), SessionRule::Different, 1).unwrap();
+        let (outcome, _) = reg
+            .answer(
+                "a",
+                "alice",
+                42,
+                Approver { session: Some(2), verified: true },
+                SessionRule::Different,
+                1,
+            )
+            .unwrap();
         assert_eq!(outcome, ChallengeOutcome::Approved);
     }
 
     #[test]
     fn a_creator_leaving_cancels_and_an_approver_leaving_goes_offline() {
         let reg = Registry::default();
-        reg.create(challenge("a", "alice"), 0);
+        reg.create(challenge("a", "alice"), BUDGET, 0).unwrap();
         reg.register_approver(":1.9", "alice");
         assert!(reg.has_approver("alice"));
         assert_eq!(reg.forget_connection(":1.1", 1), vec!["a".to_string()]);
@@ -258,7 +322,7 @@ mod tests {
     #[test]
     fn settle_expires_on_time() {
         let reg = Registry::default();
-        reg.create(challenge("a", "alice"), 0);
+        reg.create(challenge("a", "alice"), BUDGET, 0).unwrap();
         assert_eq!(reg.settle("a", 59), ChallengeOutcome::Pending);
         assert_eq!(reg.settle("a", 60), ChallengeOutcome::Expired);
     }

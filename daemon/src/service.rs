@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use pam_mfa_config::schema::{Config, Limits, Ranged};
+use pam_mfa_config::schema::{Config, LimitScope, Limits, Ranged};
 use pam_mfa_config::username::Username;
 use pam_mfa_config::wire::VerifyOutcome;
 use zeroize::Zeroizing;
@@ -148,6 +148,35 @@ pub struct Started {
 /// New recovery codes (shown once), their salt and their hashes (stored).
 type RecoverySet = (Vec<Zeroizing<String>>, String, Vec<String>);
 
+/// A device that may be remembered: the SSH key that authenticated (kept
+/// as its SHA-256), the remote address and the PAM service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    key: String,
+    rhost: String,
+    service: String,
+}
+
+impl Device {
+    /// The device of an attempt's context; `None` without a key or an address.
+    pub fn of(context: &std::collections::HashMap<String, String>) -> Option<Device> {
+        use pam_mfa_config::wire::context as keys;
+        use sha2::Digest;
+        let key = context.get(keys::SSH_KEY).filter(|k| !k.is_empty())?;
+        let rhost = context.get(keys::RHOST).filter(|r| !r.is_empty())?;
+        let hash = sha2::Sha256::digest(key.as_bytes());
+        Some(Device {
+            key: hash.iter().map(|b| format!("{b:02x}")).collect(),
+            rhost: rhost.clone(),
+            service: context.get(keys::SERVICE).cloned().unwrap_or_default(),
+        })
+    }
+
+    fn is(&self, r: &Remembered) -> bool {
+        !r.key.is_empty() && r.key == self.key && r.rhost == self.rhost && r.service == self.service
+    }
+}
+
 /// What `status` tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -164,6 +193,9 @@ pub struct Service {
     locks: Mutex<HashMap<Username, Weak<Mutex<()>>>>,
     pending: Mutex<HashMap<Username, Pending>>,
 }
+
+/// Addresses whose failures a record keeps under `scope = "user+address"`.
+const MAX_ADDRESSES: usize = 256;
 
 /// The record's limits: the config's, or the user's imported ones.
 fn limits_of(config: &Config, record: &Record) -> Limits {
@@ -229,16 +261,20 @@ impl Service {
     /// `now`. A success is on disk before this returns, so the same step or
     /// recovery code can never be accepted twice.
     pub fn verify(&self, user: &Username, code: &str, now: u64) -> Result<Verdict, ServiceError> {
-        self.verify_from(user, code, "", now)
+        self.verify_from(user, code, "", None, now)
     }
 
     /// [`Service::verify`] for a login from remote host `rhost` (may be
-    /// empty): with `[remember] seconds`, a success remembers the address.
+    /// empty; it counts under `[limits] scope = "user+address"`) and
+    /// `device` (an SSH key, address and service; `None` for anything
+    /// else): with `[remember] seconds`, a code (never a recovery code)
+    /// remembers the device.
     pub fn verify_from(
         &self,
         user: &Username,
         code: &str,
         rhost: &str,
+        device: Option<&Device>,
         now: u64,
     ) -> Result<Verdict, ServiceError> {
         let lock = self.user_lock(user);
@@ -246,14 +282,26 @@ impl Service {
         let Some(mut record) = self.store.load(user)? else {
             return Ok(Verdict { outcome: VerifyOutcome::NotEnrolled, retry_after: 0 });
         };
-        let verdict = self.check_and_record(&mut record, code, now)?;
+        let verdict = self.check_and_record(&mut record, code, rhost, now)?;
         let keep = self.config.remember.seconds.get();
-        if verdict.outcome.is_success() && keep > 0 && !rhost.is_empty() {
-            record.remembered.retain(|r| r.until > now && r.rhost != rhost);
-            record.remembered.push(Remembered { rhost: rhost.to_string(), until: now + keep });
+        if let Some(device) =
+            device.filter(|_| verdict.outcome == VerifyOutcome::Accepted && keep > 0)
+        {
+            record.remembered.retain(|r| r.until > now && !device.is(r));
+            record.remembered.push(Remembered {
+                rhost: device.rhost.clone(),
+                until: now + keep,
+                key: device.key.clone(),
+                service: device.service.clone(),
+            });
             // Bounded: the oldest go first.
             let excess = record.remembered.len().saturating_sub(32);
             record.remembered.drain(..excess);
+        }
+        if verdict.outcome.is_success() && record.push_blocked_since != 0 {
+            // A code login: the user is back in control of the account.
+            tracing::info!(user = %user, "push-unblocked-by-code-login");
+            record.push_blocked_since = 0;
         }
         if verdict.outcome.is_success() {
             // The used step or recovery code must be on disk before success.
@@ -266,14 +314,23 @@ impl Service {
         Ok(verdict)
     }
 
-    /// The verification rules applied to `record` in memory (the caller saves).
+    /// The verification rules applied to `record` in memory (the caller
+    /// saves), failures counted for the user or for the user and `rhost`
+    /// (`[limits] scope`).
     fn check_and_record(
         &self,
         record: &mut Record,
         code: &str,
+        rhost: &str,
         now: u64,
     ) -> Result<Verdict, ServiceError> {
-        if let Some(left) = limits::locked_for(&record.limits, now) {
+        let address = (self.config.limits.scope == LimitScope::UserAddress)
+            .then(|| limits::address_key(rhost));
+        let state = match &address {
+            Some(key) => record.limits_by_address.get(key).copied().unwrap_or_default(),
+            None => record.limits,
+        };
+        if let Some(left) = limits::locked_for(&state, now) {
             return Ok(Verdict { outcome: VerifyOutcome::LockedOut, retry_after: left });
         }
         let params = record.params().map_err(ServiceError::BadRecord)?;
@@ -293,12 +350,33 @@ impl Service {
                 outcome = VerifyOutcome::RecoveryAccepted;
             }
         }
-        record.limits = if outcome.is_success() {
+        let state = if outcome.is_success() {
             limits::after_success()
         } else {
-            limits::after_failure(&record.limits, &limits_of(&self.config, record), now)
+            limits::after_failure(&state, &limits_of(&self.config, record), now)
         };
-        let retry_after = limits::locked_for(&record.limits, now).unwrap_or(0);
+        match address {
+            Some(key) => {
+                let by_address = &mut record.limits_by_address;
+                if state == limits::LimitState::default() {
+                    by_address.remove(&key);
+                } else {
+                    by_address.insert(key, state);
+                }
+                // Bounded: addresses that stopped counting go first, then
+                // the lockouts that end soonest.
+                if by_address.len() > MAX_ADDRESSES {
+                    by_address.retain(|_, s| s.failures > 0 || s.locked_until > now);
+                }
+                while by_address.len() > MAX_ADDRESSES {
+                    let first = by_address.iter().min_by_key(|(_, s)| s.locked_until);
+                    let Some(key) = first.map(|(k, _)| k.clone()) else { break };
+                    by_address.remove(&key);
+                }
+            }
+            None => record.limits = state,
+        }
+        let retry_after = limits::locked_for(&state, now).unwrap_or(0);
         Ok(Verdict { outcome, retry_after })
     }
 
@@ -314,7 +392,7 @@ impl Service {
         if proof.is_empty() {
             return Err(Refusal::ProofRequired.into());
         }
-        let verdict = self.check_and_record(record, proof, now)?;
+        let verdict = self.check_and_record(record, proof, "", now)?;
         self.store.save(user, record)?;
         if verdict.outcome.is_success() {
             Ok(())
@@ -442,6 +520,8 @@ impl Service {
             recovery_salt: salt,
             recovery: hashes,
             remembered: Vec::new(),
+            push_blocked_since: 0,
+            limits_by_address: Default::default(),
         };
         self.store.save(user, &record)?;
         pending.remove(user);
@@ -532,6 +612,8 @@ impl Service {
             recovery_salt: salt,
             recovery,
             remembered: Vec::new(),
+            push_blocked_since: 0,
+            limits_by_address: Default::default(),
         };
         self.store.save(user, &record)?;
         Ok(count)
@@ -541,24 +623,28 @@ impl Service {
         Ok(self.store.load(user)?.map(|record| Status {
             enrolled_at: record.enrolled_at,
             recovery_left: u32::try_from(record.recovery.len()).unwrap_or(u32::MAX),
-            locked_for: limits::locked_for(&record.limits, now).unwrap_or(0),
+            locked_for: std::iter::once(&record.limits)
+                .chain(record.limits_by_address.values())
+                .filter_map(|s| limits::locked_for(s, now))
+                .max()
+                .unwrap_or(0),
         }))
     }
 
-    /// Whether `rhost` is remembered for `user` at `now` (and remembering is on).
+    /// Whether `device` is remembered for `user` at `now` (and remembering is on).
     pub fn is_remembered(
         &self,
         user: &Username,
-        rhost: &str,
+        device: &Device,
         now: u64,
     ) -> Result<bool, ServiceError> {
-        if self.config.remember.seconds.get() == 0 || rhost.is_empty() {
+        if self.config.remember.seconds.get() == 0 {
             return Ok(false);
         }
         Ok(self
             .store
             .load(user)?
-            .is_some_and(|r| r.remembered.iter().any(|d| d.rhost == rhost && d.until > now)))
+            .is_some_and(|r| r.remembered.iter().any(|d| device.is(d) && d.until > now)))
     }
 
     /// Forgets every remembered address of `user`; returns how many there were.
@@ -572,6 +658,30 @@ impl Service {
         record.remembered.clear();
         self.store.save(user, &record)?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    /// Since when push requests of `user` are blocked (after a "not me"
+    /// report); `None` when they are not.
+    pub fn push_blocked(&self, user: &Username) -> Result<Option<u64>, ServiceError> {
+        Ok(self.store.load(user)?.map(|r| r.push_blocked_since).filter(|since| *since != 0))
+    }
+
+    /// Blocks (`Some(now)`) or unblocks (`None`) push requests of `user`;
+    /// returns whether they were blocked before.
+    pub fn set_push_blocked(
+        &self,
+        user: &Username,
+        since: Option<u64>,
+    ) -> Result<bool, ServiceError> {
+        let lock = self.user_lock(user);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut record) = self.store.load(user)? else {
+            return Err(Refusal::NotEnrolled.into());
+        };
+        let was = record.push_blocked_since != 0;
+        record.push_blocked_since = since.unwrap_or(0).max(u64::from(since.is_some()));
+        self.store.save(user, &record)?;
+        Ok(was)
     }
 
     /// Whether an enrollment is waiting for its first code.

@@ -56,14 +56,29 @@ pub struct Record {
     /// time until which they are.
     #[serde(default)]
     pub remembered: Vec<Remembered>,
+    /// Unix time a push request was reported as "not me" (0: never, or
+    /// cleared since): push requests stay refused until a code login or
+    /// an administrator clears it.
+    #[serde(default)]
+    pub push_blocked_since: u64,
+    /// Under `[limits] scope = "user+address"`: the failures of each
+    /// address (see `limits::address_key`), bounded.
+    #[serde(default)]
+    pub limits_by_address: std::collections::BTreeMap<String, LimitState>,
 }
 
-/// A remote address that may skip the second factor until `until`.
+/// A device that may skip the second factor until `until`: an SSH key
+/// (its SHA-256, hex) from a remote address through a PAM service. An
+/// entry without a key (from before keys were bound) matches nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Remembered {
     pub rhost: String,
     pub until: u64,
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub service: String,
 }
 
 impl Record {
@@ -318,7 +333,14 @@ mod tests {
             lockout_seconds: Some(30),
             recovery_salt: "00ff".into(),
             recovery: vec!["ab".repeat(32)],
-            remembered: vec![Remembered { rhost: "192.0.2.7".into(), until: 9 }],
+            remembered: vec![Remembered {
+                rhost: "192.0.2.7".into(),
+                until: 9,
+                key: "ab".repeat(32),
+                service: "sshd".into(),
+            }],
+            push_blocked_since: 0,
+            limits_by_address: Default::default(),
         }
     }
 

@@ -87,6 +87,8 @@ pub struct Args {
     pub texts: Texts,
     /// From the config's `[remember] seconds`: whether remembered devices skip.
     pub remember: bool,
+    /// From the config's `[remember] ssh_services`: where the SSH key is read.
+    pub ssh_services: Vec<String>,
     /// From the config's `[policy] enroll_deadline`, days since 1970-01-01.
     pub enroll_deadline: Option<i64>,
     /// From the config's `[push] show_command`: tell the approver the command.
@@ -111,6 +113,7 @@ impl Default for Args {
             language: None,
             texts: Texts::english(),
             remember: false,
+            ssh_services: Vec::new(),
             show_command: false,
             show_remote_host: false,
         }

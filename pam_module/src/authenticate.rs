@@ -7,7 +7,7 @@ use pam_mfa_config::i18n::Texts;
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
 use pam_mfa_config::username::Username;
-use pam_mfa_config::wire::{context, ChallengeOutcome, VerifyOutcome};
+use pam_mfa_config::wire::{context, ssh_key_of, ChallengeOutcome, VerifyOutcome};
 
 use crate::args::{Args, Mode};
 use crate::codes::PamCode;
@@ -20,6 +20,29 @@ pub enum DaemonError {
     Unavailable(String),
     /// mfad answered with an error (refused, bad input, internal).
     Refused(String),
+    /// mfad made no push request; a code may still be typed.
+    PushRefused(PushRefusal),
+}
+
+/// Why mfad made no push request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushRefusal {
+    /// Too many just now: another in this many seconds.
+    TooMany(u64),
+    /// Another request of the user is waiting.
+    Pending,
+    /// Blocked after a "not me" report, until a code login.
+    Blocked,
+}
+
+impl PushRefusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            PushRefusal::TooMany(_) => "too-many-requests",
+            PushRefusal::Pending => "another-request-waiting",
+            PushRefusal::Blocked => "blocked-after-report",
+        }
+    }
 }
 
 impl std::fmt::Display for DaemonError {
@@ -27,6 +50,7 @@ impl std::fmt::Display for DaemonError {
         match self {
             DaemonError::Unavailable(e) => write!(f, "mfad unavailable: {e}"),
             DaemonError::Refused(e) => write!(f, "mfad refused: {e}"),
+            DaemonError::PushRefused(why) => write!(f, "mfad made no request: {}", why.as_str()),
         }
     }
 }
@@ -53,8 +77,12 @@ pub trait Daemon {
         wait: std::time::Duration,
     ) -> Result<ChallengeOutcome, DaemonError>;
     fn cancel_challenge(&mut self, id: &str) -> Result<(), DaemonError>;
-    /// Whether `rhost` is remembered for `user`.
-    fn is_remembered(&mut self, user: &str, rhost: &str) -> Result<bool, DaemonError>;
+    /// Whether this device (SSH key, remote host, service) is remembered for `user`.
+    fn is_remembered(
+        &mut self,
+        user: &str,
+        device: &HashMap<String, String>,
+    ) -> Result<bool, DaemonError>;
     /// Whether `user` must use a second factor under these lists.
     fn covered(
         &mut self,
@@ -65,28 +93,35 @@ pub trait Daemon {
     ) -> Result<bool, DaemonError>;
 }
 
-/// Entry point used by the FFI shim: real config, real bus.
-pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
-    let mut args = match Args::parse(raw_args) {
+/// The module arguments and the config they name, checked: a config
+/// someone else than root can change is refused (`PAM_AUTHINFO_UNAVAIL`,
+/// whatever failmode says: it could name their own bus).
+pub fn configured(pam: &dyn PamHandler, raw_args: &[String]) -> Result<(Args, Config), PamCode> {
+    let args = match Args::parse(raw_args) {
         Ok(args) => args,
         Err(e) => {
             pam.log(Priority::Error, &format!("bad PAM line: {e}"));
-            return PamCode::ServiceErr;
+            return Err(PamCode::ServiceErr);
         }
     };
-    // A config someone else than root can change could name their own
-    // bus: refused whatever failmode says.
     if let Err(e) = Config::check_trusted(args.config.as_deref()) {
         pam.log(Priority::Error, &format!("config refused: {e}"));
-        return PamCode::AuthinfoUnavail;
+        return Err(PamCode::AuthinfoUnavail);
     }
-    let config = Config::load_given(args.config.as_deref());
-    let config = match config {
-        Ok(config) => config,
+    match Config::load_given(args.config.as_deref()) {
+        Ok(config) => Ok((args, config)),
         Err(e) => {
             pam.log(Priority::Error, &format!("config refused: {e}"));
-            return PamCode::ServiceErr;
+            Err(PamCode::ServiceErr)
         }
+    }
+}
+
+/// Entry point used by the FFI shim: real config, real bus.
+pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
+    let (mut args, config) = match configured(pam, raw_args) {
+        Ok(configured) => configured,
+        Err(code) => return code,
     };
     if args.debug {
         pam.log(
@@ -105,6 +140,7 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
     args.exempt_groups.get_or_insert_with(|| policy.exempt_groups.clone());
     args.enroll_deadline = policy.enroll_deadline.0;
     args.remember = config.remember.seconds.get() > 0;
+    args.ssh_services = config.remember.ssh_services.clone();
     args.show_command = config.push.show_command;
     args.show_remote_host = config.push.show_remote_host;
     // The language: this line's, else the config's; "auto" reads the
@@ -115,7 +151,30 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
     let language = args.language.clone().unwrap_or_else(|| config.language.as_str().to_string());
     args.texts = Texts::for_process(&language);
     let mut daemon = crate::bus::BusDaemon::new(&config);
-    authenticate_with(pam, &args, &mut daemon)
+    let code = authenticate_with(pam, &args, &mut daemon);
+    if code == PamCode::Success {
+        hand_off(pam, &args, &mut daemon);
+    }
+    code
+}
+
+/// After a second factor: a token from mfad in the PAM environment, for
+/// `pam_sm_open_session` to prove that the session it opens passed (see
+/// `session.rs`). mfad gives one only when a second factor succeeded on
+/// this connection just now (not for a remembered device).
+fn hand_off(pam: &dyn PamHandler, args: &Args, daemon: &mut crate::bus::BusDaemon) {
+    let Ok(user) = pam.user() else { return };
+    match daemon.grant_session(&user) {
+        Ok(token) => {
+            if !pam.putenv(&format!("{}={token}", crate::session::TOKEN_ENV)) {
+                pam.log(Priority::Error, "cannot put the session token in the PAM environment");
+            }
+        }
+        Err(e) if args.debug => {
+            pam.log(Priority::Debug, &format!("no session token: {e}"));
+        }
+        Err(_) => {}
+    }
 }
 
 /// The decision, given arguments and a daemon.
@@ -127,7 +186,17 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return code;
         }
     };
-    let attempt = Attempt::new(pam, &user);
+    let mut attempt = Attempt::new(pam, &user);
+    // Remembering binds to the SSH key that authenticated before the
+    // code: sshd (ExposeAuthInfo yes) puts it in the PAM environment, read
+    // here in the services the config names as SSH only. Never the
+    // process environment: inside sudo that is the caller's.
+    let service = attempt.context.get(context::SERVICE).cloned().unwrap_or_default();
+    if args.remember && args.ssh_services.contains(&service) {
+        if let Some(key) = pam.getenv("SSH_AUTH_INFO_0").as_deref().and_then(ssh_key_of) {
+            attempt.context.insert(context::SSH_KEY.to_string(), key);
+        }
+    }
     let user = match Username::parse(&user) {
         Ok(user) => user,
         Err(e) => {
@@ -170,10 +239,12 @@ pub fn authenticate_with(pam: &dyn PamHandler, args: &Args, daemon: &mut dyn Dae
             return unavailable(pam, args, &attempt, &e);
         }
     }
-    // Remember this device: a second factor from this address a short
-    // while ago counts ([remember] seconds; off by default).
-    if let Some(rhost) = attempt.context.get(context::RHOST).filter(|_| args.remember) {
-        match daemon.is_remembered(user.as_str(), rhost) {
+    // Remember this device: a code from this SSH key, address and service
+    // a short while ago counts ([remember] seconds; off by default).
+    let device = attempt.context.contains_key(context::SSH_KEY)
+        && attempt.context.get(context::RHOST).is_some_and(|r| !r.is_empty());
+    if args.remember && device {
+        match daemon.is_remembered(user.as_str(), &attempt.context) {
             Ok(true) => {
                 attempt.log(pam, Priority::Info, "result=remembered-device");
                 return PamCode::Success;
@@ -361,8 +432,26 @@ fn push(
     if !args.show_remote_host {
         told.remove(context::RHOST);
     }
+    // The key is for remembering, not for the approver's screen.
+    told.remove(context::SSH_KEY);
     let (id, number, expires_in) = match daemon.create_challenge(user.as_str(), &told) {
         Ok(challenge) => challenge,
+        Err(DaemonError::PushRefused(why)) => {
+            // Said, logged, and a code still works: a flood neither locks
+            // the user out nor ends their own waiting request.
+            let t = &args.texts;
+            pam.error(&match why {
+                PushRefusal::TooMany(seconds) => t.pam_push_too_many(seconds),
+                PushRefusal::Pending => t.pam_push_pending(),
+                PushRefusal::Blocked => t.pam_push_blocked(),
+            });
+            attempt.log(
+                pam,
+                Priority::Notice,
+                &format!("mode=push result=refused reason={}", why.as_str()),
+            );
+            return ask_codes(pam, args, daemon, user, attempt, true);
+        }
         Err(e) => {
             return unavailable(pam, args, attempt, &e);
         }
@@ -412,13 +501,13 @@ fn push(
 }
 
 /// The context of one attempt, for mfad and for the log line.
-struct Attempt {
+pub(crate) struct Attempt {
     user: String,
-    context: HashMap<String, String>,
+    pub(crate) context: HashMap<String, String>,
 }
 
 impl Attempt {
-    fn new(pam: &dyn PamHandler, user: &str) -> Attempt {
+    pub(crate) fn new(pam: &dyn PamHandler, user: &str) -> Attempt {
         let mut context = HashMap::new();
         for (key, item) in [
             (context::SERVICE, Item::Service),
@@ -437,7 +526,7 @@ impl Attempt {
         format!("{value:?}")
     }
 
-    fn log(&self, pam: &dyn PamHandler, priority: Priority, what: &str) {
+    pub(crate) fn log(&self, pam: &dyn PamHandler, priority: Priority, what: &str) {
         pam.log(
             priority,
             &format!(
@@ -544,7 +633,11 @@ mod tests {
             self.cancelled = true;
             Ok(())
         }
-        fn is_remembered(&mut self, _: &str, _: &str) -> Result<bool, DaemonError> {
+        fn is_remembered(
+            &mut self,
+            _: &str,
+            _: &HashMap<String, String>,
+        ) -> Result<bool, DaemonError> {
             Ok(false)
         }
         fn covered(

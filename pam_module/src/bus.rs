@@ -21,10 +21,41 @@ impl BusDaemon {
     fn client(&mut self) -> Result<&mut Client, DaemonError> {
         self.client.as_mut().map_err(|e| DaemonError::Unavailable(e.clone()))
     }
+
+    /// A token for the login session about to open (after a second factor).
+    pub fn grant_session(&mut self, user: &str) -> Result<String, DaemonError> {
+        self.client()?.grant_session(user).map_err(convert)
+    }
+
+    /// The caller's login session passed: its audit session id.
+    pub fn open_session(
+        &mut self,
+        user: &str,
+        token: &str,
+        context: &HashMap<String, String>,
+    ) -> Result<u32, DaemonError> {
+        self.client()?.open_session(user, token, context).map_err(convert)
+    }
+
+    /// The caller's login session ended; whether it had passed.
+    pub fn close_session(&mut self, user: &str) -> Result<bool, DaemonError> {
+        self.client()?.close_session(user).map_err(convert)
+    }
 }
 
 fn convert(e: ClientError) -> DaemonError {
+    use crate::authenticate::PushRefusal;
+    use pam_mfa_config::client::MfaError;
     match e {
+        ClientError::Refused(MfaError::TooManyRequests(m)) => DaemonError::PushRefused(
+            PushRefusal::TooMany(pam_mfa_config::wire::first_number(&m).unwrap_or(1)),
+        ),
+        ClientError::Refused(MfaError::RequestPending(_)) => {
+            DaemonError::PushRefused(PushRefusal::Pending)
+        }
+        ClientError::Refused(MfaError::PushBlocked(_)) => {
+            DaemonError::PushRefused(PushRefusal::Blocked)
+        }
         ClientError::Unavailable(_) => DaemonError::Unavailable(e.to_string()),
         ClientError::Refused(_) => DaemonError::Refused(e.to_string()),
     }
@@ -68,8 +99,12 @@ impl Daemon for BusDaemon {
         self.client()?.cancel_challenge(id).map_err(convert)
     }
 
-    fn is_remembered(&mut self, user: &str, rhost: &str) -> Result<bool, DaemonError> {
-        self.client()?.is_remembered(user, rhost).map_err(convert)
+    fn is_remembered(
+        &mut self,
+        user: &str,
+        device: &HashMap<String, String>,
+    ) -> Result<bool, DaemonError> {
+        self.client()?.is_remembered(user, device).map_err(convert)
     }
 
     fn covered(

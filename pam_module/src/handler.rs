@@ -38,6 +38,15 @@ pub trait PamHandler {
     fn error(&self, text: &str);
     /// Writes to the system log (never to the user).
     fn log(&self, priority: Priority, text: &str);
+    /// A variable of the PAM environment (never the process's: that is
+    /// the caller's, and the caller may be hostile).
+    fn getenv(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// Sets `NAME=value` in the PAM environment, or removes `NAME`.
+    fn putenv(&self, _name_value: &str) -> bool {
+        false
+    }
     /// The command line of the process running PAM (for sudo: what the
     /// user asked sudo to do), as one line of at most 200 bytes.
     fn command_line(&self) -> Option<String> {

@@ -8,3 +8,4 @@ mod bus;
 pub mod codes;
 mod ffi;
 pub mod handler;
+pub mod session;

@@ -72,6 +72,11 @@ fn current_user() -> String {
     nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().name
 }
 
+/// `[push]` keys for runs that measure the module rather than the rules:
+/// many requests at once (no flood limit to speak of). Never a
+/// production setting.
+pub const PUSH_FOR_BENCHES: &str = "request_burst = 1000\nrequest_every_seconds = 1\n";
+
 /// A private bus, stopped on drop.
 pub struct Bus {
     pub dir: tempfile::TempDir,
@@ -137,12 +142,22 @@ impl Mfad {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let config = dir.path().join("config.toml");
         let state = dir.path().join("state");
+        // Most tests enroll made-up names: no accounts needed, unless a
+        // test asks for the default.
+        let extra = if extra.contains("require_account") {
+            extra.to_string()
+        } else if extra.contains("[enroll]\n") {
+            extra.replacen("[enroll]\n", "[enroll]\nrequire_account = false\n", 1)
+        } else {
+            format!("{extra}\n[enroll]\nrequire_account = false\n")
+        };
         fs::write(
             &config,
             format!(
-                "state_dir = \"{}\"\n{extra}\n[bus]\naddress = \"{}\"\ntimeout_ms = 1000\n",
+                "state_dir = \"{}\"\n{extra}\n[bus]\naddress = \"{}\"\ntimeout_ms = 1000\nservice_user = \"{}\"\n",
                 state.display(),
-                bus.address
+                bus.address,
+                current_user()
             ),
         )
         .unwrap();
@@ -189,6 +204,32 @@ impl Mfad {
 
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `program` as `user`, in a new login session that passed this mfad's
+    /// second factor with `proof` (a code or a recovery code), the way
+    /// sshd makes one: pam-harness, as root in a new audit session, runs
+    /// auth and then the session stack (`session optional pam_mfa.so`),
+    /// and `program` inside it. Arguments added to the command go to
+    /// `program`; its output follows pam-harness's `result:` lines.
+    pub fn in_verified_session(&self, user: &str, proof: &str, program: &Path) -> Command {
+        let confdir = self.dir.path().join("pam.d");
+        fs::create_dir_all(&confdir).unwrap();
+        let line = format!("{} config={}", module().display(), self.config.display());
+        fs::write(
+            confdir.join("mfa-login"),
+            format!("auth required {line}\nsession optional {line}\n"),
+        )
+        .unwrap();
+        let uid = nix::unistd::User::from_name(user).unwrap().unwrap().uid.as_raw();
+        let mut cmd = in_new_session(uid, None, &bin("pam-harness"));
+        cmd.arg("--confdir")
+            .arg(&confdir)
+            .args(["--service", "mfa-login", "--user", user, "--answer", proof])
+            .args(["--then", "setpriv", &format!("--reuid={user}"), &format!("--regid={user}")])
+            .args(["--init-groups", "--"])
+            .arg(program);
+        cmd
     }
 
     /// Runs mfa-enroll with this daemon's config.

@@ -305,7 +305,8 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {pid}\n\
                  UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
                  PubkeyAuthentication yes\nAuthenticationMethods {methods}\n\
-                 AuthorizedKeysFile .ssh/authorized_keys\nStrictModes yes\nLogLevel VERBOSE\nPrintMotd no\n",
+                 AuthorizedKeysFile .ssh/authorized_keys\nStrictModes yes\nLogLevel VERBOSE\nPrintMotd no\n\
+                 ExposeAuthInfo yes\n",
                 host = host_key.display(),
                 pid = scratch.path("sshd.pid").display(),
             ),
@@ -338,18 +339,38 @@ impl Sshd {
     /// Logs in as `user` with `code` at the keyboard-interactive prompt,
     /// driven by expect. Returns (how it ended, what the terminal showed).
     pub fn login(&self, user: &str, code: &str) -> (Login, String) {
+        self.login_running(user, code, "true")
+    }
+
+    /// Like [`Sshd::login`], running `command` in the session.
+    pub fn login_running(&self, user: &str, code: &str, command: &str) -> (Login, String) {
+        self.login_as(&self.client_key, "127.0.0.1", user, code, command)
+    }
+
+    /// A login with the private key `key`, from source address `from`.
+    pub fn login_as(
+        &self,
+        key: &Path,
+        from: &str,
+        user: &str,
+        code: &str,
+        command: &str,
+    ) -> (Login, String) {
         let out = crate::command("expect")
             .arg(workspace().join("tests/data/ssh-login.exp"))
-            .arg(&self.client_key)
+            .arg(key)
             .arg(self.port.to_string())
             .arg(user)
             .arg(code)
+            .arg(command)
+            .arg(from)
             .output()
             .expect("expect not found: apt-get install expect");
         let login = match out.status.code() {
             Some(0) => Login::LoggedIn,
             Some(1) => Login::Denied,
             Some(2) => Login::AskedAgain,
+            Some(10) => Login::NotAsked,
             _ => Login::Failed,
         };
         (login, String::from_utf8_lossy(&out.stdout).into_owned())
@@ -401,6 +422,8 @@ impl Drop for SudoService {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Login {
     LoggedIn,
+    /// Logged in without a code prompt (a remembered device).
+    NotAsked,
     Denied,
     AskedAgain,
     Failed,
@@ -420,4 +443,68 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap()
+}
+
+/// The module's syslog lines, caught without a syslog daemon: a datagram
+/// socket of our own, bind-mounted over /dev/log in a private mount
+/// namespace around the commands [`Syslog::command`] makes.
+pub struct Syslog {
+    dir: tempfile::TempDir,
+    lines: std::sync::Arc<std::sync::Mutex<String>>,
+    placeholder: bool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Syslog {
+    pub fn start() -> Syslog {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = std::os::unix::net::UnixDatagram::bind(dir.path().join("log")).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sink, done) = (std::sync::Arc::clone(&lines), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 8192];
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let mut all = sink.lock().unwrap_or_else(|p| p.into_inner());
+                    all.push_str(&text);
+                    all.push('\n');
+                }
+            }
+        });
+        // A bind mount needs something to cover.
+        let placeholder = !Path::new("/dev/log").exists();
+        if placeholder {
+            fs::write("/dev/log", "").unwrap();
+        }
+        Syslog { dir, lines, placeholder, stop }
+    }
+
+    /// `program args…` with this sink as its /dev/log.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg("mount --bind \"$0\" /dev/log && exec \"$@\"")
+            .arg(self.dir.path().join("log"))
+            .arg(program)
+            .args(args);
+        cmd
+    }
+
+    pub fn text(&self) -> String {
+        // Datagrams sent just before may still be on their way.
+        std::thread::sleep(Duration::from_millis(200));
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Syslog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if self.placeholder {
+            let _ = fs::remove_file("/dev/log");
+        }
+    }
 }

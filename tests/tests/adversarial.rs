@@ -16,7 +16,12 @@ use pam_mfa_tests::{bin, check_store, command, now, Bus, Mfad, Otpauth, PamServi
 
 fn client(mfad: &Mfad) -> Client {
     let config = pam_mfa_config::schema::Config::load(&mfad.config).unwrap();
-    Client::new(config.bus.address.as_str(), Duration::from_secs(10)).unwrap()
+    Client::new(
+        config.bus.address.as_str(),
+        config.bus.service_user.as_str(),
+        Duration::from_secs(10),
+    )
+    .unwrap()
 }
 
 /// Enrolls `count` users named `{prefix}{i}` and returns their app views.

@@ -327,10 +327,14 @@ fn the_approver_agent_runs_under_the_users_systemd_and_a_request_is_approved() {
     let image = Image::new();
     let machine = installed(&image);
     add_user(&machine, "alice", "sudo");
-    enroll_as_root(&machine, "alice");
-    // common-auth only: Debian's sshd takes the key alone (no
-    // keyboard-interactive), sudo asks the password, then pam_mfa.so.
-    machine.ok("pam-auth-update --enable pam-mfa");
+    let mut cmd = machine.command(&["mfa-enroll", "--json", "--user", "alice"]);
+    cmd.stderr(Stdio::inherit());
+    let (app, recovery) = enroll_json_with(cmd);
+    // The README's setup: sudo asks the password, then pam_mfa.so; sshd
+    // the key, the password and a code. The second login (the approver's)
+    // passes a recovery code: only a login that passed a second factor
+    // may approve ([push] approver_session = "mfa").
+    enable_for_ssh(&machine);
     let uid = machine.ok("id -u alice").trim().to_string();
     machine.ok("loginctl enable-linger alice");
     let manager = pam_mfa_tests::wait_for(Duration::from_secs(30), || {
@@ -351,10 +355,32 @@ fn the_approver_agent_runs_under_the_users_systemd_and_a_request_is_approved() {
     });
     assert!(online, "the agent did not go online");
 
-    sudo_approved_from_a_second_session(&machine, "-", "-");
+    sudo_approved_from_a_second_session(&machine, &app.code_now(), &recovery[0]);
     let agent = machine.ok("journalctl --no-pager -o cat _SYSTEMD_USER_UNIT=mfa-approve.service");
     assert!(agent.contains("Sign-in request for alice"), "the agent was not told:\n{agent}");
     assert!(agent.contains("command:     sudo -k true"), "{agent}");
+
+    // The user's systemd is a login session of its own (pam_loginuid in
+    // /etc/pam.d/systemd-user) that never passed a second factor: a
+    // service of it cannot approve, though the agent runs there.
+    image.put(&pam_mfa_tests::bin("pam-harness"), "/usr/local/bin/pam-harness");
+    machine.ok(
+        "set -e
+         mkdir -p /root/pam.d
+         echo 'auth required pam_mfa.so mode=push' > /root/pam.d/mfa-push
+         (pam-harness --confdir /root/pam.d --service mfa-push --user alice --answer '' > /root/push.out 2>&1 &)",
+    );
+    let shown = pam_mfa_tests::wait_for(Duration::from_secs(20), || {
+        machine.ok("cat /root/push.out").contains("in mfa-approve")
+    });
+    assert!(shown, "no number: {}", machine.ok("cat /root/push.out"));
+    machine.ok("sed -n 's/.*type \\([0-9]*\\) in mfa-approve.*/\\1/p' /root/push.out > /home/alice/number; chmod 644 /home/alice/number");
+    let out = machine.sh(&format!(
+        "runuser -u alice -- env XDG_RUNTIME_DIR=/run/user/{uid} systemd-run --user --wait --pipe --quiet sh -c 'mfa-approve --once < /home/alice/number'"
+    ));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "systemd-run --user approved: {said}");
+    assert!(said.contains("did not pass a second factor"), "{said}");
     machine.poweroff();
 }
 

@@ -46,3 +46,38 @@ fn a_config_others_can_change_is_refused_by_the_module_and_mfad() {
     // Trusted again: the code that was refused above is accepted.
     assert_eq!(strict.authenticate("trusty", &[&codes[1]]).result(), "PAM_SUCCESS");
 }
+
+#[test]
+fn the_environment_never_chooses_the_bus() {
+    // A hostile caller of sudo sets the bus variables to a bus where a fake
+    // mfad says yes to everything; the module still asks the config's mfad.
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let app = mfad.enroll("env-proof");
+    let hostile = Bus::start();
+    let mut fake = command(bin("fake-mfad"))
+        .arg(&hostile.address)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(fake.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let pam = PamService::new(&format!("config={} max_prompts=1", mfad.config.display()));
+    let env = [
+        ("DBUS_SYSTEM_BUS_ADDRESS", hostile.address.as_str()),
+        ("DBUS_SESSION_BUS_ADDRESS", hostile.address.as_str()),
+        ("DBUS_STARTER_ADDRESS", hostile.address.as_str()),
+    ];
+    let wrong: String =
+        app.code_now().bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect();
+    let run = pam.authenticate_with_env("env-proof", &[&wrong], &env);
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "the fake would have said yes: {}", run.text);
+    assert!(mfad.log_text().contains("result=\"rejected\""), "the real mfad decided");
+    let _ = fake.kill();
+    let _ = fake.wait();
+}

@@ -50,7 +50,13 @@ fn sudo_is_approved_from_another_ssh_session_and_refused_otherwise() {
     let _bus = SystemBus::ensure();
     let scratch = Scratch::new();
     ensure_user(USER, false);
-    let mfad = SystemMfad::start(&scratch, "[push]\ntimeout_seconds = 8\n");
+    // Key-only sessions here: the rule under test is "another session"
+    // ("different"); e2e_approver_sessions.rs holds the default, "mfa".
+    // Four requests in a row: more than the default burst.
+    let mfad = SystemMfad::start(
+        &scratch,
+        "[push]\ntimeout_seconds = 8\napprover_session = \"different\"\nrequest_burst = 10\n",
+    );
     mfad.enroll(&scratch, USER);
     let module = scratch.path("libpam_mfa.so");
     let _sudo = SudoService::install(

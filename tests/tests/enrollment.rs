@@ -345,3 +345,49 @@ fn output_cut_short_by_its_reader_ends_quietly() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{program} said something");
     }
 }
+
+#[test]
+fn root_cannot_enroll_a_name_no_account_has() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "[enroll]\nrequire_account = true\n");
+    for name in ["users", "alice.toml", "nobody-has-this-name"] {
+        let out = mfad.enroll_cmd(&["--user", name, "--json"]);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{name}: {said}");
+        assert!(said.contains(&format!("no account is named \\\"{name}\\\"")), "{name}: {said}");
+        assert!(!said.contains("otpauth://"), "{name}: a secret was made: {said}");
+    }
+    assert!(mfad.log_text().contains("enrollment-refused-no-account"));
+    let stored = std::fs::read_dir(mfad.dir.path().join("state/users")).unwrap().count();
+    assert_eq!(stored, 0, "nothing was stored");
+    // An account the system knows is enrolled as before.
+    let (app, _) = mfad.enroll_with_recovery("root");
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    assert_eq!(pam.authenticate("root", &[&app.code_now()]).result(), "PAM_SUCCESS");
+}
+
+#[test]
+fn the_first_code_shown_as_typed_is_spent_and_cannot_sign_in() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "");
+    let JsonEnrollment { mut child, mut stdout, app } =
+        begin_json(&bin("mfa-enroll"), &mfad.config, "echoed");
+    // Confirmed with the current step's code: the one a shoulder surfer
+    // would have read off the screen.
+    let code = app.code_now();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{code}").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("\"enrolled\""), "{rest}");
+    let pam = PamService::new(&format!("config={} max_prompts=1", mfad.config.display()));
+    let run = pam.authenticate("echoed", &[&code]);
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(run.errors.iter().any(|e| e.contains("already used")), "{}", run.text);
+}

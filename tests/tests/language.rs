@@ -182,7 +182,7 @@ fn mfa_approve_describes_and_approves_a_request_in_dutch() {
     let uid = nix::unistd::User::from_name(user).unwrap().unwrap().uid.as_raw();
     let bus = Bus::start();
     let mfad = Mfad::start(&bus, "");
-    mfad.enroll(user);
+    let (_, recovery) = mfad.enroll_with_recovery(user);
     let pam = PamService::new(&format!("mode=push language=nl config={}", mfad.config.display()));
     let mut request = pam.start_push(user, None);
     assert!(
@@ -193,7 +193,8 @@ fn mfa_approve_describes_and_approves_a_request_in_dutch() {
         "{:?}",
         request.shown()
     );
-    let mut cmd = in_new_session(uid, Some(user), &mfad.approve_bin());
+    // From a login that passed a second factor (a recovery code here).
+    let mut cmd = mfad.in_verified_session(user, &recovery[0], &mfad.approve_bin());
     cmd.env(DUTCH.0, DUTCH.1);
     let out = mfad.run_client(cmd, &["--once"], &format!("{}\n", request.number));
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -204,7 +205,7 @@ fn mfa_approve_describes_and_approves_a_request_in_dutch() {
         "  dienst:         mfa-test\n",
         "  vanaf:          192.0.2.7\n",
         "  verloopt over:  ",
-        "Typ het nummer dat op het aanvragende scherm staat (of w om te weigeren): ",
+        "Typ het nummer dat op het aanvragende scherm staat (of w om te weigeren, m als jij dit niet was): ",
         "Goedgekeurd.",
     ] {
         assert!(screen.contains(said), "missing {said:?} in:\n{screen}");

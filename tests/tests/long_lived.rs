@@ -132,7 +132,14 @@ fn a_thousand_authentications_in_one_process_leave_no_thread_or_fd_behind() {
     let test_started = Instant::now();
     ensure_user(PUSH_USER, false);
     let bus = Bus::start();
-    let mfad = Mfad::start(&bus, "[limits]\nmax_failures = 100\n[push]\ntimeout_seconds = 5\n");
+    // Approved from plain new login sessions: the rule is push.rs's subject.
+    let mfad = Mfad::start(
+        &bus,
+        &format!(
+            "[limits]\nmax_failures = 100\n[push]\ntimeout_seconds = 5\napprover_session = \"different\"\n{}",
+            pam_mfa_tests::PUSH_FOR_BENCHES
+        ),
+    );
     // Two spare users: one whose codes collide within the window (one in
     // a million per pair) is left out rather than making the test flaky.
     let users: Vec<String> = (0..CODE_USERS + 2).map(|i| format!("long-{i:03}")).collect();

@@ -85,7 +85,10 @@ fn unenrolled_users_pass_with_a_notice_until_the_deadline_then_are_refused() {
 }
 
 #[test]
-fn a_remembered_device_skips_the_second_factor_until_forgotten() {
+fn an_address_alone_is_never_remembered() {
+    // No SSH key in the PAM environment (not sshd, or no key): remembering
+    // is on, yet the same address is asked every time. The key-bound case
+    // runs through a real sshd in e2e_ssh.rs.
     let bus = Bus::start();
     let mfad = Mfad::start(&bus, "[remember]\nseconds = 600\n[limits]\nmax_failures = 100\n");
     let app = mfad.enroll("rememberer");
@@ -93,19 +96,9 @@ fn a_remembered_device_skips_the_second_factor_until_forgotten() {
     let home = "192.0.2.7";
     let first = pam.authenticate_from("rememberer", &[&app.code_now()], home);
     assert_eq!((first.result(), first.prompts.len()), ("PAM_SUCCESS", 1), "{}", first.text);
-    let again = pam.authenticate_from("rememberer", &[], home);
-    assert_eq!(again.result(), "PAM_SUCCESS", "{}", again.text);
-    assert!(again.prompts.is_empty(), "remembered: not asked: {}", again.text);
-    let elsewhere = pam.authenticate_from("rememberer", &["000000"; 3], "198.51.100.9");
-    assert_eq!(elsewhere.result(), "PAM_AUTH_ERR", "another address is asked: {}", elsewhere.text);
-    assert_eq!(elsewhere.prompts.len(), 3);
-
-    let (code, out, _) = mfad.enroll_as(None, &["--forget-devices", "--user", "rememberer"], "");
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("remembered devices forgotten: 1"), "{out}");
-    let forgotten = pam.authenticate_from("rememberer", &["000000"; 3], home);
-    assert_eq!(forgotten.result(), "PAM_AUTH_ERR", "{}", forgotten.text);
-    assert_eq!(forgotten.prompts.len(), 3, "asked again after forgetting: {}", forgotten.text);
+    let again = pam.authenticate_from("rememberer", &["000000"; 3], home);
+    assert_eq!(again.result(), "PAM_AUTH_ERR", "{}", again.text);
+    assert_eq!(again.prompts.len(), 3, "asked again: {}", again.text);
 }
 
 #[test]
@@ -120,4 +113,54 @@ fn devices_are_not_remembered_by_default() {
     );
     let again = pam.authenticate_from("forgetful", &["000000"; 3], "192.0.2.7");
     assert_eq!(again.prompts.len(), 3, "{}", again.text);
+}
+
+/// A code of the same length that is not `code`.
+fn not(code: &str) -> String {
+    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
+}
+
+#[test]
+fn by_default_a_lockout_holds_from_every_address() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "[limits]\nmax_failures = 2\nlockout_seconds = 600\n");
+    let app = mfad.enroll("scoped-user");
+    let pam = PamService::new(&format!("config={} max_prompts=1", mfad.config.display()));
+    let code = app.code_now();
+    for _ in 0..2 {
+        pam.authenticate_from("scoped-user", &[&not(&code)], "192.0.2.7");
+    }
+    let elsewhere = pam.authenticate_from("scoped-user", &[&code], "198.51.100.9");
+    assert_eq!(elsewhere.result(), "PAM_MAXTRIES", "{}", elsewhere.text);
+    assert!(elsewhere.errors.iter().any(|e| e.contains("locked")), "{}", elsewhere.text);
+}
+
+#[test]
+fn with_scope_user_and_address_one_address_locks_out_only_itself() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(
+        &bus,
+        "[limits]\nmax_failures = 2\nlockout_seconds = 600\nscope = \"user+address\"\n",
+    );
+    let app = mfad.enroll("scoped");
+    let pam = PamService::new(&format!("config={} max_prompts=1", mfad.config.display()));
+    let codes = app.codes_from(pam_mfa_tests::now(), 2);
+    let lock_out = |from: &str| {
+        for _ in 0..2 {
+            let run = pam.authenticate_from("scoped", &[&not(&codes[0])], from);
+            assert!(["PAM_AUTH_ERR", "PAM_MAXTRIES"].contains(&run.result()), "{}", run.text);
+        }
+    };
+    lock_out("192.0.2.7");
+    let there = pam.authenticate_from("scoped", &[&codes[0]], "192.0.2.7");
+    assert_eq!(there.result(), "PAM_MAXTRIES", "locked from that address: {}", there.text);
+    let elsewhere = pam.authenticate_from("scoped", &[&codes[0]], "198.51.100.9");
+    assert_eq!(elsewhere.result(), "PAM_SUCCESS", "not from another: {}", elsewhere.text);
+
+    // IPv6 counts by /64: another address in it is locked too.
+    lock_out("2001:db8::1");
+    let same_64 = pam.authenticate_from("scoped", &[&codes[1]], "2001:db8::2");
+    assert_eq!(same_64.result(), "PAM_MAXTRIES", "{}", same_64.text);
+    let other_64 = pam.authenticate_from("scoped", &[&codes[1]], "2001:db8:0:1::1");
+    assert_eq!(other_64.result(), "PAM_SUCCESS", "{}", other_64.text);
 }

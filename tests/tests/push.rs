@@ -23,6 +23,22 @@ struct Setup {
     _bus: Bus,
     mfad: Mfad,
     pam: PamService,
+    /// Alice's unused recovery codes: each opens one login session that
+    /// passed a second factor.
+    proofs: std::cell::RefCell<Vec<String>>,
+    /// Alice's authenticator app.
+    app: pam_mfa_tests::Otpauth,
+}
+
+/// Where an approver runs.
+#[derive(Clone, Copy)]
+enum Session {
+    /// A new login session that passed a second factor (the default rule's).
+    Verified,
+    /// A new login session that did not (a cron job, a key-only login).
+    Unverified,
+    /// The test's own session, which is the requester's.
+    Same,
 }
 
 fn setup(extra: &str) -> Setup {
@@ -31,18 +47,21 @@ fn setup(extra: &str) -> Setup {
     ensure_user(BOB, false);
     let bus = Bus::start();
     let mfad = Mfad::start(&bus, extra);
-    mfad.enroll(ALICE);
+    let (app, proofs) = mfad.enroll_with_recovery(ALICE);
     let pam = PamService::new(&format!("mode=push config={}", mfad.config.display()));
-    Setup { _bus: bus, mfad, pam }
+    Setup { _bus: bus, mfad, pam, proofs: std::cell::RefCell::new(proofs), app }
 }
 
-/// Runs `mfa-approve ARGS` as `user` with `input`, in a new login session
-/// (or, with `new_session` false, in the test's own session).
-fn approver(s: &Setup, user: &str, new_session: bool, args: &[&str], input: &str) -> Output {
-    let cmd = if new_session {
-        in_new_session(uid(user), Some(user), &s.mfad.approve_bin())
-    } else {
-        in_this_session(user, &s.mfad.approve_bin())
+/// Runs `mfa-approve ARGS` as `user` with `input`, in `session`.
+fn approver(s: &Setup, user: &str, session: Session, args: &[&str], input: &str) -> Output {
+    let program = s.mfad.approve_bin();
+    let cmd = match session {
+        Session::Verified => {
+            let proof = s.proofs.borrow_mut().pop().expect("out of recovery codes");
+            s.mfad.in_verified_session(user, &proof, &program)
+        }
+        Session::Unverified => in_new_session(uid(user), Some(user), &program),
+        Session::Same => in_this_session(user, &program),
     };
     s.mfad.run_client(cmd, args, input)
 }
@@ -55,7 +74,7 @@ fn text(out: &Output) -> String {
 fn the_right_number_from_another_session_signs_in_promptly() {
     let s = setup("");
     let mut request = s.pam.start_push(ALICE, None);
-    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", request.number));
     let approved_at = Instant::now();
     assert!(out.status.success(), "{}", text(&out));
     let screen = text(&out);
@@ -85,7 +104,7 @@ fn a_wrong_number_ends_the_request_with_its_reason() {
     let s = setup("");
     let request = s.pam.start_push(ALICE, None);
     let wrong = if request.number == 10 { 11 } else { request.number - 1 };
-    let out = approver(&s, ALICE, true, &["--once"], &format!("{wrong}\n"));
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{wrong}\n"));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("wrong number"), "{}", text(&out));
     let run = request.finish();
@@ -98,7 +117,7 @@ fn a_wrong_number_ends_the_request_with_its_reason() {
 fn a_denial_ends_the_request_with_its_reason() {
     let s = setup("");
     let request = s.pam.start_push(ALICE, None);
-    let out = approver(&s, ALICE, true, &["--once"], "d\n");
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], "d\n");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let run = request.finish();
     assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
@@ -118,25 +137,124 @@ fn no_answer_expires_with_its_reason() {
 }
 
 #[test]
-fn a_newer_request_supersedes_the_older_one() {
+fn a_second_request_while_one_waits_is_refused_and_a_code_is_asked_instead() {
     let s = setup("");
     let first = s.pam.start_push(ALICE, None);
-    let second = s.pam.start_push(ALICE, None);
-    let run = first.finish();
-    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
-    assert!(run.errors.iter().any(|e| e.contains("A newer sign-in request")), "{}", run.text);
-    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", second.number));
+    let second =
+        PamService::new(&format!("mode=push max_prompts=1 config={}", s.mfad.config.display()));
+    let run = second.authenticate(ALICE, &["000000"]);
+    assert!(
+        run.errors.contains(
+            &"Another sign-in request is waiting for approval: type a code instead.".into()
+        ),
+        "{}",
+        run.text
+    );
+    assert_eq!(run.prompts, vec!["Verification code: "], "{}", run.text);
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "the made-up code is wrong: {}", run.text);
+    assert!(s.mfad.log_text().contains("challenge-refused-pending"), "{}", s.mfad.log_text());
+    // The waiting request was not ended by the newcomer.
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", first.number));
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(second.finish().result(), "PAM_SUCCESS");
+    assert_eq!(first.finish().result(), "PAM_SUCCESS");
+}
+
+#[test]
+fn a_flood_of_requests_gets_three_then_one_per_twenty_seconds() {
+    // 10 requests in a row, each given up at once (the prompt over SSH is
+    // answered with a made-up code), as a loop of killed sudo calls makes.
+    let s = setup("[limits]\nmax_failures = 100\n");
+    let ssh = PamService::named(
+        "sshd-flood",
+        &[&format!(
+            "auth required {} mode=push max_prompts=1 config={}",
+            pam_mfa_tests::module().display(),
+            s.mfad.config.display()
+        )],
+    );
+    let runs: Vec<_> = (0..10).map(|_| ssh.authenticate(ALICE, &["000000"])).collect();
+    let made = runs.iter().filter(|r| r.prompts.iter().any(|p| p.contains("mfa-approve"))).count();
+    let refused = runs
+        .iter()
+        .filter(|r| r.errors.iter().any(|e| e.starts_with("Too many sign-in requests just now")))
+        .count();
+    assert_eq!(
+        (made, refused),
+        (3, 7),
+        "{}",
+        runs.iter().map(|r| r.text.as_str()).collect::<String>()
+    );
+    let log = s.mfad.log_text();
+    assert_eq!(log.matches("challenge-created").count(), 3, "{log}");
+    assert_eq!(log.matches("challenge-refused-too-many").count(), 7, "{log}");
+    // Each refused one was still asked for a code.
+    assert!(runs.iter().all(|r| r.prompts.len() == 1 && r.result() == "PAM_AUTH_ERR"));
+}
+
+#[test]
+fn not_me_denies_logs_the_request_and_blocks_push_until_a_code_login() {
+    // Four requests in this test: more than the default burst.
+    let s = setup("[push]\nrequest_burst = 10\n");
+    let app = &s.app;
+    let request = s.pam.start_push(ALICE, None);
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], "r\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Reported: the request was denied"), "{}", text(&out));
+    let run = request.finish();
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(run.errors.iter().any(|e| e.contains("denied in mfa-approve")), "{}", run.text);
+    let log = s.mfad.log_text();
+    let report = log.lines().find(|l| l.contains("suspicious-request-reported")).unwrap_or("");
+    for field in [
+        "WARN",
+        "user=mfa-push-alice",
+        "service=\"mfa-test\"",
+        "rhost=\"192.0.2.7\"",
+        "tty=\"/dev/pts/7\"",
+        "command=",
+        "reporter_uid=",
+    ] {
+        assert!(report.contains(field), "{field} missing in {report:?}");
+    }
+
+    // Blocked: the next push is not made, a code is asked instead.
+    let push =
+        PamService::new(&format!("mode=push max_prompts=1 config={}", s.mfad.config.display()));
+    let codes = app.codes_from(pam_mfa_tests::now(), 2);
+    let run = push.authenticate(ALICE, &[&codes[0]]);
+    assert!(
+        run.errors.iter().any(|e| e.starts_with("Sign-in requests are blocked")),
+        "{}",
+        run.text
+    );
+    assert_eq!(run.result(), "PAM_SUCCESS", "a code still works: {}", run.text);
+    assert!(s.mfad.log_text().contains("push-unblocked-by-code-login"));
+    // That code login lifted the block: push works again.
+    let request = s.pam.start_push(ALICE, None);
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", request.number));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+
+    // Reported again; this time an administrator lifts the block.
+    let request = s.pam.start_push(ALICE, None);
+    approver(&s, ALICE, Session::Verified, &["--once"], "report\n");
+    request.finish();
+    let out = s.mfad.enroll_cmd(&["--unblock-push", ALICE]);
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("sign-in requests (number matching) work again"));
+    let out = s.mfad.enroll_cmd(&["--unblock-push", ALICE]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("were not blocked"));
+    let request = s.pam.start_push(ALICE, None);
+    assert!(request.number >= 10);
 }
 
 #[test]
 fn another_users_approver_sees_nothing_and_cannot_approve() {
     let s = setup("[push]\ntimeout_seconds = 10\n");
     let request = s.pam.start_push(ALICE, None);
-    let theirs = approver(&s, BOB, true, &["--list", "--json"], "");
+    let theirs = approver(&s, BOB, Session::Unverified, &["--list", "--json"], "");
     assert!(text(&theirs).contains("{\"pending\":[]}"), "{}", text(&theirs));
-    let mine = approver(&s, ALICE, true, &["--list", "--json"], "");
+    let mine = approver(&s, ALICE, Session::Unverified, &["--list", "--json"], "");
     let listed: serde_json::Value = serde_json::from_slice(&mine.stdout).unwrap();
     let id = listed["pending"][0]["id"].as_str().unwrap().to_string();
     assert!(!String::from_utf8_lossy(&mine.stdout).contains(&format!(":{}", request.number)));
@@ -157,7 +275,7 @@ fn another_users_approver_sees_nothing_and_cannot_approve() {
     assert!(!out.status.success());
     assert!(text(&out).contains("io.github.pam_mfa.Error.NoSuchChallenge"), "{}", text(&out));
     // Alice's request is still pending and can still be approved by her.
-    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", request.number));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(request.finish().result(), "PAM_SUCCESS");
 }
@@ -167,7 +285,7 @@ fn the_requesting_session_cannot_approve_by_default() {
     let s = setup("[push]\ntimeout_seconds = 6\n");
     // The request and the approver share the test's own login session.
     let request = s.pam.start_push(ALICE, None);
-    let out = approver(&s, ALICE, false, &["--once"], &format!("{}\n", request.number));
+    let out = approver(&s, ALICE, Session::Same, &["--once"], &format!("{}\n", request.number));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("another login session"), "{}", text(&out));
     assert!(s.mfad.log_text().contains("SameSession"), "{}", s.mfad.log_text());
@@ -180,7 +298,7 @@ fn the_requesting_session_cannot_approve_by_default() {
 fn approver_session_any_allows_the_same_session() {
     let s = setup("[push]\napprover_session = \"any\"\n");
     let request = s.pam.start_push(ALICE, None);
-    let out = approver(&s, ALICE, false, &["--once"], &format!("{}\n", request.number));
+    let out = approver(&s, ALICE, Session::Same, &["--once"], &format!("{}\n", request.number));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(request.finish().result(), "PAM_SUCCESS");
 }
@@ -208,7 +326,7 @@ fn the_setup_test_proves_the_approver_end_to_end() {
         }
     }
     let number = number.unwrap_or_else(|| panic!("no number shown: {shown}"));
-    let out = approver(&s, ALICE, true, &["--once"], &format!("{number}\n"));
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{number}\n"));
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("mfa-approve --test"), "{}", text(&out));
     let mut rest = String::new();
@@ -242,7 +360,7 @@ fn auto_mode_pushes_only_when_an_approver_is_online() {
     let mut told = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut told).unwrap();
     assert!(told.contains("Sign-in request for mfa-push-alice"), "the agent is told: {told}");
-    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", request.number));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(request.finish().result(), "PAM_SUCCESS");
     let _ = agent.kill();
@@ -262,7 +380,7 @@ fn over_ssh_the_number_is_in_the_prompt_and_enter_waits_for_the_approval() {
         )],
     );
     let request = ssh.start_push(ALICE, None);
-    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", request.number));
     assert!(out.status.success(), "{}", text(&out));
     let run = request.finish();
     assert_eq!(run.result(), "PAM_SUCCESS", "{}", run.text);
@@ -327,10 +445,73 @@ fn the_agent_raises_a_desktop_notification_on_the_session_bus() {
 fn the_command_and_remote_host_can_be_kept_from_the_approver() {
     let s = setup("[push]\nshow_command = false\nshow_remote_host = false\n");
     let request = s.pam.start_push(ALICE, None);
-    let out = approver(&s, ALICE, true, &["--once"], &format!("{}\n", request.number));
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", request.number));
     assert!(out.status.success(), "{}", text(&out));
     let screen = text(&out);
     assert!(screen.contains("service:     mfa-test"), "{screen}");
     assert!(!screen.contains("command:") && !screen.contains("from:"), "{screen}");
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+}
+
+#[test]
+fn a_login_session_that_never_passed_a_second_factor_cannot_approve() {
+    let s = setup("[push]\ntimeout_seconds = 6\n");
+    // A new login session of Alice's that no second factor opened: what a
+    // cron job or a key-only SSH login gets.
+    let request = s.pam.start_push(ALICE, None);
+    let out =
+        approver(&s, ALICE, Session::Unverified, &["--once"], &format!("{}\n", request.number));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("did not pass a second factor"), "{}", text(&out));
+    assert!(s.mfad.log_text().contains("NotVerified"), "{}", s.mfad.log_text());
+    let run = request.finish();
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    assert!(run.errors.iter().any(|e| e.contains("No approval came in time")), "{}", run.text);
+}
+
+#[test]
+fn a_session_approves_nothing_once_it_has_closed() {
+    let s = setup("[push]\ntimeout_seconds = 8\n");
+    let request = s.pam.start_push(ALICE, None);
+    // A verified session that leaves an approver behind when it ends (as
+    // nohup or a tmux server would): the session closes at once, the
+    // approver answers after.
+    let program = std::path::Path::new("/bin/sh");
+    let proof = s.proofs.borrow_mut().pop().unwrap();
+    let number_file = s.mfad.dir.path().join("number");
+    std::fs::write(&number_file, format!("{}\n", request.number)).unwrap();
+    std::fs::set_permissions(&number_file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .unwrap();
+    let outbox = s.mfad.dir.path().join("outbox");
+    std::fs::create_dir(&outbox).unwrap();
+    std::os::unix::fs::chown(&outbox, Some(uid(ALICE)), None).unwrap();
+    let left_behind = outbox.join("left-behind.out");
+    let script = format!(
+        "(sleep 1; {} --config {} --once < {} > {} 2>&1) & exit 0",
+        s.mfad.approve_bin().display(),
+        s.mfad.config.display(),
+        number_file.display(),
+        left_behind.display()
+    );
+    let out =
+        s.mfad.in_verified_session(ALICE, &proof, program).args(["-c", &script]).output().unwrap();
+    let harness = String::from_utf8_lossy(&out.stdout);
+    assert!(harness.contains("open_session: PAM_SUCCESS"), "{harness}");
+    assert!(harness.contains("close_session: PAM_SUCCESS"), "{harness}");
+    let run = request.finish();
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
+    let said = std::fs::read_to_string(&left_behind).unwrap_or_default();
+    assert!(said.contains("did not pass a second factor"), "{said}");
+    let log = s.mfad.log_text();
+    assert!(log.contains("session-verified") && log.contains("session-closed"), "{log}");
+}
+
+#[test]
+fn approver_session_different_lets_a_session_without_second_factor_approve() {
+    let s = setup("[push]\napprover_session = \"different\"\n");
+    let request = s.pam.start_push(ALICE, None);
+    let out =
+        approver(&s, ALICE, Session::Unverified, &["--once"], &format!("{}\n", request.number));
+    assert!(out.status.success(), "{}", text(&out));
     assert_eq!(request.finish().result(), "PAM_SUCCESS");
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use pam_mfa_config::client::{ApproverProxy, ChallengeCreatedStream, MfaError};
+use pam_mfa_config::client::{genuine_owner, ApproverProxy, ChallengeCreatedStream, MfaError};
 use pam_mfa_config::i18n::{self, Texts};
 use pam_mfa_config::schema::Config;
 use pam_mfa_config::wire::{context, ChallengeOutcome};
@@ -97,12 +97,12 @@ type Request = (String, HashMap<String, String>, u64);
 async fn run(t: &Texts, mode: Mode, config: &Config) -> Result<ExitCode, String> {
     let bound = Duration::from_millis(config.bus.timeout_ms.get());
     let address = config.bus.address.as_str();
-    let conn = tokio::time::timeout(bound, zbus::connection::Builder::address(address).build())
+    let service_user = config.bus.service_user.as_str();
+    let mfad = tokio::time::timeout(bound, genuine_owner(address, service_user))
         .await
         .map_err(|_| t.approve_no_answer_from_bus(address))?
         .map_err(|e| t.approve_cannot_reach_bus(address, e))?;
-    let bus_error = |e: zbus::Error| t.approve_bus_error(e);
-    let approver = ApproverProxy::new(&conn).await.map_err(bus_error)?;
+    let approver = mfad.approver().await.map_err(|e| t.approve_bus_error(e))?;
     match mode {
         Mode::List { json } => {
             let pending = within(t, bound, "Pending", approver.pending()).await?;
@@ -248,6 +248,12 @@ async fn next_request(
     Ok((args.id().clone(), args.context().clone(), *args.expires_in()))
 }
 
+/// Whether `answer` means "this was not me": r or report, or this language's words.
+fn is_report(t: &Texts, answer: &str) -> bool {
+    let words = format!("r report {}", t.approve_report_answers());
+    words.split_whitespace().any(|w| w.eq_ignore_ascii_case(answer))
+}
+
 /// Whether `answer` means "deny": d or deny, or this language's words.
 fn is_deny(t: &Texts, answer: &str) -> bool {
     let words = format!("d deny {}", t.approve_deny_answers());
@@ -262,7 +268,7 @@ async fn prompt_loop(
 ) -> Result<ExitCode, String> {
     let (mut created, user) = go_online(t, approver, bound).await?;
     say!("{}", t.approve_waiting(&user));
-    loop {
+    'requests: loop {
         let request = next_request(t, approver, &mut created, bound).await?;
         say_part!("\x07\n{}", describe_request(t, &request));
         let outcome = loop {
@@ -274,6 +280,17 @@ async fn prompt_loop(
             let id = request.0.as_str();
             let reply = if is_deny(t, &answer) {
                 approver.deny(id).await
+            } else if is_report(t, &answer) {
+                match approver.report(id).await {
+                    Ok(_) => {
+                        say!("{}", t.approve_reported());
+                        if once {
+                            return Ok(ExitCode::FAILURE);
+                        }
+                        continue 'requests;
+                    }
+                    Err(e) => Err(e),
+                }
             } else if let Ok(number) = answer.parse::<u32>() {
                 approver.approve(id, number).await
             } else {

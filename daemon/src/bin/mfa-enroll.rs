@@ -26,6 +26,7 @@ enum Action {
     Status,
     List,
     Reset(String),
+    UnblockPush(String),
 }
 
 struct Options {
@@ -75,6 +76,10 @@ impl Failure {
                     MfaError::NoSuchChallenge(_)
                     | MfaError::ChallengeEnded(_)
                     | MfaError::SameSession(_)
+                    | MfaError::SessionNotVerified(_)
+                    | MfaError::TooManyRequests(_)
+                    | MfaError::PushBlocked(_)
+                    | MfaError::RequestPending(_)
                     | MfaError::Internal(_)
                     | MfaError::ZBus(_) => "Failed",
                 };
@@ -156,6 +161,10 @@ fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
             "--reset" => {
                 let name = value("--reset")?;
                 set(Action::Reset(name))?;
+            }
+            "--unblock-push" => {
+                let name = value("--unblock-push")?;
+                set(Action::UnblockPush(name))?;
             }
             "--user" => options.user = Some(value("--user")?),
             // Read before the others (config_arg), for its language.
@@ -289,6 +298,17 @@ fn run(t: &Texts, options: Options, config: &Config) -> Result<(), Failure> {
                 say!("{}", t.enroll_reset_done(name));
             } else {
                 say!("{}", t.enroll_reset_not_enrolled(name));
+            }
+            Ok(())
+        }
+        Action::UnblockPush(name) => {
+            let was = client.unblock_push(name).map_err(refused)?;
+            if out.json {
+                say!("{}", json!({"user": name, "was_blocked": was}));
+            } else if was {
+                say!("{}", t.enroll_unblocked(name));
+            } else {
+                say!("{}", t.enroll_not_blocked(name));
             }
             Ok(())
         }

@@ -45,6 +45,8 @@ extern "C" {
         ...
     ) -> c_int;
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+    fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
 }
 
 /// A live `pam_handle_t`, valid for the duration of one `pam_sm_*` call.
@@ -120,6 +122,25 @@ impl PamHandler for LibPam {
         let message = c_text(text);
         // SAFETY: live handle; fixed "%s" format with one string argument.
         unsafe { pam_syslog(self.handle, level, c"%s".as_ptr(), message.as_ptr()) };
+    }
+
+    fn getenv(&self, name: &str) -> Option<String> {
+        let name = c_text(name);
+        // SAFETY: live handle; `name` is a NUL-terminated string we own.
+        let value = unsafe { pam_getenv(self.handle, name.as_ptr()) };
+        if value.is_null() {
+            return None;
+        }
+        // SAFETY: libpam returns a NUL-terminated string it owns, valid
+        // until the environment changes; copied at once.
+        let text = unsafe { CStr::from_ptr(value) };
+        text.to_str().ok().map(str::to_owned)
+    }
+
+    fn putenv(&self, name_value: &str) -> bool {
+        let text = c_text(name_value);
+        // SAFETY: live handle; libpam copies the NUL-terminated string.
+        unsafe { pam_putenv(self.handle, text.as_ptr()) == 0 }
     }
 }
 
@@ -224,4 +245,34 @@ pub unsafe extern "C" fn pam_sm_setcred(
 ) -> c_int {
     // SAFETY: the arguments are forwarded unchanged from libpam.
     unsafe { guarded(pamh, argc, argv, |_, _| PamCode::Success) }
+}
+
+/// A login session opens: record it with mfad if it passed the second factor.
+///
+/// # Safety
+/// Called by libpam with its handle and the module arguments.
+#[no_mangle]
+pub unsafe extern "C" fn pam_sm_open_session(
+    pamh: *mut PamHandle,
+    _flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    // SAFETY: the arguments are forwarded unchanged from libpam.
+    unsafe { guarded(pamh, argc, argv, |pam, args| crate::session::open_session(pam, args)) }
+}
+
+/// A login session closes: mfad forgets it.
+///
+/// # Safety
+/// Called by libpam with its handle and the module arguments.
+#[no_mangle]
+pub unsafe extern "C" fn pam_sm_close_session(
+    pamh: *mut PamHandle,
+    _flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    // SAFETY: the arguments are forwarded unchanged from libpam.
+    unsafe { guarded(pamh, argc, argv, |pam, args| crate::session::close_session(pam, args)) }
 }

@@ -115,7 +115,7 @@ fn one_auth(pam: &PamService, user: &str, code: &str) -> (i32, Duration) {
     let dir = CString::new(pam.dir.path().to_str().unwrap()).unwrap();
     let (svc, usr) = (CString::new(pam.name.as_str()).unwrap(), CString::new(user).unwrap());
     let start = Instant::now();
-    let rc = authenticate(&svc, &usr, &dir, &conv, None, None).unwrap();
+    let rc = authenticate(&svc, &usr, &dir, &conv, None, None, None).unwrap();
     (rc, start.elapsed())
 }
 
@@ -156,11 +156,15 @@ fn main() {
     let bus = Bus::start();
     let mut mfad = Mfad::start(
         &bus,
-        "[limits]\nmax_failures = 100\n[push]\napprover_session = \"any\"\ntimeout_seconds = 30\n",
+        &format!(
+            "[limits]\nmax_failures = 100\n[push]\napprover_session = \"any\"\ntimeout_seconds = 30\n{}",
+            pam_mfa_tests::PUSH_FOR_BENCHES
+        ),
     );
     let config = pam_mfa_config::schema::Config::load(&mfad.config).unwrap();
     let address = config.bus.address.as_str().to_string();
-    let mut admin = Client::new(&address, Duration::from_secs(10)).unwrap();
+    let service_user = config.bus.service_user.as_str().to_string();
+    let mut admin = Client::new(&address, &service_user, Duration::from_secs(10)).unwrap();
 
     // 1. In-process latency, code mode.
     const N: usize = 2000;
@@ -334,10 +338,11 @@ fn main() {
                 let handles: Vec<_> = (0..clients)
                     .map(|c| {
                         let users = &pool[c * per..(c + 1) * per];
-                        let address = address.clone();
+                        let (address, service_user) = (address.clone(), service_user.clone());
                         scope.spawn(move || {
                             let mut client =
-                                Client::new(&address, Duration::from_secs(10)).unwrap();
+                                Client::new(&address, &service_user, Duration::from_secs(10))
+                                    .unwrap();
                             let mut lat = Vec::new();
                             let mut i = 0;
                             while Instant::now() < deadline && i < per * 90 {
@@ -432,7 +437,7 @@ fn main() {
         let dir = CString::new(push.dir.path().to_str().unwrap()).unwrap();
         let (svc, usr) = (CString::new(push.name.as_str()).unwrap(), CString::new("root").unwrap());
         // The module shows the number and waits; the approver thread answers.
-        let rc = authenticate(&svc, &usr, &dir, &conv, None, None).unwrap();
+        let rc = authenticate(&svc, &usr, &dir, &conv, None, None, None).unwrap();
         let returned = Instant::now();
         assert_eq!(rc, 0, "push not approved");
         let approved_at = done_rx.recv().unwrap();
