@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "debian-root.sh needs root (debootstrap)" >&2; exit 1; }
 
 # What a Debian 12 server with pam-mfa needs around it: systemd as PID 1,
-# the system bus, logind sessions (libpam-systemd), sshd, sudo, cron, and
-# the package's own dependencies (dbus, adduser, libpam-runtime).
+# the system bus, logind sessions (libpam-systemd), each user's session bus
+# (dbus-user-session: systemd-run --user), sshd, sudo, cron, and the
+# package's own dependencies (dbus, adduser, libpam-runtime).
 packages=(
-  systemd systemd-sysv dbus libpam-systemd
+  systemd systemd-sysv dbus libpam-systemd dbus-user-session
   openssh-server openssh-client sudo cron
   adduser libpam-runtime procps util-linux passwd
 )

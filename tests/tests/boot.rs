@@ -326,6 +326,10 @@ fn mfad_killed_or_masked_under_systemd_loses_nothing_and_fails_closed() {
 fn the_approver_agent_runs_under_the_users_systemd_and_a_request_is_approved() {
     let image = Image::new();
     let machine = installed(&image);
+    // Each SSH login with the agent online is a push request too (answered
+    // with a code): more requests here than the default burst. Written
+    // before the first call starts mfad.
+    machine.ok("mkdir -p /etc/pam-mfa && printf '[push]\\nrequest_burst = 10\\n' > /etc/pam-mfa/config.toml");
     add_user(&machine, "alice", "sudo");
     let mut cmd = machine.command(&["mfa-enroll", "--json", "--user", "alice"]);
     cmd.stderr(Stdio::inherit());
@@ -378,7 +382,8 @@ fn the_approver_agent_runs_under_the_users_systemd_and_a_request_is_approved() {
     let out = machine.sh(&format!(
         "runuser -u alice -- env XDG_RUNTIME_DIR=/run/user/{uid} systemd-run --user --wait --pipe --quiet sh -c 'mfa-approve --once < /home/alice/number'"
     ));
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "systemd-run --user approved: {said}");
     assert!(said.contains("did not pass a second factor"), "{said}");
     machine.poweroff();
