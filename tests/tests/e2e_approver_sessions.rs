@@ -71,8 +71,8 @@ fn only_a_login_that_passed_a_second_factor_approves_sudo() {
     for name in ["number", "sudo.out", "setsid.out", "tmux.out", "su.out", "cron.out"] {
         let _ = fs::remove_file(home_file(name));
     }
-    // Long enough for cron's next minute.
-    let mfad = SystemMfad::start(&scratch, "[push]\ntimeout_seconds = 150\n");
+    // Long enough for cron's next minute or two.
+    let mfad = SystemMfad::start(&scratch, "[push]\ntimeout_seconds = 240\n");
     let app = mfad.enroll(&scratch, USER);
     let module = scratch.path("libpam_mfa.so");
     let line = format!("{} config={}", module.display(), mfad.config.display());
@@ -114,7 +114,7 @@ fn only_a_login_that_passed_a_second_factor_approves_sudo() {
     );
     let requester = format!(
         "script -qefc 'sudo -k true' ~/sudo.out < /dev/null > /dev/null 2>&1 & \
-         until grep -q 'type [0-9]* in' ~/sudo.out; do sleep 0.2; done; \
+         until grep -qs 'type [0-9]* in' ~/sudo.out; do sleep 0.2; done; \
          sed -n 's/.*type \\([0-9]*\\) in mfa-approve.*/\\1/p' ~/sudo.out > ~/number; \
          setsid -w sh -c '{approve_cmd} > ~/setsid.out 2>&1'; \
          tmux -S ~/tmux.sock new-session -d -s shell 'sleep 30'; \
@@ -154,16 +154,18 @@ fn only_a_login_that_passed_a_second_factor_approves_sudo() {
         assert!(read(&path).contains(reason), "{attempt}: {}", read(&path));
     }
 
-    // A real cron job of the user's, reading the number from a file.
-    let _cron = Cron::ensure();
+    // A real cron job of the user's, reading the number from a file. The
+    // crontab goes in first: a cron daemon started after it reads it at
+    // once and runs it within a minute (a running one may take two).
     let mut crontab =
         Command::new("crontab").args(["-u", USER, "-"]).stdin(Stdio::piped()).spawn().unwrap();
     writeln!(crontab.stdin.take().unwrap(), "* * * * * {approve_cmd} > ~/cron.out 2>&1").unwrap();
     assert!(crontab.wait().unwrap().success());
+    let _cron = Cron::ensure();
     let cron_out = home_file("cron.out");
     // Until mfa-approve has said how its answer went.
     let answered = |text: String| text.contains("Not approved") || text.contains("Approved.");
-    let ran = wait_for(Duration::from_secs(75), || answered(read(&cron_out)));
+    let ran = wait_for(Duration::from_secs(130), || answered(read(&cron_out)));
     run(Command::new("crontab").args(["-u", USER, "-r"]));
     assert!(ran, "the cron job did not run");
     assert!(read(&cron_out).contains("did not pass a second factor"), "cron: {}", read(&cron_out));
