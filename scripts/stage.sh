@@ -46,6 +46,10 @@ put 0644 packaging/dbus/io.github.pam_mfa.conf "$dbusdir/system.d/io.github.pam_
 subst packaging/dbus/system-services/io.github.pam_mfa.service > "$tmp/activation"
 put 0644 "$tmp/activation" "$dbusdir/system-services/io.github.pam_mfa.service"
 put 0644 packaging/pam/pam-configs-pam-mfa /usr/share/pam-configs/pam-mfa
+# The committed D-Bus API, where clients look for it (as fprintd's).
+for f in protocol/dbus/*.xml; do
+  put 0644 "$f" "$dbusdir/interfaces/$(basename "$f")"
+done
 
 doc=/usr/share/doc/pam-mfa
 [ "$prefix" = "/usr" ] || doc=$prefix/share/doc/pam-mfa

@@ -54,6 +54,52 @@ pub enum MfaError {
 }
 
 impl MfaError {
+    /// Every error name mfad returns (`io.github.pam_mfa.Error.<name>`):
+    /// what the `io.github.pam_mfa.Errors` annotations of the committed
+    /// XML may list. A unit test holds it to [`MfaError::short_name`].
+    pub const NAMES: &'static [&'static str] = &[
+        "AccessDenied",
+        "InvalidArgument",
+        "Internal",
+        "AlreadyEnrolled",
+        "ProofRefused",
+        "NotEnrolled",
+        "NoPendingEnrollment",
+        "PendingExpired",
+        "WrongCode",
+        "NoSuchChallenge",
+        "ChallengeEnded",
+        "SameSession",
+        "SessionNotVerified",
+        "TooManyRequests",
+        "PushBlocked",
+        "RequestPending",
+    ];
+
+    /// This error's name after `io.github.pam_mfa.Error.` (`None` for a
+    /// bus error, which is not mfad's).
+    pub fn short_name(&self) -> Option<&'static str> {
+        Some(match self {
+            MfaError::ZBus(_) => return None,
+            MfaError::AccessDenied(_) => "AccessDenied",
+            MfaError::InvalidArgument(_) => "InvalidArgument",
+            MfaError::Internal(_) => "Internal",
+            MfaError::AlreadyEnrolled(_) => "AlreadyEnrolled",
+            MfaError::ProofRefused(_) => "ProofRefused",
+            MfaError::NotEnrolled(_) => "NotEnrolled",
+            MfaError::NoPendingEnrollment(_) => "NoPendingEnrollment",
+            MfaError::PendingExpired(_) => "PendingExpired",
+            MfaError::WrongCode(_) => "WrongCode",
+            MfaError::NoSuchChallenge(_) => "NoSuchChallenge",
+            MfaError::ChallengeEnded(_) => "ChallengeEnded",
+            MfaError::SameSession(_) => "SameSession",
+            MfaError::SessionNotVerified(_) => "SessionNotVerified",
+            MfaError::TooManyRequests(_) => "TooManyRequests",
+            MfaError::PushBlocked(_) => "PushBlocked",
+            MfaError::RequestPending(_) => "RequestPending",
+        })
+    }
+
     /// The message mfad gave, without the error name.
     pub fn message(&self) -> String {
         match self {
@@ -661,3 +707,39 @@ impl Drop for Client {
 
 /// The well-known names the proxies use, re-exported for servers and tests.
 pub use names::{BUS_NAME, OBJECT_PATH};
+
+#[cfg(test)]
+mod tests {
+    use super::MfaError;
+
+    #[test]
+    fn every_error_has_its_name_in_the_list() {
+        let each = [
+            MfaError::AccessDenied(String::new()),
+            MfaError::InvalidArgument(String::new()),
+            MfaError::Internal(String::new()),
+            MfaError::AlreadyEnrolled(String::new()),
+            MfaError::ProofRefused(String::new()),
+            MfaError::NotEnrolled(String::new()),
+            MfaError::NoPendingEnrollment(String::new()),
+            MfaError::PendingExpired(String::new()),
+            MfaError::WrongCode(String::new()),
+            MfaError::NoSuchChallenge(String::new()),
+            MfaError::ChallengeEnded(String::new()),
+            MfaError::SameSession(String::new()),
+            MfaError::SessionNotVerified(String::new()),
+            MfaError::TooManyRequests(String::new()),
+            MfaError::PushBlocked(String::new()),
+            MfaError::RequestPending(String::new()),
+        ];
+        let names: Vec<_> = each.iter().filter_map(MfaError::short_name).collect();
+        assert_eq!(names, MfaError::NAMES);
+        for e in &each {
+            let full = zbus::DBusError::name(e).to_string();
+            assert_eq!(
+                Some(full.as_str().trim_start_matches("io.github.pam_mfa.Error.")),
+                e.short_name()
+            );
+        }
+    }
+}

@@ -21,99 +21,150 @@ use pam_mfa_config::names;
 use pam_mfa_config::schema::ApproverSession;
 use pam_mfa_config::wire::ChallengeOutcome;
 
-/// Every method, for the authorization table.
+/// Every method of every interface mfad serves: the rows of the
+/// authorization table. `protocol/dbus/*.xml` is the committed API; a test
+/// walks it and fails on a method without a row here (or the other way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     // Pam1
     IsEnrolled,
     VerifyCode,
     CreateChallenge,
+    WaitChallenge,
+    CancelChallenge,
     HasApprover,
-    Covered,
     IsRemembered,
+    Covered,
     GrantSession,
     OpenSession,
     CloseSession,
-    // Approver1 (the caller's own user is implied)
+    // Approver1
+    Register,
+    Pending,
     Approve,
+    Deny,
+    Report,
+    StartTest,
+    WaitTest,
     // Enroll1
     Begin,
     Confirm,
     Status,
     NewRecoveryCodes,
-    ImportGoogleAuthenticator,
     ForgetDevices,
+    ImportGoogleAuthenticator,
     // Admin1
     ListUsers,
     Reset,
     UnblockPush,
 }
 
+/// Each method with its interface (the part after `io.github.pam_mfa.`)
+/// and member name.
+pub const METHODS: [(Method, &str, &str); 27] = [
+    (Method::IsEnrolled, "Pam1", "IsEnrolled"),
+    (Method::VerifyCode, "Pam1", "VerifyCode"),
+    (Method::CreateChallenge, "Pam1", "CreateChallenge"),
+    (Method::WaitChallenge, "Pam1", "WaitChallenge"),
+    (Method::CancelChallenge, "Pam1", "CancelChallenge"),
+    (Method::HasApprover, "Pam1", "HasApprover"),
+    (Method::IsRemembered, "Pam1", "IsRemembered"),
+    (Method::Covered, "Pam1", "Covered"),
+    (Method::GrantSession, "Pam1", "GrantSession"),
+    (Method::OpenSession, "Pam1", "OpenSession"),
+    (Method::CloseSession, "Pam1", "CloseSession"),
+    (Method::Register, "Approver1", "Register"),
+    (Method::Pending, "Approver1", "Pending"),
+    (Method::Approve, "Approver1", "Approve"),
+    (Method::Deny, "Approver1", "Deny"),
+    (Method::Report, "Approver1", "Report"),
+    (Method::StartTest, "Approver1", "StartTest"),
+    (Method::WaitTest, "Approver1", "WaitTest"),
+    (Method::Begin, "Enroll1", "Begin"),
+    (Method::Confirm, "Enroll1", "Confirm"),
+    (Method::Status, "Enroll1", "Status"),
+    (Method::NewRecoveryCodes, "Enroll1", "NewRecoveryCodes"),
+    (Method::ForgetDevices, "Enroll1", "ForgetDevices"),
+    (Method::ImportGoogleAuthenticator, "Enroll1", "ImportGoogleAuthenticator"),
+    (Method::ListUsers, "Admin1", "ListUsers"),
+    (Method::Reset, "Admin1", "Reset"),
+    (Method::UnblockPush, "Admin1", "UnblockPush"),
+];
+
 impl Method {
-    pub const ALL: [Method; 19] = [
-        Method::UnblockPush,
-        Method::GrantSession,
-        Method::OpenSession,
-        Method::CloseSession,
-        Method::IsRemembered,
-        Method::ForgetDevices,
-        Method::Covered,
-        Method::IsEnrolled,
-        Method::VerifyCode,
-        Method::CreateChallenge,
-        Method::HasApprover,
-        Method::Approve,
-        Method::Begin,
-        Method::Confirm,
-        Method::Status,
-        Method::NewRecoveryCodes,
-        Method::ImportGoogleAuthenticator,
-        Method::ListUsers,
-        Method::Reset,
-    ];
+    /// The method `member` of interface `io.github.pam_mfa.<interface>`.
+    pub fn named(interface: &str, member: &str) -> Option<Method> {
+        let short = interface.strip_prefix("io.github.pam_mfa.")?;
+        METHODS.iter().find(|(_, i, m)| *i == short && *m == member).map(|(method, _, _)| *method)
+    }
 }
 
 /// Who may call a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
-    /// Root for anyone; another user only for itself.
-    RootOrSelf,
-    /// Root only.
+    /// Root only (the PAM side, administration): the bus policy's fence,
+    /// checked again here.
     RootOnly,
+    /// Root for any user; another user only for itself (self-service).
+    RootOrSelf,
+    /// Anyone, for the caller's own user only: the user is the caller's,
+    /// never an argument (approvers).
+    OwnUser,
 }
 
-/// The authorization table (DESIGN.md rule 2).
+impl Rule {
+    /// The value of the method's `io.github.pam_mfa.Authorization`
+    /// annotation in the committed XML.
+    pub fn annotation(self) -> &'static str {
+        match self {
+            Rule::RootOnly => "root-only",
+            Rule::RootOrSelf => "root-or-self",
+            Rule::OwnUser => "own-user",
+        }
+    }
+}
+
+/// The authorization table (DESIGN.md rule 2), one row per method.
 pub const fn rule(method: Method) -> Rule {
     match method {
         Method::IsEnrolled
         | Method::VerifyCode
         | Method::CreateChallenge
+        | Method::WaitChallenge
+        | Method::CancelChallenge
         | Method::HasApprover
-        | Method::Covered
         | Method::IsRemembered
-        | Method::ForgetDevices
-        | Method::Approve
-        | Method::Begin
+        | Method::Covered
+        | Method::GrantSession
+        | Method::OpenSession
+        | Method::CloseSession
+        | Method::ListUsers
+        | Method::Reset
+        | Method::UnblockPush => Rule::RootOnly,
+        Method::Begin
         | Method::Confirm
         | Method::Status
         | Method::NewRecoveryCodes
+        | Method::ForgetDevices
         | Method::ImportGoogleAuthenticator => Rule::RootOrSelf,
-        Method::ListUsers
-        | Method::Reset
-        | Method::UnblockPush
-        | Method::GrantSession
-        | Method::OpenSession
-        | Method::CloseSession => Rule::RootOnly,
+        Method::Register
+        | Method::Pending
+        | Method::Approve
+        | Method::Deny
+        | Method::Report
+        | Method::StartTest
+        | Method::WaitTest => Rule::OwnUser,
     }
 }
 
 /// Decides from the caller's uid and the target user's uid (`None` when
-/// the name has no account).
+/// the name has no account, or the method names no user).
 pub fn authorize(method: Method, caller: u32, target: Option<u32>) -> Result<(), MfaError> {
     let allowed = caller == 0
         || match rule(method) {
             Rule::RootOnly => false,
             Rule::RootOrSelf => target == Some(caller),
+            Rule::OwnUser => true,
         };
     if allowed {
         Ok(())
@@ -122,6 +173,21 @@ pub fn authorize(method: Method, caller: u32, target: Option<u32>) -> Result<(),
             "{method:?} for this user is not allowed to uid {caller}"
         )))
     }
+}
+
+/// Checks a method that names no user (the caller's own is implied, or
+/// it is root's) against the table; returns the caller's uid.
+async fn check_caller(
+    method: Method,
+    header: &Header<'_>,
+    conn: &Connection,
+) -> Result<u32, MfaError> {
+    let caller = caller_uid(header, conn).await?;
+    if let Err(e) = authorize(method, caller, None) {
+        tracing::warn!(method = ?method, caller_uid = caller, "refused: not authorized");
+        return Err(e);
+    }
+    Ok(caller)
 }
 
 /// The sender's unique name.
@@ -552,7 +618,9 @@ impl PamInterface {
         id: &str,
         timeout_ms: u32,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
+        check_caller(Method::WaitChallenge, &header, conn).await?;
         let caller = sender_of(&header)?;
         let outcome = wait_for_outcome(&self.push, id, &caller, timeout_ms).await?;
         if outcome == ChallengeOutcome::Expired {
@@ -566,7 +634,9 @@ impl PamInterface {
         &self,
         id: &str,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
+        check_caller(Method::CancelChallenge, &header, conn).await?;
         let caller = sender_of(&header)?;
         let ended = self
             .push
@@ -726,13 +796,15 @@ pub struct ApproverInterface {
 }
 
 impl ApproverInterface {
-    /// The user whose challenges the caller may answer, and the caller's uid.
+    /// The user whose challenges the caller may answer through `method`,
+    /// and the caller's uid.
     async fn approver(
         &self,
+        method: Method,
         header: &Header<'_>,
         conn: &Connection,
     ) -> Result<(Username, u32), MfaError> {
-        let uid = caller_uid(header, conn).await?;
+        let uid = check_caller(method, header, conn).await?;
         Ok((username_of_uid(uid)?, uid))
     }
 
@@ -771,7 +843,7 @@ impl ApproverInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, MfaError> {
-        let (user, uid) = self.approver(&header, conn).await?;
+        let (user, uid) = self.approver(Method::Register, &header, conn).await?;
         let sender = sender_of(&header)?;
         self.push.register_approver(&sender, user.as_str());
         tracing::info!(user = %user, caller_uid = uid, "approver-online");
@@ -785,7 +857,7 @@ impl ApproverInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<(String, HashMap<String, String>, u64)>, MfaError> {
-        let (user, _) = self.approver(&header, conn).await?;
+        let (user, _) = self.approver(Method::Pending, &header, conn).await?;
         Ok(self.push.pending_for(user.as_str(), clock::now()))
     }
 
@@ -798,7 +870,7 @@ impl ApproverInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
-        let (me, uid) = self.approver(&header, conn).await?;
+        let (me, uid) = self.approver(Method::Approve, &header, conn).await?;
         let user = self.target_user(id, &me, uid);
         let session = caller_session(&header, conn).await;
         // Root approving another user's request ([push] allow_root_approval)
@@ -837,7 +909,7 @@ impl ApproverInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
-        let (me, uid) = self.approver(&header, conn).await?;
+        let (me, uid) = self.approver(Method::Deny, &header, conn).await?;
         let user = self.target_user(id, &me, uid);
         match self.push.end_if(id, ChallengeOutcome::Denied, clock::now(), |c| c.user == user) {
             Ok((outcome, c)) => {
@@ -857,7 +929,7 @@ impl ApproverInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
-        let (me, uid) = self.approver(&header, conn).await?;
+        let (me, uid) = self.approver(Method::Report, &header, conn).await?;
         let session = caller_session(&header, conn).await;
         let now = clock::now();
         let (outcome, c) = self
@@ -892,7 +964,7 @@ impl ApproverInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(String, u32, u64), MfaError> {
-        let (user, uid) = self.approver(&header, conn).await?;
+        let (user, uid) = self.approver(Method::StartTest, &header, conn).await?;
         let creator = sender_of(&header)?;
         let session = caller_session(&header, conn).await;
         let mut context = HashMap::new();
@@ -915,7 +987,9 @@ impl ApproverInterface {
         id: &str,
         timeout_ms: u32,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
+        check_caller(Method::WaitTest, &header, conn).await?;
         let caller = sender_of(&header)?;
         Ok(wait_for_outcome(&self.push, id, &caller, timeout_ms).await?.into())
     }
@@ -1132,8 +1206,7 @@ impl AdminInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<(String, u64)>, MfaError> {
-        let caller = caller_uid(&header, conn).await?;
-        authorize(Method::ListUsers, caller, None)?;
+        check_caller(Method::ListUsers, &header, conn).await?;
         let service = Arc::clone(&self.service);
         let users = blocking(move || service.list()).await?;
         Ok(users.into_iter().map(|(u, t)| (u.to_string(), t)).collect())
@@ -1173,20 +1246,38 @@ mod tests {
 
     #[test]
     fn root_may_do_everything_for_anyone() {
-        for m in Method::ALL {
+        for (m, _, _) in METHODS {
             assert!(authorize(m, 0, Some(1000)).is_ok());
             assert!(authorize(m, 0, None).is_ok());
         }
     }
 
     #[test]
-    fn a_user_may_verify_only_for_itself() {
-        assert!(authorize(Method::VerifyCode, 1000, Some(1000)).is_ok());
-        assert!(matches!(
-            authorize(Method::VerifyCode, 1000, Some(1001)),
-            Err(MfaError::AccessDenied(_))
-        ));
-        assert!(authorize(Method::VerifyCode, 1000, None).is_err());
+    fn the_pam_side_is_root_only_even_for_oneself() {
+        for (m, interface, _) in METHODS.iter().filter(|(_, i, _)| *i == "Pam1" || *i == "Admin1") {
+            assert!(
+                matches!(authorize(*m, 1000, Some(1000)), Err(MfaError::AccessDenied(_))),
+                "{interface} {m:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn approvers_act_for_their_own_user_whoever_they_are() {
+        for (m, _, _) in METHODS.iter().filter(|(_, i, _)| *i == "Approver1") {
+            assert_eq!(rule(*m), Rule::OwnUser);
+            assert!(authorize(*m, 1000, None).is_ok());
+        }
+    }
+
+    #[test]
+    fn every_method_is_named_once() {
+        for (m, interface, member) in METHODS {
+            let full = format!("io.github.pam_mfa.{interface}");
+            assert_eq!(Method::named(&full, member), Some(m));
+            assert_eq!(METHODS.iter().filter(|(other, _, _)| *other == m).count(), 1, "{m:?}");
+        }
+        assert_eq!(Method::named("io.github.pam_mfa.Pam1", "Approve"), None);
     }
 
     #[test]
@@ -1200,13 +1291,6 @@ mod tests {
         ] {
             assert!(authorize(m, 1000, Some(1000)).is_ok(), "{m:?}");
             assert!(authorize(m, 1000, Some(1001)).is_err(), "{m:?}");
-        }
-    }
-
-    #[test]
-    fn administration_is_root_only() {
-        for m in [Method::ListUsers, Method::Reset] {
-            assert!(authorize(m, 1000, Some(1000)).is_err());
         }
     }
 

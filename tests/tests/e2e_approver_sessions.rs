@@ -33,7 +33,9 @@ struct Cron(Option<std::process::Child>);
 
 impl Cron {
     fn ensure() -> Cron {
-        let running = Command::new("pgrep").args(["-x", "cron"]).output().unwrap();
+        // The daemon, not a job it forked ("CRON -f", which can outlive it).
+        let running =
+            Command::new("pgrep").args(["-f", "^(/usr/sbin/)?cron( -f)?$"]).output().unwrap();
         if running.status.success() {
             return Cron(None);
         }
