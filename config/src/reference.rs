@@ -170,7 +170,7 @@ pub const KEYS: &[KeyDoc] = &[
         section: "remember",
         key: "seconds",
         default: "0",
-        doc: "Seconds a device is remembered for a user after a code from it, 0 (off) to 2592000 (30 days). A device is the SSH public key that authenticated before the code, together with the remote address and the PAM service: the same key from the same address through the same service skips the second factor for this long. What this trusts: whoever holds that private key and comes from that address. Nothing is remembered without a key (password or keyboard-interactive logins, sudo, su), nor after a recovery code. sshd must have ExposeAuthInfo yes (the packaged sshd_config snippet sets it): the key comes from SSH_AUTH_INFO_0 in the PAM environment, never from the process environment, and only in the services of ssh_services.",
+        doc: "Seconds a device is remembered for a user after a code from it, 0 to 2592000 (30 days); 0, the default, is off. A device is the SSH public key that authenticated before the code, together with the remote address and the PAM service: the same key from the same address through the same service skips the second factor for this long. What this trusts: whoever holds that private key and comes from that address. Nothing is remembered without a key (password or keyboard-interactive logins, sudo, su), nor after a recovery code. sshd must have ExposeAuthInfo yes (the packaged sshd_config snippet sets it): the key comes from SSH_AUTH_INFO_0 in the PAM environment, never from the process environment, and only in the services of ssh_services.",
     },
     KeyDoc {
         section: "remember",
@@ -254,6 +254,29 @@ mod tests {
             .join("\n");
         let parsed = Config::parse(Path::new("example.toml"), &uncommented).unwrap();
         assert_eq!(parsed, Config::default(), "{uncommented}");
+    }
+
+    #[test]
+    fn every_numeric_key_says_the_range_the_parser_allows() {
+        for key in KEYS.iter().filter(|k| k.default.parse::<i64>().is_ok()) {
+            let header =
+                if key.section.is_empty() { String::new() } else { format!("[{}]\n", key.section) };
+            let text = format!("{header}{} = -1\n", key.key);
+            let err = Config::parse(Path::new("x.toml"), &text).unwrap_err();
+            let range = err
+                .message
+                .split("allowed is ")
+                .nth(1)
+                .map(|r| r.trim_end_matches('.').trim().to_string())
+                .unwrap_or_else(|| panic!("{}: {}", key.key, err.message));
+            assert!(
+                key.doc.contains(&range),
+                "[{}] {}: the parser allows {range}; the doc says: {}",
+                key.section,
+                key.key,
+                key.doc
+            );
+        }
     }
 
     #[test]

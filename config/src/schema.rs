@@ -2,7 +2,9 @@
 //!
 //! Every key has a default, so a machine with no file works. Unknown keys and
 //! values out of range are refused with the file, line and column and what is
-//! allowed. The doc comment of each field is its reference text.
+//! allowed. What each key means is written once, in [`crate::reference`]
+//! (the text of pam-mfa.toml(5) and of the example file); its tests fail
+//! when a key, a default or a range here differs from what it says.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,28 +17,15 @@ use crate::names;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Name the authenticator app shows above the account (the otpauth
-    /// `issuer`). 1 to 64 printable characters, no colon.
     pub issuer: Issuer,
-    /// Directory where mfad keeps one file per enrolled user. Absolute path.
     pub state_dir: AbsolutePath,
-    /// Language of what users read (PAM prompts and notices, mfa-enroll,
-    /// mfa-approve): "auto" (the user's locale where the program has one,
-    /// else English) or a built-in language ("en", "nl").
     pub language: Language,
-    /// The time-based one-time password parameters for new enrollments.
     pub totp: TotpConfig,
-    /// Failed attempts before lockout, and the back-off.
     pub limits: Limits,
-    /// How enrollments are started and confirmed.
     pub enroll: EnrollConfig,
-    /// Number matching (push) approvals.
     pub push: PushConfig,
-    /// Who must use a second factor.
     pub policy: PolicyConfig,
-    /// Remembering a device (remote address) after a second factor.
     pub remember: RememberConfig,
-    /// How clients reach mfad.
     pub bus: BusConfig,
 }
 
@@ -44,13 +33,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TotpConfig {
-    /// HMAC hash: "SHA1" (what every app supports), "SHA256" or "SHA512".
     pub algorithm: Algorithm,
-    /// Digits of a code, 6 to 8.
     pub digits: Ranged<6, 8>,
-    /// Seconds a code lasts, 15 to 300.
     pub period: Ranged<15, 300>,
-    /// Time steps accepted either side of now for clock drift, 0 to 10.
     pub skew: Ranged<0, 10>,
 }
 
@@ -58,16 +43,9 @@ pub struct TotpConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Consecutive failures that lock the user out, 1 to 100.
     pub max_failures: Ranged<1, 100>,
-    /// Length of the first lockout in seconds, 1 to 86400. Each further
-    /// lockout without a success in between doubles it.
     pub lockout_seconds: Ranged<1, 86_400>,
-    /// Ceiling of the doubling lockout in seconds, 1 to 604800.
     pub lockout_max_seconds: Ranged<1, 604_800>,
-    /// What failures are counted for: "user" (all of the user's, from
-    /// anywhere) or "user+address" (per user and remote address, IPv6 by
-    /// /64).
     pub scope: LimitScope,
 }
 
@@ -85,12 +63,8 @@ pub enum LimitScope {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnrollConfig {
-    /// Seconds a started enrollment waits for its first code before it
-    /// expires, 1 to 3600.
     pub pending_seconds: Ranged<1, 3600>,
-    /// Wrong first codes before a started enrollment is dropped, 1 to 10.
     pub confirm_tries: Ranged<1, 10>,
-    /// Whether an enrollment needs an account the system knows (NSS).
     pub require_account: bool,
 }
 
@@ -109,16 +83,9 @@ impl Default for EnrollConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
-    /// When not empty, only members of these groups (from NSS, so LDAP and
-    /// SSSD groups count) must use a second factor.
     pub require_groups: Vec<String>,
-    /// Users who never have to.
     pub exempt_users: Vec<String>,
-    /// Members of these groups never have to.
     pub exempt_groups: Vec<String>,
-    /// A date "YYYY-MM-DD" (UTC): until then, covered users who have not
-    /// enrolled pass with a notice saying how to enroll and until when;
-    /// from then on they are refused with the same notice. Empty: none.
     pub enroll_deadline: Deadline,
 }
 
@@ -144,12 +111,7 @@ impl TryFrom<String> for Deadline {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RememberConfig {
-    /// Seconds a device (SSH key, remote address and service) is
-    /// remembered for a user after a code from it, 0 (off, the default)
-    /// to 2592000 (30 days).
     pub seconds: Ranged<0, 2_592_000>,
-    /// PAM services that are sshd: only there the module reads the SSH
-    /// key (SSH_AUTH_INFO_0 in the PAM environment).
     pub ssh_services: Vec<String>,
 }
 
@@ -157,22 +119,12 @@ pub struct RememberConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
-    /// Seconds a challenge waits for its approval, 5 to 600.
     pub timeout_seconds: Ranged<5, 600>,
-    /// New requests a user may make at once, 1 to 1000.
     pub request_burst: Ranged<1, 1000>,
-    /// After the burst, one more request every this many seconds, 1 to 3600.
     pub request_every_seconds: Ranged<1, 3600>,
-    /// Which login session may approve: "mfa" (a session of the user that
-    /// itself passed pam_mfa's second factor and is not the requesting
-    /// one), "different" (any other session of the user) or "any".
     pub approver_session: ApproverSession,
-    /// Whether root may approve another user's challenge.
     pub allow_root_approval: bool,
-    /// Whether the approver is told the command being run (for sudo, the
-    /// command line the PAM module sees in its own process).
     pub show_command: bool,
-    /// Whether the approver is told the remote host of an SSH login.
     pub show_remote_host: bool,
 }
 
@@ -203,15 +155,8 @@ impl Default for PushConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusConfig {
-    /// D-Bus address of the bus mfad serves on, e.g.
-    /// "unix:path=/run/dbus/system_bus_socket" (the default, the system
-    /// bus). Only tests set another. Never taken from the environment.
     pub address: BusAddress,
-    /// Upper bound in milliseconds of every call a client makes to mfad,
-    /// connecting included, 100 to 60000.
     pub timeout_ms: Ranged<100, 60_000>,
-    /// The user mfad runs as: clients talk to `io.github.pam_mfa` only when
-    /// the bus says this user owns it. Only tests set another.
     pub service_user: ServiceUser,
 }
 
