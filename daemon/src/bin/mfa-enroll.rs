@@ -64,25 +64,20 @@ impl Failure {
                 Failure { status: 3, message: t.refusal_unavailable(m), name: "Unavailable" }
             }
             ClientError::Refused(e) => {
-                let name = match &e {
-                    MfaError::AccessDenied(_) => "AccessDenied",
-                    MfaError::InvalidArgument(_) => "InvalidArgument",
-                    MfaError::AlreadyEnrolled(_) => "AlreadyEnrolled",
-                    MfaError::ProofRefused(_) => "ProofRefused",
-                    MfaError::NotEnrolled(_) => "NotEnrolled",
-                    MfaError::NoPendingEnrollment(_) => "NoPendingEnrollment",
-                    MfaError::PendingExpired(_) => "PendingExpired",
-                    MfaError::WrongCode(_) => "WrongCode",
-                    MfaError::NoSuchChallenge(_)
-                    | MfaError::ChallengeEnded(_)
-                    | MfaError::SameSession(_)
-                    | MfaError::SessionNotVerified(_)
-                    | MfaError::TooManyRequests(_)
-                    | MfaError::PushBlocked(_)
-                    | MfaError::RequestPending(_)
-                    | MfaError::Internal(_)
-                    | MfaError::ZBus(_) => "Failed",
-                };
+                // Refusals of what was asked keep their name (status 1);
+                // anything else is a failure (status 4).
+                let refusal = matches!(
+                    e,
+                    MfaError::AccessDenied(_)
+                        | MfaError::InvalidArgument(_)
+                        | MfaError::AlreadyEnrolled(_)
+                        | MfaError::ProofRefused(_)
+                        | MfaError::NotEnrolled(_)
+                        | MfaError::NoPendingEnrollment(_)
+                        | MfaError::PendingExpired(_)
+                        | MfaError::WrongCode(_)
+                );
+                let name = e.short_name().filter(|_| refusal).unwrap_or("Failed");
                 let message = e.said(t);
                 Failure { status: if name == "Failed" { 4 } else { 1 }, message, name }
             }
