@@ -173,13 +173,14 @@ impl From<zbus::fdo::Error> for MfaError {
 pub trait Pam {
     /// Whether `user` has an active enrollment.
     fn is_enrolled(&self, user: &str) -> Result<bool, MfaError>;
-    /// Checks a code; returns (outcome as [`VerifyOutcome`], seconds left of a lockout).
+    /// Checks a code; returns (outcome as [`VerifyOutcome`], seconds left
+    /// of a lockout, after a success the token for `OpenSession`, else "").
     fn verify_code(
         &self,
         user: &str,
         code: &str,
         context: HashMap<String, String>,
-    ) -> Result<(u32, u64), MfaError>;
+    ) -> Result<(u32, u64, String), MfaError>;
     /// Starts number matching: (challenge id, number to show, seconds to expiry).
     fn create_challenge(
         &self,
@@ -380,29 +381,29 @@ pub struct Client {
     address: String,
     service_user: String,
     timeout: Duration,
+    /// From the last successful code check, for the session about to open.
+    session_token: Option<String>,
 }
 
-/// A connection to the bus, and the unique name of the `io.github.pam_mfa`
-/// owner found genuine there (see [`genuine_owner`]): every call goes to
-/// that name, so a later owner is never talked to unchecked.
+/// A connection to a bus on which the owner of `io.github.pam_mfa` was
+/// found genuine (see [`genuine_owner`]).
 #[derive(Clone)]
 pub struct Mfad {
     pub conn: Connection,
-    pub owner: zbus::names::OwnedUniqueName,
 }
 
 impl Mfad {
     pub async fn pam(&self) -> zbus::Result<PamProxy<'static>> {
-        PamProxy::builder(&self.conn).destination(self.owner.clone()).build().await
+        PamProxy::new(&self.conn).await
     }
     pub async fn enroll(&self) -> zbus::Result<EnrollProxy<'static>> {
-        EnrollProxy::builder(&self.conn).destination(self.owner.clone()).build().await
+        EnrollProxy::new(&self.conn).await
     }
     pub async fn admin(&self) -> zbus::Result<AdminProxy<'static>> {
-        AdminProxy::builder(&self.conn).destination(self.owner.clone()).build().await
+        AdminProxy::new(&self.conn).await
     }
     pub async fn approver(&self) -> zbus::Result<ApproverProxy<'static>> {
-        ApproverProxy::builder(&self.conn).destination(self.owner.clone()).build().await
+        ApproverProxy::new(&self.conn).await
     }
 }
 
@@ -411,12 +412,16 @@ fn uid_of(name: &str) -> Option<u32> {
     nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
 }
 
-/// Connects to `address` and finds the genuine mfad there (DESIGN.md rule
-/// 8): the socket's peer (SO_PEERCRED, the bus daemon) must be root,
-/// `messagebus` or `service_user`, so it is not a bus some user started;
-/// and the bus must say that `service_user` owns `io.github.pam_mfa`, so
-/// it is not a name some user took. An activatable name with no owner yet
-/// is started first. Any doubt is an error naming what was found.
+/// Connects to `address` and checks that the mfad there is genuine
+/// (DESIGN.md rule 8): the socket's peer (SO_PEERCRED, the bus daemon) must
+/// be root, `messagebus` or `service_user`, so it is not a bus some user
+/// started; and the bus must say that `service_user` owns
+/// `io.github.pam_mfa` (one GetConnectionCredentials call), so it is not a
+/// name some user took. An activatable name with no owner yet is started
+/// first. Calls then go to the name: on the system bus only the service
+/// user may own it (the packaged policy), and a client of the PAM module
+/// lives for one authentication. Any doubt is an error naming what was
+/// found.
 pub async fn genuine_owner(address: &str, service_user: &str) -> Result<Mfad, String> {
     let conn = zbus::connection::Builder::address(address)
         .method_timeout(Duration::from_secs(MAX_WAIT_SECONDS))
@@ -434,7 +439,7 @@ pub async fn genuine_owner(address: &str, service_user: &str) -> Result<Mfad, St
     }
     let dbus = zbus::fdo::DBusProxy::new(&conn).await.map_err(|e| e.to_string())?;
     let name = zbus::names::BusName::from_static_str(BUS_NAME).map_err(|e| e.to_string())?;
-    let owner = match dbus.get_name_owner(name.clone()).await {
+    let owner = match dbus.get_connection_credentials(name.clone()).await {
         Ok(owner) => owner,
         Err(zbus::fdo::Error::NameHasNoOwner(_)) => {
             let well_known =
@@ -442,18 +447,17 @@ pub async fn genuine_owner(address: &str, service_user: &str) -> Result<Mfad, St
             dbus.start_service_by_name(well_known, 0)
                 .await
                 .map_err(|e| format!("nobody owns {BUS_NAME} and it cannot be started: {e}"))?;
-            dbus.get_name_owner(name).await.map_err(|e| e.to_string())?
+            dbus.get_connection_credentials(name).await.map_err(|e| e.to_string())?
         }
         Err(e) => return Err(e.to_string()),
     };
-    let owner_uid =
-        dbus.get_connection_unix_user(owner.clone().into()).await.map_err(|e| e.to_string())?;
+    let owner_uid = owner.unix_user_id().ok_or("the bus gave no uid for the owner")?;
     if owner_uid != expected {
         return Err(format!(
             "{BUS_NAME} on {address} is owned by uid {owner_uid}, not by the service user {service_user} (uid {expected}): not trusted"
         ));
     }
-    Ok(Mfad { conn, owner })
+    Ok(Mfad { conn })
 }
 
 impl Client {
@@ -474,6 +478,7 @@ impl Client {
             address: address.to_string(),
             service_user: service_user.to_string(),
             timeout,
+            session_token: None,
         })
     }
 
@@ -541,12 +546,18 @@ impl Client {
         // own message buffers are beyond reach).
         let code = zeroize::Zeroizing::new(code.to_string());
         let (user, context) = (user.to_string(), context.clone());
-        let (outcome, retry_after) =
+        let (outcome, retry_after, token) =
             self.run(|m| async move { m.pam().await?.verify_code(&user, &code, context).await })?;
         let outcome = VerifyOutcome::try_from(outcome).map_err(|n| {
             ClientError::Unavailable(format!("mfad answered an unknown outcome {n}"))
         })?;
+        self.session_token = Some(token).filter(|t| !t.is_empty());
         Ok((outcome, retry_after))
+    }
+
+    /// The session token the last successful [`Client::verify_code`] gave.
+    pub fn take_session_token(&mut self) -> Option<String> {
+        self.session_token.take()
     }
 
     /// Starts an enrollment: (otpauth URI, account, seconds to confirm).

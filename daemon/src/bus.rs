@@ -396,6 +396,25 @@ pub struct PamInterface {
     pub sessions: Arc<Sessions>,
 }
 
+impl PamInterface {
+    fn random_token(&self) -> Result<String, MfaError> {
+        let bytes = self.service.random_bytes(16).map_err(internal)?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The session token for a second factor of `user` that just
+    /// succeeded on connection `sender` (in the reply: no second call).
+    fn session_token(&self, user: &str, sender: &str) -> Result<String, MfaError> {
+        let token = self.random_token()?;
+        let now = clock::now();
+        self.sessions.note_success(user, sender, now);
+        self.sessions
+            .grant(user, sender, token.clone(), now)
+            .map_err(|e| MfaError::Internal(e.to_string()))?;
+        Ok(token)
+    }
+}
+
 /// Bytes of a challenge id (hex in the API).
 const CHALLENGE_ID_BYTES: usize = 16;
 
@@ -520,7 +539,9 @@ impl PamInterface {
         blocking(move || service.is_enrolled(&user)).await
     }
 
-    /// Checks a code: returns (outcome, seconds left of a lockout).
+    /// Checks a code: returns (outcome, seconds left of a lockout, and
+    /// after a success a one-time token that `OpenSession` takes from the
+    /// process opening the login session; else "").
     async fn verify_code(
         &self,
         user: &str,
@@ -528,7 +549,7 @@ impl PamInterface {
         context: HashMap<String, String>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-    ) -> Result<(u32, u64), MfaError> {
+    ) -> Result<(u32, u64, String), MfaError> {
         let user = parse_user(user)?;
         checked_code(code, false)?;
         checked_context(&context)?;
@@ -542,9 +563,11 @@ impl PamInterface {
             service.verify_from(&user, &code, &rhost, device.as_ref(), clock::now())
         })
         .await?;
-        if verdict.outcome.is_success() {
-            self.sessions.note_success(logged_user.as_str(), &sender_of(&header)?, clock::now());
-        }
+        let token = if verdict.outcome.is_success() {
+            self.session_token(logged_user.as_str(), &sender_of(&header)?)?
+        } else {
+            String::new()
+        };
         let field = |key: &str| context.get(key).cloned().unwrap_or_default();
         tracing::info!(
             user = %logged_user,
@@ -556,7 +579,7 @@ impl PamInterface {
             retry_after = verdict.retry_after,
             "verify"
         );
-        Ok((verdict.outcome.into(), verdict.retry_after))
+        Ok((verdict.outcome.into(), verdict.retry_after, token))
     }
 
     /// Starts number matching for `user`: returns (challenge id, the number
@@ -711,13 +734,7 @@ impl PamInterface {
     ) -> Result<String, MfaError> {
         let user = parse_user(user)?;
         check(Method::GrantSession, &user, &header, conn).await?;
-        let token: String = self
-            .service
-            .random_bytes(16)
-            .map_err(internal)?
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let token = self.random_token()?;
         let sender = sender_of(&header)?;
         self.sessions
             .grant(user.as_str(), &sender, token.clone(), clock::now())
@@ -774,7 +791,8 @@ impl PamInterface {
         Ok(closed)
     }
 
-    /// Whether an approver of `user` is online (for mode=auto).
+    /// Whether an approver of `user` is online whose session may approve
+    /// (for mode=auto: push then, else ask for a code).
     async fn has_approver(
         &self,
         user: &str,
@@ -845,8 +863,13 @@ impl ApproverInterface {
     ) -> Result<String, MfaError> {
         let (user, uid) = self.approver(Method::Register, &header, conn).await?;
         let sender = sender_of(&header)?;
-        self.push.register_approver(&sender, user.as_str());
-        tracing::info!(user = %user, caller_uid = uid, "approver-online");
+        let session = caller_session(&header, conn).await;
+        let can_approve = match self.rule() {
+            SessionRule::Mfa => self.sessions.verified(user.as_str(), session),
+            SessionRule::Different | SessionRule::Any => true,
+        };
+        self.push.register_approver(&sender, user.as_str(), can_approve);
+        tracing::info!(user = %user, caller_uid = uid, session = ?session, can_approve, "approver-online");
         Ok(user.to_string())
     }
 

@@ -22,9 +22,15 @@ impl BusDaemon {
         self.client.as_mut().map_err(|e| DaemonError::Unavailable(e.clone()))
     }
 
-    /// A token for the login session about to open (after a second factor).
+    /// A token for the login session about to open (after a second
+    /// factor): the one a successful code check brought, else (after an
+    /// approval) asked for.
     pub fn grant_session(&mut self, user: &str) -> Result<String, DaemonError> {
-        self.client()?.grant_session(user).map_err(convert)
+        let client = self.client()?;
+        match client.take_session_token() {
+            Some(token) => Ok(token),
+            None => client.grant_session(user).map_err(convert),
+        }
     }
 
     /// The caller's login session passed: its audit session id.

@@ -17,8 +17,8 @@ impl YesToEverything {
         _user: &str,
         _code: &str,
         _context: HashMap<String, String>,
-    ) -> (u32, u64) {
-        (pam_mfa_config::wire::VerifyOutcome::Accepted.into(), 0)
+    ) -> (u32, u64, String) {
+        (pam_mfa_config::wire::VerifyOutcome::Accepted.into(), 0, String::new())
     }
     fn covered(&self, _u: &str, _r: Vec<String>, _e: Vec<String>, _g: Vec<String>) -> bool {
         true
