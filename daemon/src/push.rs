@@ -28,8 +28,9 @@ struct State {
     challenges: HashMap<String, Entry>,
     /// user -> the id of the user's current challenge
     current: HashMap<String, String>,
-    /// approver connection (unique name) -> user it approves for
-    approvers: HashMap<String, String>,
+    /// approver connection (unique name) -> (user it approves for, whether
+    /// its session may approve under `approver_session`)
+    approvers: HashMap<String, (String, bool)>,
     /// user -> budget of new requests
     buckets: HashMap<String, Bucket>,
 }
@@ -193,18 +194,23 @@ impl Registry {
             .collect()
     }
 
-    pub fn register_approver(&self, connection: &str, user: &str) {
-        self.state().approvers.insert(connection.to_string(), user.to_string());
+    /// `connection` approves for `user`; `can_approve` when its session may
+    /// (an agent in a session that passed no second factor is only told).
+    pub fn register_approver(&self, connection: &str, user: &str, can_approve: bool) {
+        self.state().approvers.insert(connection.to_string(), (user.to_string(), can_approve));
     }
 
-    /// The connections of `user`'s approvers.
+    /// The connections of `user`'s approvers, all told of each request.
     pub fn approvers_of(&self, user: &str) -> Vec<String> {
         let state = self.state();
-        state.approvers.iter().filter(|(_, u)| *u == user).map(|(c, _)| c.clone()).collect()
+        state.approvers.iter().filter(|(_, (u, _))| u == user).map(|(c, _)| c.clone()).collect()
     }
 
+    /// Whether an approver of `user` that may approve is online: what
+    /// mode=auto pushes for (else it asks for a code, rather than wait for
+    /// an approval nobody online can give).
     pub fn has_approver(&self, user: &str) -> bool {
-        self.state().approvers.values().any(|u| u == user)
+        self.state().approvers.values().any(|(u, can)| u == user && *can)
     }
 
     /// A connection left the bus: its challenges end as cancelled, and it
@@ -311,7 +317,10 @@ mod tests {
     fn a_creator_leaving_cancels_and_an_approver_leaving_goes_offline() {
         let reg = Registry::default();
         reg.create(challenge("a", "alice"), BUDGET, 0).unwrap();
-        reg.register_approver(":1.9", "alice");
+        reg.register_approver(":1.8", "alice", false);
+        assert!(!reg.has_approver("alice"), "an approver that may not approve does not count");
+        assert_eq!(reg.approvers_of("alice"), vec![":1.8".to_string()], "but it is told");
+        reg.register_approver(":1.9", "alice", true);
         assert!(reg.has_approver("alice"));
         assert_eq!(reg.forget_connection(":1.1", 1), vec!["a".to_string()]);
         assert_eq!(reg.settle("a", 1), ChallengeOutcome::Cancelled);

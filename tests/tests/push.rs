@@ -336,14 +336,47 @@ fn the_setup_test_proves_the_approver_end_to_end() {
 }
 
 #[test]
-fn auto_mode_pushes_only_when_an_approver_is_online() {
+fn auto_mode_pushes_only_when_an_approver_that_may_approve_is_online() {
     let s = setup("");
     let auto =
         PamService::new(&format!("mode=auto max_prompts=1 config={}", s.mfad.config.display()));
     let run = auto.authenticate(ALICE, &["000000"]);
     assert_eq!(run.prompts, vec!["Verification code: "], "no approver: a code is asked");
 
-    let mut agent = in_new_session(uid(ALICE), Some(ALICE), &s.mfad.approve_bin())
+    // An agent whose session passed no second factor (a systemd --user
+    // service, say) is told of requests but cannot approve: still a code,
+    // rather than a wait for an approval nobody online can give.
+    let (mut bystander, mut bystander_out) =
+        agent(in_new_session(uid(ALICE), Some(ALICE), &s.mfad.approve_bin()), &s);
+    let run = auto.authenticate(ALICE, &["000000"]);
+    assert_eq!(run.prompts, vec!["Verification code: "], "{}", run.text);
+
+    // An agent in a login that passed a second factor: push.
+    let proof = s.proofs.borrow_mut().pop().unwrap();
+    let (mut able, mut able_out) =
+        agent(s.mfad.in_verified_session(ALICE, &proof, &s.mfad.approve_bin()), &s);
+    let request = auto.start_push(ALICE, None);
+    for out in [&mut bystander_out, &mut able_out] {
+        let mut told = String::new();
+        std::io::BufRead::read_line(out, &mut told).unwrap();
+        assert!(told.contains("Sign-in request for mfa-push-alice"), "each agent is told: {told}");
+    }
+    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", request.number));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+    for child in [&mut bystander, &mut able] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `mfa-approve --agent` run by `cmd`, once it says it is online.
+#[allow(clippy::zombie_processes)] // the caller kills and waits for the child it gets
+fn agent(
+    mut cmd: std::process::Command,
+    s: &Setup,
+) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>) {
+    let mut child = cmd
         .arg("--config")
         .arg(&s.mfad.config)
         .arg("--agent")
@@ -351,20 +384,21 @@ fn auto_mode_pushes_only_when_an_approver_is_online() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = std::io::BufReader::new(agent.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    assert!(line.contains("agent online"), "{line}");
-
-    let request = auto.start_push(ALICE, None);
-    let mut told = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut told).unwrap();
-    assert!(told.contains("Sign-in request for mfa-push-alice"), "the agent is told: {told}");
-    let out = approver(&s, ALICE, Session::Verified, &["--once"], &format!("{}\n", request.number));
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(request.finish().result(), "PAM_SUCCESS");
-    let _ = agent.kill();
-    let _ = agent.wait();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0);
+        seen.push_str(&line);
+        if line.contains("agent online") {
+            return (child, stdout);
+        }
+        if read == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent ended before it was online: {seen}");
+        }
+    }
 }
 
 #[test]
