@@ -399,7 +399,7 @@ pub struct PamInterface {
 impl PamInterface {
     fn random_token(&self) -> Result<String, MfaError> {
         let bytes = self.service.random_bytes(16).map_err(internal)?;
-        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(crate::uri::hex(&bytes))
     }
 
     /// The session token for a second factor of `user` that just
@@ -488,7 +488,7 @@ async fn open_challenge(
     context.insert(context::TIME.into(), now.to_string());
     context.insert(context::USER.into(), user.to_string());
     let challenge = Challenge {
-        id: id_bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        id: crate::uri::hex(id_bytes),
         user: user.to_string(),
         number,
         context,

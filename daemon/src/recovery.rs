@@ -47,7 +47,7 @@ pub fn hash(salt: &str, canonical: &str) -> String {
     hasher.update(salt.as_bytes());
     hasher.update(b":");
     hasher.update(canonical.as_bytes());
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::uri::hex(&hasher.finalize())
 }
 
 /// Index of the stored hash that `input` matches; every hash is compared.

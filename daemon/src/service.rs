@@ -166,7 +166,7 @@ impl Device {
         let rhost = context.get(keys::RHOST).filter(|r| !r.is_empty())?;
         let hash = sha2::Sha256::digest(key.as_bytes());
         Some(Device {
-            key: hash.iter().map(|b| format!("{b:02x}")).collect(),
+            key: uri::hex(&hash),
             rhost: rhost.clone(),
             service: context.get(keys::SERVICE).cloned().unwrap_or_default(),
         })
@@ -542,7 +542,7 @@ impl Service {
     ) -> Result<(String, Vec<String>), ServiceError> {
         let mut salt = [0u8; 16];
         self.random.fill(&mut salt).map_err(ServiceError::Random)?;
-        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let salt = uri::hex(&salt);
         let hashes = codes
             .iter()
             .filter_map(|c| recovery::normalize(c))
@@ -679,7 +679,8 @@ impl Service {
             return Err(Refusal::NotEnrolled.into());
         };
         let was = record.push_blocked_since != 0;
-        record.push_blocked_since = since.unwrap_or(0).max(u64::from(since.is_some()));
+        // 0 means "not blocked": a block at time 0 is kept as 1.
+        record.push_blocked_since = since.map_or(0, |t| t.max(1));
         self.store.save(user, &record)?;
         Ok(was)
     }

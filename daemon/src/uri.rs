@@ -3,6 +3,11 @@
 
 use crate::totp::Params;
 
+/// Lower-case hex of `bytes` (ids, tokens, salts, hashes).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// RFC 4648 base32, upper case, without padding (what authenticator apps read).
 pub fn base32(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

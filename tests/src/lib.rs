@@ -77,6 +77,11 @@ fn current_user() -> String {
 /// production setting.
 pub const PUSH_FOR_BENCHES: &str = "request_burst = 1000\nrequest_every_seconds = 1\n";
 
+/// A code of the same length that is not `code` (each digit shifted by 5).
+pub fn wrong_code(code: &str) -> String {
+    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
+}
+
 /// A private bus, stopped on drop.
 pub struct Bus {
     pub dir: tempfile::TempDir,

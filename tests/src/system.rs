@@ -75,6 +75,16 @@ pub fn ensure_user(name: &str, system: bool) {
     assert!(exists(), "could not create user {name}");
 }
 
+/// Gives `user` the password `password` (for sudo's and su's pam_unix).
+pub fn set_password(user: &str, password: &str) {
+    use std::io::Write;
+    let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
+    if let Some(mut stdin) = chpasswd.stdin.take() {
+        writeln!(stdin, "{user}:{password}").unwrap();
+    }
+    assert!(chpasswd.wait().unwrap().success(), "chpasswd failed for {user}");
+}
+
 /// The system bus with pam-mfa's policy installed; started if not running.
 pub struct SystemBus {
     started: Option<u32>,
@@ -158,6 +168,15 @@ impl Scratch {
             fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
         }
         Scratch { dir }
+    }
+
+    /// Takes `other`'s client key, so that an sshd started from this
+    /// scratch (which writes its key to the user's authorized_keys) keeps
+    /// `other`'s key authorized.
+    pub fn share_client_key(&self, other: &Scratch) {
+        for name in ["client_key", "client_key.pub"] {
+            fs::copy(other.path(name), self.path(name)).unwrap();
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

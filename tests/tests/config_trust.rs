@@ -73,8 +73,7 @@ fn the_environment_never_chooses_the_bus() {
         ("DBUS_SESSION_BUS_ADDRESS", hostile.address.as_str()),
         ("DBUS_STARTER_ADDRESS", hostile.address.as_str()),
     ];
-    let wrong: String =
-        app.code_now().bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect();
+    let wrong = pam_mfa_tests::wrong_code(&app.code_now());
     let run = pam.authenticate_with_env("env-proof", &[&wrong], &env);
     assert_eq!(run.result(), "PAM_AUTH_ERR", "the fake would have said yes: {}", run.text);
     assert!(mfad.log_text().contains("result=\"rejected\""), "the real mfad decided");

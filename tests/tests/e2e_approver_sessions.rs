@@ -21,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pam_mfa_tests::system::{
-    ensure_user, require_root, run, Login, Scratch, Sshd, SudoService, SystemBus, SystemMfad,
+    ensure_user, require_root, run, set_password, Login, Scratch, Sshd, SudoService, SystemBus,
+    SystemMfad,
 };
 use pam_mfa_tests::wait_for;
 
@@ -67,9 +68,7 @@ fn only_a_login_that_passed_a_second_factor_approves_sudo() {
     let _bus = SystemBus::ensure();
     let scratch = Scratch::new();
     ensure_user(USER, false);
-    let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
-    writeln!(chpasswd.stdin.take().unwrap(), "{USER}:{PASSWORD}").unwrap();
-    assert!(chpasswd.wait().unwrap().success());
+    set_password(USER, PASSWORD);
     for name in ["number", "sudo.out", "setsid.out", "tmux.out", "su.out", "cron.out"] {
         let _ = fs::remove_file(home_file(name));
     }
@@ -92,10 +91,7 @@ fn only_a_login_that_passed_a_second_factor_approves_sudo() {
     );
     // What the attacker has: a key-only login (their key on the account).
     let key_only_scratch = Scratch::new();
-    // The same client key for both (each sshd writes it to authorized_keys).
-    for name in ["client_key", "client_key.pub"] {
-        fs::copy(scratch.path(name), key_only_scratch.path(name)).unwrap();
-    }
+    key_only_scratch.share_client_key(&scratch);
     let key_only = Sshd::start_with(
         &key_only_scratch,
         "sshd-mfa-sessions-key",

@@ -13,18 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use pam_mfa_tests::system::{ensure_user, require_root, run, Scratch, SudoService, Syslog};
-use pam_mfa_tests::{bin, wait_for};
+use pam_mfa_tests::system::{
+    ensure_user, require_root, run, set_password, Scratch, SudoService, Syslog,
+};
+use pam_mfa_tests::{bin, in_this_session, wait_for};
 
 const USER: &str = "mfa-attacker";
 const PASSWORD: &str = "attacker's password";
-
-/// `user` runs what follows (setpriv execs it: killing the child kills it).
-fn as_user(user: &str) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([&format!("--reuid={user}"), &format!("--regid={user}"), "--init-groups", "--"]);
-    cmd
-}
 
 /// A dbus-daemon that lets anyone own any name, run by `user`.
 struct OpenBus {
@@ -48,8 +43,9 @@ impl OpenBus {
             ),
         )
         .unwrap();
-        let child = as_user(user)
-            .args(["dbus-daemon", "--nofork", "--nopidfile"])
+        // setpriv execs: killing the child kills the bus.
+        let child = in_this_session(user, Path::new("dbus-daemon"))
+            .args(["--nofork", "--nopidfile"])
             .arg(format!("--config-file={}", conf.display()))
             .stdout(Stdio::null())
             .spawn()
@@ -74,8 +70,11 @@ struct Fake(Child);
 
 impl Fake {
     fn start(program: &Path, bus: &OpenBus, user: &str) -> Fake {
-        let mut child =
-            as_user(user).arg(program).arg(&bus.address).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = in_this_session(user, program)
+            .arg(&bus.address)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready", "fake-mfad did not start");
@@ -151,9 +150,7 @@ fn a_user_cannot_make_sudo_believe_a_fake_mfad() {
     require_root();
     ensure_user(USER, false);
     ensure_user(pam_mfa_config::names::SERVICE_USER, true);
-    let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
-    writeln!(chpasswd.stdin.take().unwrap(), "{USER}:{PASSWORD}").unwrap();
-    assert!(chpasswd.wait().unwrap().success());
+    set_password(USER, PASSWORD);
     let scratch = Scratch::new();
     let fake = scratch.path("fake-mfad");
     fs::copy(bin("fake-mfad"), &fake).unwrap();

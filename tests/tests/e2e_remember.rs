@@ -67,10 +67,7 @@ fn a_remembered_device_is_the_ssh_key_and_the_address_never_the_address_alone() 
 
     // keyboard-interactive alone (no key): never remembered.
     let password_only = Scratch::new();
-    // Keep the user's own key authorized (each sshd writes its scratch's).
-    for name in ["client_key", "client_key.pub"] {
-        std::fs::copy(scratch.path(name), password_only.path(name)).unwrap();
-    }
+    password_only.share_client_key(&scratch);
     let no_key = pam_mfa_tests::system::Sshd::start_with(
         &password_only,
         "sshd-mfa-remember-nokey",

@@ -11,9 +11,7 @@ use pam_mfa_tests::system::{
 
 const USER: &str = "mfa-e2e";
 
-fn wrong(code: &str) -> String {
-    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
-}
+use pam_mfa_tests::wrong_code as wrong;
 
 #[test]
 fn ssh_login_with_a_code_then_replay_and_wrong_code_are_refused() {

@@ -13,9 +13,7 @@ use pam_mfa_tests::{
     begin_json, bin, command, now, Bus, JsonEnrollment, Mfad, Otpauth, PamService,
 };
 
-fn wrong(code: &str) -> String {
-    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
-}
+use pam_mfa_tests::wrong_code as wrong;
 
 /// Turns the QR code drawn in the terminal into a PGM image, module by
 /// module, without pam-mfa's code: a half block is two modules.
