@@ -17,7 +17,8 @@ packages=(
   cron              # a real cron job trying to approve (it must not)
   tmux              # a second window of the requesting session trying to approve
   valgrind          # the module under valgrind (scripts/valgrind-module.sh)
-  util-linux        # runuser, setpriv
+  util-linux        # runuser, setpriv, unshare
+  procps            # pgrep: is mfad (or cron) running
   passwd            # useradd
 )
 

@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use pam_mfa_tests::system::{ensure_user, require_root, run};
-use pam_mfa_tests::{Bus, Mfad, PamService};
+use pam_mfa_tests::{wrong_code, Bus, Mfad, PamService};
 
 const GROUP: &str = "mfa-pol-admins";
 const IN: &str = "mfa-pol-in";
@@ -115,11 +115,6 @@ fn devices_are_not_remembered_by_default() {
     assert_eq!(again.prompts.len(), 3, "{}", again.text);
 }
 
-/// A code of the same length that is not `code`.
-fn not(code: &str) -> String {
-    code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
-}
-
 #[test]
 fn by_default_a_lockout_holds_from_every_address() {
     let bus = Bus::start();
@@ -128,7 +123,7 @@ fn by_default_a_lockout_holds_from_every_address() {
     let pam = PamService::new(&format!("config={} max_prompts=1", mfad.config.display()));
     let code = app.code_now();
     for _ in 0..2 {
-        pam.authenticate_from("scoped-user", &[&not(&code)], "192.0.2.7");
+        pam.authenticate_from("scoped-user", &[&wrong_code(&code)], "192.0.2.7");
     }
     let elsewhere = pam.authenticate_from("scoped-user", &[&code], "198.51.100.9");
     assert_eq!(elsewhere.result(), "PAM_MAXTRIES", "{}", elsewhere.text);
@@ -147,7 +142,7 @@ fn with_scope_user_and_address_one_address_locks_out_only_itself() {
     let codes = app.codes_from(pam_mfa_tests::now(), 2);
     let lock_out = |from: &str| {
         for _ in 0..2 {
-            let run = pam.authenticate_from("scoped", &[&not(&codes[0])], from);
+            let run = pam.authenticate_from("scoped", &[&wrong_code(&codes[0])], from);
             assert!(["PAM_AUTH_ERR", "PAM_MAXTRIES"].contains(&run.result()), "{}", run.text);
         }
     };
@@ -163,4 +158,24 @@ fn with_scope_user_and_address_one_address_locks_out_only_itself() {
     assert_eq!(same_64.result(), "PAM_MAXTRIES", "{}", same_64.text);
     let other_64 = pam.authenticate_from("scoped", &[&codes[1]], "2001:db8:0:1::1");
     assert_eq!(other_64.result(), "PAM_SUCCESS", "{}", other_64.text);
+}
+
+#[test]
+fn an_ssh_key_in_the_process_environment_is_never_trusted() {
+    // sudo's caller chooses the process environment; only sshd's PAM
+    // environment may name the key. Here the service counts as SSH and a
+    // key is in the process environment: nothing is remembered.
+    let bus = Bus::start();
+    let mfad = Mfad::start(
+        &bus,
+        "[remember]\nseconds = 600\nssh_services = [\"mfa-test\"]\n[limits]\nmax_failures = 100\n",
+    );
+    let app = mfad.enroll("env-key");
+    let pam = PamService::new(&format!("config={}", mfad.config.display()));
+    let env = [("SSH_AUTH_INFO_0", "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIhostile\n")];
+    let first = pam.authenticate_with_env("env-key", &[&app.code_now()], &env);
+    assert_eq!(first.result(), "PAM_SUCCESS", "{}", first.text);
+    let again = pam.authenticate_with_env("env-key", &["000000"; 3], &env);
+    assert_eq!(again.prompts.len(), 3, "asked again: {}", again.text);
+    assert_eq!(again.result(), "PAM_AUTH_ERR", "{}", again.text);
 }
