@@ -12,14 +12,17 @@ use zbus::fdo::DBusProxy;
 use zbus::message::Header;
 use zbus::Connection;
 
-use crate::challenge::{self, Approver, Challenge, NotTaken, SessionId, SessionRule};
 use crate::clock;
-use crate::push::{Budget, Refused, Registry};
-use crate::service::{Refusal, Service, ServiceError};
+use crate::push::Approvers;
 use crate::sessions::Sessions;
 use pam_mfa_config::names;
 use pam_mfa_config::schema::ApproverSession;
 use pam_mfa_config::wire::ChallengeOutcome;
+use pam_mfa_core::challenge::{Approver, Challenge, NotTaken, SessionId, SessionRule};
+use pam_mfa_core::challenges::{Ender, Refused};
+use pam_mfa_core::service::NewChallenge;
+use pam_mfa_core::service::{Refusal, Service, ServiceError};
+use pam_mfa_core::storage::{Storage, StorageError};
 
 /// Every method of every interface mfad serves: the rows of the
 /// authorization table. `protocol/dbus/*.xml` is the committed API; a test
@@ -350,6 +353,16 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Runs one store operation off the async executor (a store may wait on
+/// a disk or a database).
+async fn stored<T: Send + 'static>(
+    service: &Arc<Service>,
+    work: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, MfaError> {
+    let service = Arc::clone(service);
+    blocking(move || work(service.store()).map_err(ServiceError::from)).await
+}
+
 /// Longest context value kept (service, rhost, tty).
 const MAX_CONTEXT_VALUE: usize = 256;
 
@@ -380,7 +393,7 @@ fn checked_context(ctx: &HashMap<String, String>) -> Result<(), MfaError> {
 pub fn checked_code(code: &str, allow_empty: bool) -> Result<(), MfaError> {
     let digits = (6..=8).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit());
     let ok = (allow_empty && code.is_empty())
-        || (code.len() <= 32 && (digits || crate::recovery::normalize(code).is_some()));
+        || (code.len() <= 32 && (digits || pam_mfa_core::recovery::normalize(code).is_some()));
     if !ok {
         return Err(MfaError::InvalidArgument(
             "a code is 6 to 8 digits, a recovery code 16 letters and digits".into(),
@@ -392,14 +405,14 @@ pub fn checked_code(code: &str, allow_empty: bool) -> Result<(), MfaError> {
 /// `io.github.pam_mfa.Pam1`: for the PAM module (root).
 pub struct PamInterface {
     pub service: Arc<Service>,
-    pub push: Arc<Registry>,
+    pub approvers: Arc<Approvers>,
     pub sessions: Arc<Sessions>,
 }
 
 impl PamInterface {
     fn random_token(&self) -> Result<String, MfaError> {
         let bytes = self.service.random_bytes(16).map_err(internal)?;
-        Ok(crate::uri::hex(&bytes))
+        Ok(pam_mfa_core::uri::hex(&bytes))
     }
 
     /// The session token for a second factor of `user` that just
@@ -415,28 +428,35 @@ impl PamInterface {
     }
 }
 
-/// Bytes of a challenge id (hex in the API).
-const CHALLENGE_ID_BYTES: usize = 16;
-
 /// Waits (woken, not polling) until challenge `id` ends or `limit_ms`
 /// passes, for the connection that created it.
 async fn wait_for_outcome(
-    push: &Registry,
+    service: &Arc<Service>,
     id: &str,
     caller: &str,
     limit_ms: u32,
 ) -> Result<ChallengeOutcome, MfaError> {
-    let (mut rx, expires_at) = push.watch(id, caller).map_err(not_taken)?;
+    let (wanted, creator) = (id.to_string(), caller.to_string());
+    let (mut rx, expires_at) =
+        stored(service, move |store| store.watch_challenge(&wanted, &creator))
+            .await?
+            .map_err(not_taken)?;
     let now = clock::now();
     let until_expiry = std::time::Duration::from_secs(expires_at.saturating_sub(now));
     let limit = std::time::Duration::from_millis(u64::from(limit_ms)).min(until_expiry);
     let _ = tokio::time::timeout(limit, rx.wait_for(Option::is_some)).await;
-    Ok(push.settle(id, clock::now()))
+    let id = id.to_string();
+    stored(service, move |store| store.settle_challenge(&id, clock::now())).await
 }
 
 /// Sends `ChallengeCreated` to each approver connection of the user.
-async fn announce(conn: &Connection, push: &Registry, challenge: &Challenge, expires_in: u64) {
-    for approver in push.approvers_of(&challenge.user) {
+async fn announce(
+    conn: &Connection,
+    approvers: &Approvers,
+    challenge: &Challenge,
+    expires_in: u64,
+) {
+    for approver in approvers.of(&challenge.user) {
         let body = (challenge.id.as_str(), &challenge.context, expires_in);
         let sent = conn
             .emit_signal(
@@ -453,75 +473,38 @@ async fn announce(conn: &Connection, push: &Registry, challenge: &Challenge, exp
     }
 }
 
-/// What a new challenge is for, and who asked.
-struct NewChallenge {
-    user: Username,
-    context: HashMap<String, String>,
-    creator: String,
-    requester_session: SessionId,
-    test: bool,
-}
-
-/// Makes, registers and announces a challenge.
+/// Makes, keeps and announces a challenge.
 async fn open_challenge(
-    service: &Service,
-    push: &Registry,
+    service: &Arc<Service>,
+    approvers: &Approvers,
     conn: &Connection,
     new: NewChallenge,
 ) -> Result<Challenge, MfaError> {
-    let NewChallenge { user, mut context, creator, requester_session, test } = new;
-    let now = clock::now();
-    let expires_in = service.config().push.timeout_seconds.get();
-    let random = service.random_bytes(CHALLENGE_ID_BYTES + 32).map_err(internal)?;
-    let (id_bytes, number_bytes) = random.split_at(CHALLENGE_ID_BYTES);
-    let mut bytes = number_bytes.iter().copied();
-    let mut spare = 0u8;
-    let number = challenge::draw_number(|| {
-        bytes.next().unwrap_or_else(|| {
-            // 32 bytes run out with odds below 2^-96; fall back to a counter
-            // over fresh randomness rather than fail.
-            spare = spare.wrapping_add(97);
-            spare
-        })
-    });
-    context.insert(context::HOST.into(), service.host().to_string());
-    context.insert(context::TIME.into(), now.to_string());
-    context.insert(context::USER.into(), user.to_string());
-    let challenge = Challenge {
-        id: crate::uri::hex(id_bytes),
-        user: user.to_string(),
-        number,
-        context,
-        created_at: now,
-        expires_at: now + expires_in,
-        requester_session,
-        creator,
-        test,
-        outcome: None,
-    };
-    let config = service.config();
-    let budget = Budget {
-        burst: config.push.request_burst.get(),
-        every: config.push.request_every_seconds.get(),
-    };
-    let field = |key: &str| challenge.context.get(key).cloned().unwrap_or_default();
-    match push.create(challenge.clone(), budget, now) {
-        Ok(()) => {}
+    let user = new.user.clone();
+    let field = |key: &str| new.context.get(key).cloned().unwrap_or_default();
+    let (service_name, rhost, tty) =
+        (field(context::SERVICE), field(context::RHOST), field(context::TTY));
+    let opener = Arc::clone(service);
+    let opened = blocking(move || opener.open_challenge(new, clock::now())).await?;
+    match opened {
+        Ok(challenge) => {
+            let expires_in = challenge.expires_at.saturating_sub(challenge.created_at);
+            announce(conn, approvers, &challenge, expires_in).await;
+            Ok(challenge)
+        }
         Err(Refused::TooMany(wait)) => {
-            tracing::warn!(user = %user, service = ?field(context::SERVICE), rhost = ?field(context::RHOST), tty = ?field(context::TTY), retry_after = wait, "challenge-refused-too-many");
-            return Err(MfaError::TooManyRequests(format!(
+            tracing::warn!(user = %user, service = ?service_name, rhost = ?rhost, tty = ?tty, retry_after = wait, "challenge-refused-too-many");
+            Err(MfaError::TooManyRequests(format!(
                 "{wait} seconds until {user} may make another sign-in request"
-            )));
+            )))
         }
         Err(Refused::Pending(waiting)) => {
-            tracing::warn!(user = %user, service = ?field(context::SERVICE), rhost = ?field(context::RHOST), tty = ?field(context::TTY), waiting = %waiting, "challenge-refused-pending");
-            return Err(MfaError::RequestPending(
+            tracing::warn!(user = %user, service = ?service_name, rhost = ?rhost, tty = ?tty, waiting = %waiting, "challenge-refused-pending");
+            Err(MfaError::RequestPending(
                 "another sign-in request of this user is waiting for approval".into(),
-            ));
+            ))
         }
     }
-    announce(conn, push, &challenge, expires_in).await;
-    Ok(challenge)
 }
 
 #[zbus::interface(name = "io.github.pam_mfa.Pam1")]
@@ -557,7 +540,7 @@ impl PamInterface {
         let service = Arc::clone(&self.service);
         let code = zeroize::Zeroizing::new(code.to_string());
         let logged_user = user.clone();
-        let device = crate::service::Device::of(&context);
+        let device = pam_mfa_core::service::Device::of(&context);
         let rhost = context.get(context::RHOST).cloned().unwrap_or_default();
         let verdict = blocking(move || {
             service.verify_from(&user, &code, &rhost, device.as_ref(), clock::now())
@@ -619,7 +602,7 @@ impl PamInterface {
             requester_session: session,
             test: false,
         };
-        let challenge = open_challenge(&self.service, &self.push, conn, new).await?;
+        let challenge = open_challenge(&self.service, &self.approvers, conn, new).await?;
         tracing::info!(
             user = %user,
             service = ?service_name,
@@ -628,7 +611,7 @@ impl PamInterface {
             command = ?command,
             caller_uid = caller,
             challenge = %challenge.id,
-            approvers = self.push.approvers_of(user.as_str()).len(),
+            approvers = self.approvers.of(user.as_str()).len(),
             "challenge-created"
         );
         Ok(challenge.reply())
@@ -645,7 +628,7 @@ impl PamInterface {
     ) -> Result<u32, MfaError> {
         check_caller(Method::WaitChallenge, &header, conn).await?;
         let caller = sender_of(&header)?;
-        let outcome = wait_for_outcome(&self.push, id, &caller, timeout_ms).await?;
+        let outcome = wait_for_outcome(&self.service, id, &caller, timeout_ms).await?;
         if outcome == ChallengeOutcome::Expired {
             tracing::info!(challenge = %id, result = outcome.as_str(), "challenge-ended");
         }
@@ -661,9 +644,16 @@ impl PamInterface {
     ) -> Result<u32, MfaError> {
         check_caller(Method::CancelChallenge, &header, conn).await?;
         let caller = sender_of(&header)?;
-        let ended = self
-            .push
-            .end_if(id, ChallengeOutcome::Cancelled, clock::now(), |c| c.creator == caller);
+        let id = id.to_string();
+        let ended = stored(&self.service, move |store| {
+            store.end_challenge(
+                &id,
+                ChallengeOutcome::Cancelled,
+                Ender::Creator(&caller),
+                clock::now(),
+            )
+        })
+        .await?;
         match ended {
             Ok((outcome, c)) => {
                 tracing::info!(user = %c.user, challenge = %c.id, result = outcome.as_str(), "challenge-ended");
@@ -698,7 +688,13 @@ impl PamInterface {
         let name = user.to_string();
         tokio::task::spawn_blocking(move || {
             let groups = groups_of(&name);
-            crate::policy::covered(&name, &groups, &require_groups, &exempt_users, &exempt_groups)
+            pam_mfa_core::policy::covered(
+                &name,
+                &groups,
+                &require_groups,
+                &exempt_users,
+                &exempt_groups,
+            )
         })
         .await
         .map_err(|e| MfaError::Internal(format!("worker failed: {e}")))
@@ -716,7 +712,7 @@ impl PamInterface {
         let user = parse_user(user)?;
         checked_context(&context)?;
         check(Method::IsRemembered, &user, &header, conn).await?;
-        let Some(device) = crate::service::Device::of(&context) else {
+        let Some(device) = pam_mfa_core::service::Device::of(&context) else {
             return Ok(false);
         };
         let service = Arc::clone(&self.service);
@@ -801,7 +797,7 @@ impl PamInterface {
     ) -> Result<bool, MfaError> {
         let user = parse_user(user)?;
         check(Method::HasApprover, &user, &header, conn).await?;
-        Ok(self.push.has_approver(user.as_str()))
+        Ok(self.approvers.any_can_approve(user.as_str()))
     }
 }
 
@@ -809,7 +805,7 @@ impl PamInterface {
 /// user's challenges).
 pub struct ApproverInterface {
     pub service: Arc<Service>,
-    pub push: Arc<Registry>,
+    pub approvers: Arc<Approvers>,
     pub sessions: Arc<Sessions>,
 }
 
@@ -836,19 +832,19 @@ impl ApproverInterface {
 
     /// The user a challenge must belong to for this caller: the caller's
     /// own, or (root, when the config allows) the challenge's.
-    fn target_user(&self, id: &str, me: &Username, uid: u32) -> String {
+    async fn target_user(&self, id: &str, me: &Username, uid: u32) -> String {
         if uid == 0 && self.service.config().push.allow_root_approval {
-            if let Some((_, context, _)) = self.push_lookup(id) {
+            let wanted = id.to_string();
+            let pending =
+                stored(&self.service, move |store| store.pending_challenges(None, clock::now()))
+                    .await
+                    .unwrap_or_default();
+            // Only pending challenges matter for approval.
+            if let Some((_, context, _)) = pending.into_iter().find(|(cid, _, _)| *cid == wanted) {
                 return context.get(context::USER).cloned().unwrap_or_default();
             }
         }
         me.to_string()
-    }
-
-    fn push_lookup(&self, id: &str) -> Option<(String, HashMap<String, String>, u64)> {
-        let now = clock::now();
-        // Only pending challenges matter for approval.
-        self.push.all_pending(now).into_iter().find(|(cid, _, _)| cid == id)
     }
 }
 
@@ -868,7 +864,7 @@ impl ApproverInterface {
             SessionRule::Mfa => self.sessions.verified(user.as_str(), session),
             SessionRule::Different | SessionRule::Any => true,
         };
-        self.push.register_approver(&sender, user.as_str(), can_approve);
+        self.approvers.register(&sender, user.as_str(), can_approve);
         tracing::info!(user = %user, caller_uid = uid, session = ?session, can_approve, "approver-online");
         Ok(user.to_string())
     }
@@ -881,7 +877,10 @@ impl ApproverInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<(String, HashMap<String, String>, u64)>, MfaError> {
         let (user, _) = self.approver(Method::Pending, &header, conn).await?;
-        Ok(self.push.pending_for(user.as_str(), clock::now()))
+        stored(&self.service, move |store| {
+            store.pending_challenges(Some(user.as_str()), clock::now())
+        })
+        .await
     }
 
     /// Answers request `id` with the number the person read on the
@@ -894,14 +893,19 @@ impl ApproverInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
         let (me, uid) = self.approver(Method::Approve, &header, conn).await?;
-        let user = self.target_user(id, &me, uid);
+        let user = self.target_user(id, &me, uid).await;
         let session = caller_session(&header, conn).await;
         // Root approving another user's request ([push] allow_root_approval)
         // is the administrator's choice; anyone else's session must have
         // passed a second factor as that user (rule "mfa").
         let verified = self.sessions.verified(&user, session) || (uid == 0 && user != me.as_str());
         let approver = Approver { session, verified };
-        let result = self.push.answer(id, &user, number, approver, self.rule(), clock::now());
+        let rule = self.rule();
+        let (wanted, answering) = (id.to_string(), user.clone());
+        let result = stored(&self.service, move |store| {
+            store.answer_challenge(&wanted, &answering, number, approver, rule, clock::now())
+        })
+        .await?;
         match result {
             Ok((outcome, c)) => {
                 if outcome == ChallengeOutcome::Approved && !c.test {
@@ -933,8 +937,13 @@ impl ApproverInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
         let (me, uid) = self.approver(Method::Deny, &header, conn).await?;
-        let user = self.target_user(id, &me, uid);
-        match self.push.end_if(id, ChallengeOutcome::Denied, clock::now(), |c| c.user == user) {
+        let user = self.target_user(id, &me, uid).await;
+        let id = id.to_string();
+        let denied = stored(&self.service, move |store| {
+            store.end_challenge(&id, ChallengeOutcome::Denied, Ender::User(&user), clock::now())
+        })
+        .await?;
+        match denied {
             Ok((outcome, c)) => {
                 tracing::info!(user = %c.user, approver_uid = uid, challenge = %c.id, result = outcome.as_str(), "challenge-ended");
                 Ok(outcome.into())
@@ -955,10 +964,17 @@ impl ApproverInterface {
         let (me, uid) = self.approver(Method::Report, &header, conn).await?;
         let session = caller_session(&header, conn).await;
         let now = clock::now();
-        let (outcome, c) = self
-            .push
-            .end_if(id, ChallengeOutcome::Denied, now, |c| c.user == me.as_str() && !c.test)
-            .map_err(not_taken)?;
+        let (wanted, reporter) = (id.to_string(), me.clone());
+        let (outcome, c) = stored(&self.service, move |store| {
+            store.end_challenge(
+                &wanted,
+                ChallengeOutcome::Denied,
+                Ender::Reporter(reporter.as_str()),
+                now,
+            )
+        })
+        .await?
+        .map_err(not_taken)?;
         let field = |key: &str| c.context.get(key).cloned().unwrap_or_default();
         tracing::warn!(
             user = %c.user,
@@ -999,7 +1015,7 @@ impl ApproverInterface {
             requester_session: session,
             test: true,
         };
-        let challenge = open_challenge(&self.service, &self.push, conn, new).await?;
+        let challenge = open_challenge(&self.service, &self.approvers, conn, new).await?;
         tracing::info!(user = %user, caller_uid = uid, challenge = %challenge.id, "test-challenge-created");
         Ok(challenge.reply())
     }
@@ -1014,7 +1030,7 @@ impl ApproverInterface {
     ) -> Result<u32, MfaError> {
         check_caller(Method::WaitTest, &header, conn).await?;
         let caller = sender_of(&header)?;
-        Ok(wait_for_outcome(&self.push, id, &caller, timeout_ms).await?.into())
+        Ok(wait_for_outcome(&self.service, id, &caller, timeout_ms).await?.into())
     }
 
     /// Sent to each approver of the user when a request is made.
@@ -1172,7 +1188,7 @@ impl EnrollInterface {
         // Who may act first: a stranger learns nothing from the parser.
         let caller = check(Method::ImportGoogleAuthenticator, &user, &header, conn).await?;
         known_account(&self.service, &user, caller)?;
-        let parsed = crate::ga_import::parse(file).map_err(|e| {
+        let parsed = pam_mfa_core::ga_import::parse(file).map_err(|e| {
             MfaError::InvalidArgument(format!("not a google-authenticator file: {e}"))
         })?;
         let proof = zeroize::Zeroizing::new(proof.to_string());

@@ -1,22 +1,13 @@
-//! mfad: the only holder of pam-mfa's secrets. Logic modules (`totp`,
-//! `limits`, `store`, `service`) know nothing of the bus; `bus` translates
-//! and authorizes.
+//! mfad: the only holder of pam-mfa's secrets on a host. The rules are the
+//! core's (`pam_mfa_core`), the store is a `pam_mfa_storage` one; here are
+//! the D-Bus transport (`bus`: translates and authorizes), the live
+//! number-matching state (`push`, `sessions`) and the user commands' output.
 
 pub mod bus;
-pub mod challenge;
 pub mod clock;
-pub mod flood;
-pub mod ga_import;
-pub mod limits;
 pub mod output;
-pub mod policy;
 pub mod push;
 pub mod qr;
 pub mod random;
-pub mod recovery;
-pub mod service;
 pub mod sessions;
-pub mod store;
 pub use pam_mfa_config::timefmt;
-pub mod totp;
-pub mod uri;

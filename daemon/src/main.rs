@@ -8,13 +8,13 @@ use futures_util::StreamExt;
 use nix::sys::signal::{SigSet, Signal};
 use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
+use pam_mfa_core::service::Service;
+use pam_mfa_core::storage::Storage;
 use pam_mfa_daemon::bus::{AdminInterface, ApproverInterface, EnrollInterface, PamInterface};
-use pam_mfa_daemon::push::Registry;
+use pam_mfa_daemon::push::Approvers;
 use pam_mfa_daemon::random::OsRandom;
 use pam_mfa_daemon::say;
-use pam_mfa_daemon::service::Service;
 use pam_mfa_daemon::sessions::Sessions;
-use pam_mfa_daemon::store::Store;
 
 const HELP: &str = "\
 mfad - the pam-mfa daemon: holds enrolled secrets, checks codes
@@ -66,8 +66,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = match Store::open(config.state_dir.as_path()) {
-        Ok(store) => store,
+    let store: Arc<dyn Storage> = match pam_mfa_storage::file::open(config.state_dir.as_path()) {
+        Ok(store) => Arc::new(store),
         Err(e) => {
             tracing::error!("cannot open the state directory: {e}");
             return ExitCode::FAILURE;
@@ -120,7 +120,7 @@ fn usage(problem: &str) -> ExitCode {
 
 async fn serve(
     config: Config,
-    store: Store,
+    store: Arc<dyn Storage>,
     stop: tokio::sync::oneshot::Receiver<nix::Result<Signal>>,
 ) -> Result<(), String> {
     let address = config.bus.address.as_str().to_string();
@@ -129,7 +129,7 @@ async fn serve(
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
     let service = Arc::new(Service::new(config, store, Box::new(OsRandom), &host));
-    let push = Arc::new(Registry::default());
+    let approvers = Arc::new(Approvers::default());
     let state_dir = service.config().state_dir.as_path().to_path_buf();
     let sessions =
         Arc::new(Sessions::load(Some(Sessions::file_in(&state_dir)), &Sessions::boot_id()));
@@ -139,16 +139,20 @@ async fn serve(
             names::OBJECT_PATH,
             PamInterface {
                 service: Arc::clone(&service),
-                push: Arc::clone(&push),
+                approvers: Arc::clone(&approvers),
                 sessions: Arc::clone(&sessions),
             },
         )
         .serve_at(
             names::OBJECT_PATH,
-            ApproverInterface { service: Arc::clone(&service), push: Arc::clone(&push), sessions },
+            ApproverInterface {
+                service: Arc::clone(&service),
+                approvers: Arc::clone(&approvers),
+                sessions,
+            },
         )
         .serve_at(names::OBJECT_PATH, EnrollInterface { service: Arc::clone(&service) })
-        .serve_at(names::OBJECT_PATH, AdminInterface { service })
+        .serve_at(names::OBJECT_PATH, AdminInterface { service: Arc::clone(&service) })
         .build()
         .await
         .map_err(|e| format!("cannot serve {} on {address}: {e}", names::BUS_NAME))?;
@@ -161,15 +165,23 @@ async fn serve(
         .receive_name_owner_changed()
         .await
         .map_err(|e| format!("cannot watch the bus: {e}"))?;
-    let registry = Arc::clone(&push);
+    let gone = Arc::clone(&service);
     tokio::spawn(async move {
         while let Some(signal) = departures.next().await {
             let Ok(args) = signal.args() else { continue };
             if args.new_owner().is_none() && args.name().starts_with(':') {
                 pam_mfa_daemon::bus::forget_caller(args.name());
                 let now = pam_mfa_daemon::clock::now();
-                for id in registry.forget_connection(args.name(), now) {
-                    tracing::info!(challenge = %id, result = "cancelled", "challenge-ended");
+                approvers.forget(args.name());
+                match gone.store().cancel_challenges_of(args.name(), now) {
+                    Ok(ids) => {
+                        for id in ids {
+                            tracing::info!(challenge = %id, result = "cancelled", "challenge-ended");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot cancel the challenges of a caller that left")
+                    }
                 }
             }
         }

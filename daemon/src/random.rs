@@ -1,9 +1,6 @@
-//! Secret randomness: the kernel's CSPRNG, behind a trait so tests can script it.
+//! The kernel's CSPRNG, the randomness mfad gives the core.
 
-/// A source of secret random bytes.
-pub trait Random: Send + Sync {
-    fn fill(&self, buf: &mut [u8]) -> std::io::Result<()>;
-}
+pub use pam_mfa_core::random::Random;
 
 /// The kernel's CSPRNG (/dev/urandom never blocks once the pool is seeded,
 /// which it is long before mfad starts).

@@ -5,7 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use pam_mfa_config::schema::Algorithm;
 use pam_mfa_config::username::Username;
-use pam_mfa_daemon::{bus, recovery, totp};
+use pam_mfa_core::{recovery, totp};
+use pam_mfa_daemon::bus;
 
 /// The RFC 6238 test secret ("12345678901234567890").
 const SECRET: &[u8] = b"12345678901234567890";

@@ -695,7 +695,7 @@ impl PamRun {
 /// temp files there were.
 pub fn check_store(state: &Path, confirmed: &std::collections::HashSet<String>) -> usize {
     use pam_mfa_config::username::Username;
-    use pam_mfa_daemon::store::Store;
+    use pam_mfa_storage::file::FileRecords;
     let users_dir = state.join("users");
     let temps = fs::read_dir(&users_dir)
         .unwrap()
@@ -707,12 +707,12 @@ pub fn check_store(state: &Path, confirmed: &std::collections::HashSet<String>) 
     fs::set_permissions(&snapshot, fs::Permissions::from_mode(0o700)).unwrap();
     let status = Command::new("cp").arg("-a").arg(&users_dir).arg(&snapshot).status().unwrap();
     assert!(status.success());
-    let store = Store::open(&snapshot).unwrap();
-    for user in store.users().unwrap() {
-        store.load(&user).unwrap_or_else(|e| panic!("{user}: {e}"));
+    let store = FileRecords::open(&snapshot).unwrap();
+    for user in store.names().unwrap() {
+        store.load_record(&user).unwrap_or_else(|e| panic!("{user}: {e}"));
     }
     for user in confirmed {
-        let record = store.load(&Username::parse(user).unwrap()).unwrap();
+        let record = store.load_record(&Username::parse(user).unwrap()).unwrap();
         assert!(record.is_some(), "confirmed enrollment of {user} was lost");
     }
     temps

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pam_mfa_config::client::{ApproverProxy, Client};
 use pam_mfa_config::schema::Algorithm;
-use pam_mfa_daemon::totp::{code_at, Params};
+use pam_mfa_core::totp::{code_at, Params};
 use pam_mfa_tests::libpam::{authenticate, Conversation};
 use pam_mfa_tests::{bin, now, Bus, Mfad, PamService};
 
@@ -47,7 +47,7 @@ fn totp_secret(b32: &str) -> Vec<u8> {
 }
 
 fn b32(bytes: &[u8]) -> String {
-    pam_mfa_daemon::uri::base32(bytes)
+    pam_mfa_core::uri::base32(bytes)
 }
 
 /// Percentile of sorted durations, in microseconds.

@@ -66,11 +66,11 @@ pub fn find(hashes: &[String], salt: &str, input: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::OsRandom;
+    use crate::random::tests::TestRandom;
 
     #[test]
     fn generated_codes_are_distinct_and_well_formed() {
-        let codes = generate(&OsRandom).unwrap();
+        let codes = generate(&TestRandom::default()).unwrap();
         assert_eq!(codes.len(), COUNT);
         for code in &codes {
             assert_eq!(code.len(), 19, "{}", code.as_str());

@@ -1,35 +1,29 @@
-//! What mfad does, without the bus: verify a code, run an enrollment from
-//! start to confirmed first code, recovery codes, import, reset. Each
-//! operation on a user runs under that user's lock, so that concurrent
-//! attempts see each other's effects (one code, one success).
+//! What mfad does, apart from any transport: verify a code, run an
+//! enrollment from start to confirmed first code, recovery codes, import,
+//! reset. Time and randomness are arguments; every change to an account
+//! is one atomic operation of the [`Storage`] it was given.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
-use pam_mfa_config::schema::{Config, LimitScope, Limits, Ranged};
+use pam_mfa_config::schema::Config;
 use pam_mfa_config::username::Username;
 use pam_mfa_config::wire::VerifyOutcome;
 use zeroize::Zeroizing;
 
+use crate::account::{Account, Attempt, Confirmation, Pending, RecoveryHashes, Rules};
+pub use crate::account::{Device, Verdict};
+use crate::challenge::{self, Challenge, Context, SessionId};
+use crate::challenges::{Budget, Refused};
 use crate::ga_import::GoogleAuthenticator;
 use crate::limits;
 use crate::random::Random;
 use crate::recovery;
-use crate::store::{Record, Remembered, Store, StoreError, FORMAT_VERSION};
-use crate::totp::{self, Check, Params};
+use crate::storage::{Storage, StorageError};
+use crate::totp::Params;
 use crate::uri;
 
 /// Bytes of a new TOTP secret: 160 bits, as RFC 4226 recommends.
 pub const SECRET_BYTES: usize = 20;
-
-/// The answer to a code check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
-    pub outcome: VerifyOutcome,
-    /// Seconds until a lockout ends (0 when not locked).
-    pub retry_after: u64,
-}
-
 /// Why an enrollment step was refused; each becomes a D-Bus error name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -95,9 +89,7 @@ impl std::fmt::Display for Refusal {
 /// Failures of the service itself (not of the user).
 #[derive(Debug)]
 pub enum ServiceError {
-    Store(StoreError),
-    /// The user's record exists but cannot be used.
-    BadRecord(String),
+    Store(StorageError),
     Random(std::io::Error),
     /// The request was refused (the user's doing, not mfad's).
     Refused(Refusal),
@@ -107,7 +99,6 @@ impl std::fmt::Display for ServiceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServiceError::Store(e) => write!(f, "{e}"),
-            ServiceError::BadRecord(e) => write!(f, "unusable enrollment: {e}"),
             ServiceError::Random(e) => write!(f, "no randomness from the OS: {e}"),
             ServiceError::Refused(r) => write!(f, "{r}"),
         }
@@ -116,8 +107,8 @@ impl std::fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> Self {
+impl From<StorageError> for ServiceError {
+    fn from(e: StorageError) -> Self {
         ServiceError::Store(e)
     }
 }
@@ -128,15 +119,6 @@ impl From<Refusal> for ServiceError {
     }
 }
 
-/// A started enrollment waiting for its first code (memory only: a
-/// restart of mfad drops it, and the user starts again).
-struct Pending {
-    secret: Zeroizing<Vec<u8>>,
-    params: Params,
-    expires_at: u64,
-    tries_left: u32,
-}
-
 /// What `begin` hands back: the URI (once) and how the app will name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -145,37 +127,20 @@ pub struct Started {
     pub expires_in: u64,
 }
 
-/// New recovery codes (shown once), their salt and their hashes (stored).
-type RecoverySet = (Vec<Zeroizing<String>>, String, Vec<String>);
-
-/// A device that may be remembered: the SSH key that authenticated (kept
-/// as its SHA-256), the remote address and the PAM service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    key: String,
-    rhost: String,
-    service: String,
+/// What a new number-matching challenge is for, and who asks.
+pub struct NewChallenge {
+    pub user: Username,
+    pub context: Context,
+    /// The requester, as its transport names it (opaque here): only it may
+    /// wait for or cancel the challenge.
+    pub creator: String,
+    pub requester_session: SessionId,
+    /// A test from `mfa-approve --test`: unlocks nothing.
+    pub test: bool,
 }
 
-impl Device {
-    /// The device of an attempt's context; `None` without a key or an address.
-    pub fn of(context: &std::collections::HashMap<String, String>) -> Option<Device> {
-        use pam_mfa_config::wire::context as keys;
-        use sha2::Digest;
-        let key = context.get(keys::SSH_KEY).filter(|k| !k.is_empty())?;
-        let rhost = context.get(keys::RHOST).filter(|r| !r.is_empty())?;
-        let hash = sha2::Sha256::digest(key.as_bytes());
-        Some(Device {
-            key: uri::hex(&hash),
-            rhost: rhost.clone(),
-            service: context.get(keys::SERVICE).cloned().unwrap_or_default(),
-        })
-    }
-
-    fn is(&self, r: &Remembered) -> bool {
-        !r.key.is_empty() && r.key == self.key && r.rhost == self.rhost && r.service == self.service
-    }
-}
+/// Bytes of a challenge id (hex in the API).
+const CHALLENGE_ID_BYTES: usize = 16;
 
 /// What `status` tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,38 +152,19 @@ pub struct Status {
 
 pub struct Service {
     config: Config,
-    store: Store,
+    store: Arc<dyn Storage>,
     random: Box<dyn Random>,
     host: String,
-    locks: Mutex<HashMap<Username, Weak<Mutex<()>>>>,
-    pending: Mutex<HashMap<Username, Pending>>,
-}
-
-/// Addresses whose failures a record keeps under `scope = "user+address"`.
-const MAX_ADDRESSES: usize = 256;
-
-/// The record's limits: the config's, or the user's imported ones.
-fn limits_of(config: &Config, record: &Record) -> Limits {
-    let mut limits = config.limits.clone();
-    if let Some(n) = record.max_failures {
-        limits.max_failures = Ranged::clamped(n);
-    }
-    if let Some(s) = record.lockout_seconds {
-        limits.lockout_seconds = Ranged::clamped(s);
-    }
-    limits
 }
 
 impl Service {
-    pub fn new(config: Config, store: Store, random: Box<dyn Random>, host: &str) -> Service {
-        Service {
-            config,
-            store,
-            random,
-            host: host.to_string(),
-            locks: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
-        }
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Storage>,
+        random: Box<dyn Random>,
+        host: &str,
+    ) -> Service {
+        Service { config, store, random, host: host.to_string() }
     }
 
     pub fn config(&self) -> &Config {
@@ -237,28 +183,70 @@ impl Service {
         Ok(bytes)
     }
 
-    /// The lock that serialises all work on one user's record.
-    fn user_lock(&self, user: &Username) -> Arc<Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lock) = locks.get(user).and_then(Weak::upgrade) {
-            return lock;
-        }
-        locks.retain(|_, weak| weak.strong_count() > 0);
-        let lock = Arc::new(Mutex::new(()));
-        locks.insert(user.clone(), Arc::downgrade(&lock));
-        lock
+    /// The store, for the operations the service adds nothing to.
+    pub fn store(&self) -> &dyn Storage {
+        self.store.as_ref()
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Username, Pending>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    /// Makes a number-matching challenge (a fresh id and number, the
+    /// host, time and user in its context) and keeps it, within the
+    /// user's budget of requests (`[push]`). `Ok(Err(_))`: refused.
+    pub fn open_challenge(
+        &self,
+        new: NewChallenge,
+        now: u64,
+    ) -> Result<Result<Challenge, Refused>, ServiceError> {
+        use pam_mfa_config::wire::context as keys;
+        let NewChallenge { user, mut context, creator, requester_session, test } = new;
+        let push = &self.config.push;
+        let random = self.random_bytes(CHALLENGE_ID_BYTES + 32)?;
+        let (id_bytes, number_bytes) = random.split_at(CHALLENGE_ID_BYTES);
+        let mut bytes = number_bytes.iter().copied();
+        let mut spare = 0u8;
+        let number = challenge::draw_number(|| {
+            bytes.next().unwrap_or_else(|| {
+                // 32 bytes run out with odds below 2^-96; fall back to a
+                // counter over fresh randomness rather than fail.
+                spare = spare.wrapping_add(97);
+                spare
+            })
+        });
+        context.insert(keys::HOST.into(), self.host.clone());
+        context.insert(keys::TIME.into(), now.to_string());
+        context.insert(keys::USER.into(), user.to_string());
+        let challenge = Challenge {
+            id: uri::hex(id_bytes),
+            user: user.to_string(),
+            number,
+            context,
+            created_at: now,
+            expires_at: now.saturating_add(push.timeout_seconds.get()),
+            requester_session,
+            creator,
+            test,
+            outcome: None,
+        };
+        let budget =
+            Budget { burst: push.request_burst.get(), every: push.request_every_seconds.get() };
+        Ok(self.store.create_challenge(challenge.clone(), budget, now)?.map(|()| challenge))
+    }
+
+    /// The rules a code check obeys, from the config.
+    fn rules(&self) -> Rules {
+        Rules {
+            skew: self.config.totp.skew.get(),
+            limits: self.config.limits.clone(),
+            scope: self.config.limits.scope,
+            remember_seconds: self.config.remember.seconds.get(),
+        }
     }
 
     pub fn is_enrolled(&self, user: &Username) -> Result<bool, ServiceError> {
-        Ok(self.store.load(user)?.is_some())
+        Ok(self.store.summary(user, 0)?.is_some())
     }
 
     /// Checks `code` (a current code or a recovery code) for `user` at time
-    /// `now`. A success is on disk before this returns, so the same step or
+    /// `now`. A success is kept before this returns, so the same step or
     /// recovery code can never be accepted twice.
     pub fn verify(&self, user: &Username, code: &str, now: u64) -> Result<Verdict, ServiceError> {
         self.verify_from(user, code, "", None, now)
@@ -277,137 +265,40 @@ impl Service {
         device: Option<&Device>,
         now: u64,
     ) -> Result<Verdict, ServiceError> {
-        let lock = self.user_lock(user);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut record) = self.store.load(user)? else {
-            return Ok(Verdict { outcome: VerifyOutcome::NotEnrolled, retry_after: 0 });
+        let attempt = Attempt {
+            code: Zeroizing::new(code.to_string()),
+            rhost: rhost.to_string(),
+            device: device.cloned(),
         };
-        let verdict = self.check_and_record(&mut record, code, rhost, now)?;
-        let keep = self.config.remember.seconds.get();
-        if let Some(device) =
-            device.filter(|_| verdict.outcome == VerifyOutcome::Accepted && keep > 0)
-        {
-            record.remembered.retain(|r| r.until > now && !device.is(r));
-            record.remembered.push(Remembered {
-                rhost: device.rhost.clone(),
-                until: now + keep,
-                key: device.key.clone(),
-                service: device.service.clone(),
-            });
-            // Bounded: the oldest go first.
-            let excess = record.remembered.len().saturating_sub(32);
-            record.remembered.drain(..excess);
-        }
-        if verdict.outcome.is_success() && record.push_blocked_since != 0 {
-            // A code login: the user is back in control of the account.
+        let Some(verdict) = self.store.verify(user, &attempt, &self.rules(), now)? else {
+            let outcome = VerifyOutcome::NotEnrolled;
+            return Ok(Verdict { outcome, retry_after: 0, unblocked: false });
+        };
+        if verdict.unblocked {
             tracing::info!(user = %user, "push-unblocked-by-code-login");
-            record.push_blocked_since = 0;
-        }
-        if verdict.outcome.is_success() {
-            // The used step or recovery code must be on disk before success.
-            self.store.save(user, &record)?;
-        } else if verdict.outcome != VerifyOutcome::LockedOut {
-            // A counted failure: complete on disk, its directory entry
-            // synced with the next durable write.
-            self.store.save_atomic(user, &record)?;
         }
         Ok(verdict)
     }
 
-    /// The verification rules applied to `record` in memory (the caller
-    /// saves), failures counted for the user or for the user and `rhost`
-    /// (`[limits] scope`).
-    fn check_and_record(
-        &self,
-        record: &mut Record,
-        code: &str,
-        rhost: &str,
-        now: u64,
-    ) -> Result<Verdict, ServiceError> {
-        let address = (self.config.limits.scope == LimitScope::UserAddress)
-            .then(|| limits::address_key(rhost));
-        let state = match &address {
-            Some(key) => record.limits_by_address.get(key).copied().unwrap_or_default(),
-            None => record.limits,
-        };
-        if let Some(left) = limits::locked_for(&state, now) {
-            return Ok(Verdict { outcome: VerifyOutcome::LockedOut, retry_after: left });
-        }
-        let params = record.params().map_err(ServiceError::BadRecord)?;
-        let secret = Zeroizing::new(record.secret_bytes().map_err(ServiceError::BadRecord)?);
-        let skew = record.skew.unwrap_or(self.config.totp.skew.get()).min(10);
-        let mut outcome = match totp::check(&secret, params, code, now, skew, record.last_step) {
-            Check::Accepted { step } => {
-                record.last_step = Some(step);
-                VerifyOutcome::Accepted
-            }
-            Check::Replayed => VerifyOutcome::Replayed,
-            Check::Rejected => VerifyOutcome::Rejected,
-        };
-        if outcome == VerifyOutcome::Rejected {
-            if let Some(i) = recovery::find(&record.recovery, &record.recovery_salt, code) {
-                record.recovery.remove(i);
-                outcome = VerifyOutcome::RecoveryAccepted;
-            }
-        }
-        let state = if outcome.is_success() {
-            limits::after_success()
-        } else {
-            limits::after_failure(&state, &limits_of(&self.config, record), now)
-        };
-        match address {
-            Some(key) => {
-                let by_address = &mut record.limits_by_address;
-                if state == limits::LimitState::default() {
-                    by_address.remove(&key);
-                } else {
-                    by_address.insert(key, state);
-                }
-                // Bounded: addresses that stopped counting go first, then
-                // the lockouts that end soonest.
-                if by_address.len() > MAX_ADDRESSES {
-                    by_address.retain(|_, s| s.failures > 0 || s.locked_until > now);
-                }
-                while by_address.len() > MAX_ADDRESSES {
-                    let first = by_address.iter().min_by_key(|(_, s)| s.locked_until);
-                    let Some(key) = first.map(|(k, _)| k.clone()) else { break };
-                    by_address.remove(&key);
-                }
-            }
-            None => record.limits = state,
-        }
-        let retry_after = limits::locked_for(&state, now).unwrap_or(0);
-        Ok(Verdict { outcome, retry_after })
-    }
-
-    /// Checks the proof needed to replace an enrollment, saving its effect
-    /// (a used code, a counted failure) either way.
-    fn require_proof(
-        &self,
-        user: &Username,
-        record: &mut Record,
-        proof: &str,
-        now: u64,
-    ) -> Result<(), ServiceError> {
+    /// Checks the proof needed to replace an enrollment; its effect (a
+    /// used code, a counted failure) is kept either way.
+    fn require_proof(&self, user: &Username, proof: &str, now: u64) -> Result<(), ServiceError> {
         if proof.is_empty() {
             return Err(Refusal::ProofRequired.into());
         }
-        let verdict = self.check_and_record(record, proof, "", now)?;
-        self.store.save(user, record)?;
-        if verdict.outcome.is_success() {
-            Ok(())
-        } else {
-            Err(Refusal::ProofRefused {
-                outcome: verdict.outcome,
-                retry_after: verdict.retry_after,
+        let verdict = self.verify(user, proof, now)?;
+        match verdict.outcome {
+            outcome if outcome.is_success() => Ok(()),
+            VerifyOutcome::NotEnrolled => Err(Refusal::NotEnrolled.into()),
+            outcome => {
+                Err(Refusal::ProofRefused { outcome, retry_after: verdict.retry_after }.into())
             }
-            .into())
         }
     }
 
     /// Whether a new enrollment may replace `user`'s active one, if any:
     /// only when asked to (`replace`) and, unless `admin`, with a current or
-    /// recovery code as `proof`. The caller holds the user's lock.
+    /// recovery code as `proof`.
     fn may_enroll(
         &self,
         user: &Username,
@@ -416,14 +307,14 @@ impl Service {
         admin: bool,
         now: u64,
     ) -> Result<(), ServiceError> {
-        let Some(mut record) = self.store.load(user)? else {
+        let Some(summary) = self.store.summary(user, now)? else {
             return Ok(());
         };
         if !replace {
-            return Err(Refusal::AlreadyEnrolled { since: record.enrolled_at }.into());
+            return Err(Refusal::AlreadyEnrolled { since: summary.enrolled_at }.into());
         }
         if !admin {
-            self.require_proof(user, &mut record, proof, now)?;
+            self.require_proof(user, proof, now)?;
         }
         Ok(())
     }
@@ -440,8 +331,6 @@ impl Service {
         admin: bool,
         now: u64,
     ) -> Result<Started, ServiceError> {
-        let lock = self.user_lock(user);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         self.may_enroll(user, replace, proof, admin, now)?;
         let mut secret = Zeroizing::new(vec![0u8; SECRET_BYTES]);
         self.random.fill(&mut secret).map_err(ServiceError::Random)?;
@@ -459,18 +348,13 @@ impl Service {
             params,
         ));
         let expires_in = self.config.enroll.pending_seconds.get();
-        let tries = u32::try_from(self.config.enroll.confirm_tries.get()).unwrap_or(5);
-        let mut pending = self.pending();
-        pending.retain(|_, p| p.expires_at > now);
-        pending.insert(
-            user.clone(),
-            Pending {
-                secret,
-                params,
-                expires_at: now.saturating_add(expires_in),
-                tries_left: tries,
-            },
-        );
+        let tries_left = u32::try_from(self.config.enroll.confirm_tries.get()).unwrap_or(5);
+        let expires_at = now.saturating_add(expires_in);
+        self.store.begin_enrollment(
+            user,
+            Pending { secret, params, expires_at, tries_left },
+            now,
+        )?;
         Ok(Started { uri, account, expires_in })
     }
 
@@ -482,64 +366,23 @@ impl Service {
         code: &str,
         now: u64,
     ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
-        let lock = self.user_lock(user);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut pending = self.pending();
-        let Some(entry) = pending.get_mut(user) else {
-            return Err(Refusal::NoPendingEnrollment.into());
-        };
-        if entry.expires_at <= now {
-            pending.remove(user);
-            return Err(Refusal::PendingExpired.into());
-        }
+        let (codes, recovery) = self.new_recovery_set()?;
         let skew = self.config.totp.skew.get();
-        let Check::Accepted { step } =
-            totp::check(&entry.secret, entry.params, code, now, skew, None)
-        else {
-            entry.tries_left = entry.tries_left.saturating_sub(1);
-            if entry.tries_left == 0 {
-                pending.remove(user);
-                return Err(Refusal::TooManyTries.into());
-            }
-            return Err(Refusal::WrongCode { tries_left: entry.tries_left }.into());
-        };
-        let (codes, salt, hashes) = self.new_recovery_set()?;
-        let record = Record {
-            version: FORMAT_VERSION,
-            secret: uri::base32(&entry.secret),
-            algorithm: entry.params.algorithm.as_str().into(),
-            digits: entry.params.digits,
-            period: entry.params.period,
-            enrolled_at: now,
-            // The confirming code is used: it cannot also sign in.
-            last_step: Some(step),
-            limits: limits::LimitState::default(),
-            skew: None,
-            max_failures: None,
-            lockout_seconds: None,
-            recovery_salt: salt,
-            recovery: hashes,
-            remembered: Vec::new(),
-            push_blocked_since: 0,
-            limits_by_address: Default::default(),
-        };
-        self.store.save(user, &record)?;
-        pending.remove(user);
-        Ok(codes)
+        match self.store.confirm_enrollment(user, code, skew, recovery, now)? {
+            Confirmation::Confirmed => Ok(codes),
+            other => Err(refusal_of(other).into()),
+        }
     }
 
-    /// A fresh set of recovery codes: (codes, salt, hashes).
-    fn new_recovery_set(&self) -> Result<RecoverySet, ServiceError> {
+    /// A fresh set of recovery codes and what the store keeps of them.
+    fn new_recovery_set(&self) -> Result<(Vec<Zeroizing<String>>, RecoveryHashes), ServiceError> {
         let codes = recovery::generate(self.random.as_ref()).map_err(ServiceError::Random)?;
-        let (salt, hashes) = self.salted_hashes(&codes)?;
-        Ok((codes, salt, hashes))
+        let hashes = self.salted_hashes(&codes)?;
+        Ok((codes, hashes))
     }
 
     /// A fresh salt and the salted hashes of `codes` (what the store keeps).
-    fn salted_hashes(
-        &self,
-        codes: &[Zeroizing<String>],
-    ) -> Result<(String, Vec<String>), ServiceError> {
+    fn salted_hashes(&self, codes: &[Zeroizing<String>]) -> Result<RecoveryHashes, ServiceError> {
         let mut salt = [0u8; 16];
         self.random.fill(&mut salt).map_err(ServiceError::Random)?;
         let salt = uri::hex(&salt);
@@ -548,7 +391,7 @@ impl Service {
             .filter_map(|c| recovery::normalize(c))
             .map(|c| recovery::hash(&salt, &c))
             .collect();
-        Ok((salt, hashes))
+        Ok(RecoveryHashes { salt, hashes })
     }
 
     /// Replaces the recovery codes; unless `admin`, after a current code
@@ -560,21 +403,19 @@ impl Service {
         admin: bool,
         now: u64,
     ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
-        let lock = self.user_lock(user);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut record) = self.store.load(user)? else {
+        if self.store.summary(user, now)?.is_none() {
             return Err(Refusal::NotEnrolled.into());
-        };
+        }
         if !admin {
             if recovery::normalize(proof).is_some() && !proof.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Refusal::ProofRequired.into());
             }
-            self.require_proof(user, &mut record, proof, now)?;
+            self.require_proof(user, proof, now)?;
         }
-        let (codes, salt, hashes) = self.new_recovery_set()?;
-        record.recovery_salt = salt;
-        record.recovery = hashes;
-        self.store.save(user, &record)?;
+        let (codes, recovery) = self.new_recovery_set()?;
+        if !self.store.replace_recovery(user, recovery)? {
+            return Err(Refusal::NotEnrolled.into());
+        }
         Ok(codes)
     }
 
@@ -591,13 +432,10 @@ impl Service {
         admin: bool,
         now: u64,
     ) -> Result<u32, ServiceError> {
-        let lock = self.user_lock(user);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         self.may_enroll(user, replace, proof, admin, now)?;
-        let (salt, recovery) = self.salted_hashes(&file.scratch_codes)?;
-        let count = u32::try_from(recovery.len()).unwrap_or(u32::MAX);
-        let record = Record {
-            version: FORMAT_VERSION,
+        let recovery = self.salted_hashes(&file.scratch_codes)?;
+        let count = u32::try_from(recovery.hashes.len()).unwrap_or(u32::MAX);
+        let account = Account {
             secret: uri::base32(&file.secret),
             algorithm: "SHA1".into(),
             digits: 6,
@@ -609,25 +447,20 @@ impl Service {
             skew: file.skew,
             max_failures: file.rate_limit.map(|(n, _)| n),
             lockout_seconds: file.rate_limit.map(|(_, s)| s),
-            recovery_salt: salt,
             recovery,
             remembered: Vec::new(),
             push_blocked_since: 0,
             limits_by_address: Default::default(),
         };
-        self.store.save(user, &record)?;
+        self.store.install(user, account)?;
         Ok(count)
     }
 
     pub fn status(&self, user: &Username, now: u64) -> Result<Option<Status>, ServiceError> {
-        Ok(self.store.load(user)?.map(|record| Status {
-            enrolled_at: record.enrolled_at,
-            recovery_left: u32::try_from(record.recovery.len()).unwrap_or(u32::MAX),
-            locked_for: std::iter::once(&record.limits)
-                .chain(record.limits_by_address.values())
-                .filter_map(|s| limits::locked_for(s, now))
-                .max()
-                .unwrap_or(0),
+        Ok(self.store.summary(user, now)?.map(|s| Status {
+            enrolled_at: s.enrolled_at,
+            recovery_left: s.recovery_left,
+            locked_for: s.locked_for,
         }))
     }
 
@@ -641,29 +474,18 @@ impl Service {
         if self.config.remember.seconds.get() == 0 {
             return Ok(false);
         }
-        Ok(self
-            .store
-            .load(user)?
-            .is_some_and(|r| r.remembered.iter().any(|d| device.is(d) && d.until > now)))
+        Ok(self.store.is_remembered(user, device, now)?)
     }
 
-    /// Forgets every remembered address of `user`; returns how many there were.
+    /// Forgets every remembered device of `user`; returns how many there were.
     pub fn forget_devices(&self, user: &Username, now: u64) -> Result<u32, ServiceError> {
-        let lock = self.user_lock(user);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut record) = self.store.load(user)? else {
-            return Err(Refusal::NotEnrolled.into());
-        };
-        let count = record.remembered.iter().filter(|r| r.until > now).count();
-        record.remembered.clear();
-        self.store.save(user, &record)?;
-        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        self.store.forget_devices(user, now)?.ok_or_else(|| Refusal::NotEnrolled.into())
     }
 
     /// Since when push requests of `user` are blocked (after a "not me"
     /// report); `None` when they are not.
     pub fn push_blocked(&self, user: &Username) -> Result<Option<u64>, ServiceError> {
-        Ok(self.store.load(user)?.map(|r| r.push_blocked_since).filter(|since| *since != 0))
+        Ok(self.store.summary(user, 0)?.map(|s| s.push_blocked_since).filter(|since| *since != 0))
     }
 
     /// Blocks (`Some(now)`) or unblocks (`None`) push requests of `user`;
@@ -673,58 +495,54 @@ impl Service {
         user: &Username,
         since: Option<u64>,
     ) -> Result<bool, ServiceError> {
-        let lock = self.user_lock(user);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut record) = self.store.load(user)? else {
-            return Err(Refusal::NotEnrolled.into());
-        };
-        let was = record.push_blocked_since != 0;
-        // 0 means "not blocked": a block at time 0 is kept as 1.
-        record.push_blocked_since = since.map_or(0, |t| t.max(1));
-        self.store.save(user, &record)?;
-        Ok(was)
+        self.store.set_push_blocked(user, since)?.ok_or_else(|| Refusal::NotEnrolled.into())
     }
 
     /// Whether an enrollment is waiting for its first code.
     pub fn has_pending(&self, user: &Username, now: u64) -> bool {
-        self.pending().get(user).is_some_and(|p| p.expires_at > now)
+        self.store.has_pending(user, now).unwrap_or(false)
     }
 
     /// All enrolled users with the time they enrolled.
     pub fn list(&self) -> Result<Vec<(Username, u64)>, ServiceError> {
-        let mut out = Vec::new();
-        for user in self.store.users()? {
-            match self.store.load(&user) {
-                Ok(Some(record)) => out.push((user, record.enrolled_at)),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(user = %user, error = %e, "skipping unreadable store file")
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.store.users()?)
     }
 
     /// Removes `user`'s enrollment (and any pending one); `false` when there was none.
     pub fn reset(&self, user: &Username) -> Result<bool, ServiceError> {
-        let lock = self.user_lock(user);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let had_pending = self.pending().remove(user).is_some();
-        Ok(self.store.remove(user)? || had_pending)
+        Ok(self.store.remove(user)?)
+    }
+}
+
+/// The refusal a confirmation that did not confirm stands for.
+fn refusal_of(confirmation: Confirmation) -> Refusal {
+    match confirmation {
+        Confirmation::NoPending | Confirmation::Confirmed => Refusal::NoPendingEnrollment,
+        Confirmation::Expired => Refusal::PendingExpired,
+        Confirmation::WrongCode { tries_left } => Refusal::WrongCode { tries_left },
+        Confirmation::TooManyTries => Refusal::TooManyTries,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::OsRandom;
+    use crate::memory::MemoryStore;
+    use crate::random::tests::TestRandom;
+    use crate::totp;
+    use pam_mfa_config::schema::Ranged;
 
-    fn service(dir: &std::path::Path) -> Service {
+    fn service() -> Service {
         let mut config = Config::default();
         config.limits.max_failures = Ranged::clamped(3);
         config.enroll.pending_seconds = Ranged::clamped(300);
         config.enroll.confirm_tries = Ranged::clamped(2);
-        Service::new(config, Store::open(&dir.join("state")).unwrap(), Box::new(OsRandom), "host")
+        Service::new(
+            config,
+            Arc::new(MemoryStore::empty()),
+            Box::new(TestRandom::default()),
+            "host",
+        )
     }
 
     fn secret_of(uri: &str) -> Vec<u8> {
@@ -749,8 +567,7 @@ mod tests {
 
     #[test]
     fn a_confirmed_enrollment_signs_in_once_per_code() {
-        let dir = tempfile::tempdir().unwrap();
-        let svc = service(dir.path());
+        let svc = service();
         let alice = Username::parse("alice").unwrap();
         let started = svc.begin(&alice, false, "", false, 1000).unwrap();
         assert!(started.uri.starts_with("otpauth://totp/pam-mfa:alice%40host?secret="));
@@ -781,22 +598,18 @@ mod tests {
 
     #[test]
     fn a_recovery_code_works_exactly_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let svc = service(dir.path());
+        let svc = service();
         let bob = Username::parse("bob").unwrap();
         let (_, codes) = enrolled(&svc, &bob, 1000);
         let code = codes[3].to_lowercase();
         assert_eq!(svc.verify(&bob, &code, 2000).unwrap().outcome, VerifyOutcome::RecoveryAccepted);
         assert_eq!(svc.verify(&bob, &code, 2000).unwrap().outcome, VerifyOutcome::Rejected);
         assert_eq!(svc.status(&bob, 2000).unwrap().unwrap().recovery_left, 9);
-        let stored = std::fs::read_to_string(dir.path().join("state/users/bob.toml")).unwrap();
-        assert!(!stored.contains(codes[0].as_str()), "codes are stored hashed");
     }
 
     #[test]
     fn wrong_first_codes_are_bounded_and_expiry_ends_the_enrollment() {
-        let dir = tempfile::tempdir().unwrap();
-        let svc = service(dir.path());
+        let svc = service();
         let carol = Username::parse("carol").unwrap();
         let started = svc.begin(&carol, false, "", false, 0).unwrap();
         let right = totp::code_at(&secret_of(&started.uri), params(), 0);
@@ -816,8 +629,7 @@ mod tests {
 
     #[test]
     fn replacing_needs_a_current_code_and_an_abandoned_one_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let svc = service(dir.path());
+        let svc = service();
         let dave = Username::parse("dave").unwrap();
         let (secret, _) = enrolled(&svc, &dave, 1000);
         let err = svc.begin(&dave, false, "", false, 1100).unwrap_err();
@@ -838,8 +650,7 @@ mod tests {
 
     #[test]
     fn new_recovery_codes_need_a_current_code_and_retire_the_old_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let svc = service(dir.path());
+        let svc = service();
         let erin = Username::parse("erin").unwrap();
         let (secret, old) = enrolled(&svc, &erin, 1000);
         let err = svc.new_recovery_codes(&erin, old[0].as_str(), false, 1100).unwrap_err();
@@ -855,8 +666,7 @@ mod tests {
 
     #[test]
     fn an_imported_file_keeps_the_secret_window_and_scratch_codes() {
-        let dir = tempfile::tempdir().unwrap();
-        let svc = service(dir.path());
+        let svc = service();
         let frank = Username::parse("frank").unwrap();
         let file = crate::ga_import::parse(
             "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 5\n\" TOTP_AUTH\n11223344\n",
@@ -873,8 +683,7 @@ mod tests {
 
     #[test]
     fn unknown_user_is_not_enrolled() {
-        let dir = tempfile::tempdir().unwrap();
-        let svc = service(dir.path());
+        let svc = service();
         let nobody = Username::parse("nobody").unwrap();
         assert_eq!(svc.verify(&nobody, "123456", 0).unwrap().outcome, VerifyOutcome::NotEnrolled);
         assert!(!svc.reset(&nobody).unwrap());
@@ -882,8 +691,7 @@ mod tests {
 
     #[test]
     fn wrong_codes_lock_out_and_a_locked_user_is_not_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let svc = service(dir.path());
+        let svc = service();
         let bob = Username::parse("bob").unwrap();
         let (secret, _) = enrolled(&svc, &bob, 0);
         let right = totp::code_at(&secret, params(), 100);

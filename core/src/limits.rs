@@ -2,20 +2,15 @@
 //! state, the limits and the time.
 
 use pam_mfa_config::schema::Limits;
-use serde::{Deserialize, Serialize};
 
 /// What the rate limiter remembers of one user (kept in the user's store file).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LimitState {
     /// Consecutive failures since the last success or lockout.
-    #[serde(default)]
     pub failures: u32,
     /// Lockouts since the last success: each doubles the next one.
-    #[serde(default)]
     pub lockouts: u32,
     /// Unix time until which every attempt is refused unchecked.
-    #[serde(default)]
     pub locked_until: u64,
 }
 
