@@ -1,12 +1,12 @@
-//! pam-mfa's shared parts: the config schema, the names and values on the
-//! bus, username validation, and the client every program uses to reach mfad.
+//! What administrators and users read and type: the one schema of
+//! `/etc/pam-mfa/config.toml` (`schema`, its documentation `reference`,
+//! the ownership checks `trust`), the messages in each language (`i18n`,
+//! from `lang/`), the command lines of mfad, mfa-enroll and mfa-approve
+//! (`cli`) and their standard output (`output`).
 
-pub mod client;
+pub mod cli;
 pub mod i18n;
-pub mod names;
+pub mod output;
 pub mod reference;
 pub mod schema;
-pub mod timefmt;
 pub mod trust;
-pub mod username;
-pub mod wire;

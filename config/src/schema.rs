@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::names;
+use pam_mfa_protocol::names;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -100,7 +100,7 @@ impl TryFrom<String> for Deadline {
         if value.is_empty() {
             return Ok(Deadline(None));
         }
-        crate::timefmt::days_from_date(&value)
+        pam_mfa_protocol::timefmt::days_from_date(&value)
             .map(|d| Deadline(Some(d)))
             .ok_or_else(|| format!("{value:?} is not a date: use \"YYYY-MM-DD\" or \"\""))
     }
@@ -402,7 +402,7 @@ impl ServiceUser {
 impl TryFrom<String> for ServiceUser {
     type Error = String;
     fn try_from(value: String) -> Result<Self, String> {
-        crate::username::Username::parse(&value)
+        pam_mfa_protocol::username::Username::parse(&value)
             .map(|_| ServiceUser(value))
             .map_err(|e| format!("service_user: {e}"))
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use pam_mfa_config::schema::{Algorithm, LimitScope, Limits, Ranged};
-use pam_mfa_config::wire::VerifyOutcome;
+use pam_mfa_protocol::wire::VerifyOutcome;
 use zeroize::Zeroizing;
 
 use crate::limits::{self, LimitState};
@@ -87,7 +87,7 @@ pub struct Device {
 impl Device {
     /// The device of an attempt's context; `None` without a key or an address.
     pub fn of(context: &std::collections::HashMap<String, String>) -> Option<Device> {
-        use pam_mfa_config::wire::context as keys;
+        use pam_mfa_protocol::wire::context as keys;
         use sha2::Digest;
         let key = context.get(keys::SSH_KEY).filter(|k| !k.is_empty())?;
         let rhost = context.get(keys::RHOST).filter(|r| !r.is_empty())?;

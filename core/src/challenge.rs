@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use pam_mfa_config::wire::ChallengeOutcome;
+use pam_mfa_protocol::wire::ChallengeOutcome;
 
 /// Where a request came from, as shown to the approver (never the number).
 pub type Context = HashMap<String, String>;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use pam_mfa_config::wire::ChallengeOutcome;
+use pam_mfa_protocol::wire::ChallengeOutcome;
 use tokio::sync::watch;
 
 use crate::challenge::{Approver, Challenge, Context, NotTaken, SessionRule};

@@ -14,13 +14,13 @@
 use std::sync::{Arc, Barrier};
 
 use pam_mfa_config::schema::{Algorithm, LimitScope, Limits, Ranged};
-use pam_mfa_config::username::Username;
-use pam_mfa_config::wire::VerifyOutcome;
+use pam_mfa_protocol::username::Username;
+use pam_mfa_protocol::wire::VerifyOutcome;
 use zeroize::Zeroizing;
 
 use crate::challenge::{Approver, Challenge, NotTaken, SessionRule};
 use crate::challenges::{Budget, Ender, Refused};
-use pam_mfa_config::wire::ChallengeOutcome;
+use pam_mfa_protocol::wire::ChallengeOutcome;
 
 use crate::account::{
     Account, Attempt, Confirmation, Device, Pending, RecoveryHashes, Rules, Verdict,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use pam_mfa_config::username::Username;
+use pam_mfa_protocol::username::Username;
 
 use crate::account::{Account, Durability};
 use crate::storage::{Locked, Records, StorageError};

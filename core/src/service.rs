@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use pam_mfa_config::schema::Config;
-use pam_mfa_config::username::Username;
-use pam_mfa_config::wire::VerifyOutcome;
+use pam_mfa_protocol::username::Username;
+use pam_mfa_protocol::wire::VerifyOutcome;
 use zeroize::Zeroizing;
 
 use crate::account::{Account, Attempt, Confirmation, Pending, RecoveryHashes, Rules};
@@ -196,7 +196,7 @@ impl Service {
         new: NewChallenge,
         now: u64,
     ) -> Result<Result<Challenge, Refused>, ServiceError> {
-        use pam_mfa_config::wire::context as keys;
+        use pam_mfa_protocol::wire::context as keys;
         let NewChallenge { user, mut context, creator, requester_session, test } = new;
         let push = &self.config.push;
         let random = self.random_bytes(CHALLENGE_ID_BYTES + 32)?;
@@ -582,18 +582,6 @@ mod tests {
         let next = totp::code_at(&secret, params(), 1030);
         assert_eq!(svc.verify(&alice, &next, 1030).unwrap().outcome, VerifyOutcome::Accepted);
         assert_eq!(svc.verify(&alice, &next, 1030).unwrap().outcome, VerifyOutcome::Replayed);
-    }
-
-    #[test]
-    fn refusals_that_carry_a_count_put_it_first() {
-        // Clients say these in the user's language from the count alone.
-        use pam_mfa_config::wire::first_number;
-        assert_eq!(first_number(&Refusal::WrongCode { tries_left: 4 }.to_string()), Some(4));
-        let locked = Refusal::ProofRefused { outcome: VerifyOutcome::LockedOut, retry_after: 90 };
-        assert_eq!(first_number(&locked.to_string()), Some(90));
-        let refused = Refusal::ProofRefused { outcome: VerifyOutcome::Rejected, retry_after: 0 };
-        assert_eq!(first_number(&refused.to_string()), None);
-        assert_eq!(first_number(&Refusal::ProofRequired.to_string()), None);
     }
 
     #[test]

@@ -14,11 +14,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use pam_mfa_config::username::Username;
+use pam_mfa_protocol::username::Username;
 
 use crate::challenge::{Approver, Challenge, NotTaken, SessionRule};
 use crate::challenges::{Budget, ChallengeBook, Ender, Listed, Refused, Waiter};
-use pam_mfa_config::wire::ChallengeOutcome;
+use pam_mfa_protocol::wire::ChallengeOutcome;
 
 use crate::account::{
     self, Account, Attempt, Confirmation, Device, Durability, Pending, RecoveryHashes, Rules,

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pam_mfa_config::client::MfaError;
-use pam_mfa_config::username::Username;
-use pam_mfa_config::wire::context;
+use pam_mfa_protocol::error::MfaError;
+use pam_mfa_protocol::username::Username;
+use pam_mfa_protocol::wire::context;
 use zbus::fdo::DBusProxy;
 use zbus::message::Header;
 use zbus::Connection;
@@ -15,14 +15,14 @@ use zbus::Connection;
 use crate::clock;
 use crate::push::Approvers;
 use crate::sessions::Sessions;
-use pam_mfa_config::names;
 use pam_mfa_config::schema::ApproverSession;
-use pam_mfa_config::wire::ChallengeOutcome;
 use pam_mfa_core::challenge::{Approver, Challenge, NotTaken, SessionId, SessionRule};
 use pam_mfa_core::challenges::{Ender, Refused};
 use pam_mfa_core::service::NewChallenge;
 use pam_mfa_core::service::{Refusal, Service, ServiceError};
 use pam_mfa_core::storage::{Storage, StorageError};
+use pam_mfa_protocol::names;
+use pam_mfa_protocol::wire::{ChallengeOutcome, VerifyOutcome};
 
 /// Every method of every interface mfad serves: the rows of the
 /// authorization table. `protocol/dbus/*.xml` is the committed API; a test
@@ -222,18 +222,10 @@ fn username_of_uid(uid: u32) -> Result<Username, MfaError> {
 
 fn not_taken(e: NotTaken) -> MfaError {
     match e {
-        NotTaken::Unknown => MfaError::NoSuchChallenge("no such sign-in request for you".into()),
-        NotTaken::Ended(outcome) => {
-            MfaError::ChallengeEnded(format!("this request has ended: {}", outcome.as_str()))
-        }
-        NotTaken::SameSession => MfaError::SameSession(
-            "approve from another login session than the one that asks (policy approver_session)"
-                .into(),
-        ),
-        NotTaken::NotVerified => MfaError::SessionNotVerified(
-            "the approver's login session did not pass a second factor (policy approver_session = \"mfa\")"
-                .into(),
-        ),
+        NotTaken::Unknown => MfaError::NoSuchChallenge,
+        NotTaken::Ended(outcome) => MfaError::ChallengeEnded { outcome: outcome.into() },
+        NotTaken::SameSession => MfaError::SameSession,
+        NotTaken::NotVerified => MfaError::SessionNotVerified,
     }
 }
 
@@ -329,17 +321,19 @@ fn internal(e: ServiceError) -> MfaError {
             return MfaError::Internal("mfad could not complete this; its log says why".into());
         }
     };
-    let text = refusal.to_string();
     match refusal {
-        Refusal::AlreadyEnrolled { .. } => MfaError::AlreadyEnrolled(text),
-        Refusal::ProofRequired | Refusal::ProofRefused { .. } => MfaError::ProofRefused(text),
-        Refusal::NotEnrolled => MfaError::NotEnrolled(text),
-        Refusal::NoPendingEnrollment => MfaError::NoPendingEnrollment(text),
-        Refusal::PendingExpired => MfaError::PendingExpired(text),
-        Refusal::WrongCode { .. } => MfaError::WrongCode(text),
+        Refusal::AlreadyEnrolled { since } => MfaError::AlreadyEnrolled { since },
+        Refusal::ProofRefused { outcome: VerifyOutcome::LockedOut, retry_after } => {
+            MfaError::LockedOut { retry_after }
+        }
+        Refusal::ProofRequired | Refusal::ProofRefused { .. } => MfaError::ProofRefused,
+        Refusal::NotEnrolled => MfaError::NotEnrolled,
+        Refusal::NoPendingEnrollment => MfaError::NoPendingEnrollment,
+        Refusal::PendingExpired => MfaError::PendingExpired,
+        Refusal::WrongCode { tries_left } => MfaError::WrongCode { tries_left },
         // The started enrollment is gone: there is nothing left to confirm.
-        Refusal::TooManyTries => MfaError::NoPendingEnrollment(text),
-        Refusal::BadImport(_) => MfaError::InvalidArgument(text),
+        Refusal::TooManyTries => MfaError::NoPendingEnrollment,
+        Refusal::BadImport(_) => MfaError::InvalidArgument(refusal.to_string()),
     }
 }
 
@@ -494,15 +488,11 @@ async fn open_challenge(
         }
         Err(Refused::TooMany(wait)) => {
             tracing::warn!(user = %user, service = ?service_name, rhost = ?rhost, tty = ?tty, retry_after = wait, "challenge-refused-too-many");
-            Err(MfaError::TooManyRequests(format!(
-                "{wait} seconds until {user} may make another sign-in request"
-            )))
+            Err(MfaError::TooManyRequests { retry_after: wait })
         }
         Err(Refused::Pending(waiting)) => {
             tracing::warn!(user = %user, service = ?service_name, rhost = ?rhost, tty = ?tty, waiting = %waiting, "challenge-refused-pending");
-            Err(MfaError::RequestPending(
-                "another sign-in request of this user is waiting for approval".into(),
-            ))
+            Err(MfaError::RequestPending)
         }
     }
 }
@@ -582,9 +572,7 @@ impl PamInterface {
         let blocked_user = user.clone();
         if let Some(since) = blocking(move || service.push_blocked(&blocked_user)).await? {
             tracing::warn!(user = %user, blocked_since = since, "challenge-refused-blocked");
-            return Err(MfaError::PushBlocked(format!(
-                "sign-in requests of {user} are blocked since {since} (reported as not theirs)"
-            )));
+            return Err(MfaError::PushBlocked { since });
         }
         let creator = sender_of(&header)?;
         let session = caller_session(&header, conn).await;

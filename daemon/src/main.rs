@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use nix::sys::signal::{SigSet, Signal};
-use pam_mfa_config::names;
+use pam_mfa_config::cli;
+use pam_mfa_config::i18n::{self, Texts};
+use pam_mfa_config::say;
 use pam_mfa_config::schema::Config;
 use pam_mfa_core::service::Service;
 use pam_mfa_core::storage::Storage;
 use pam_mfa_daemon::bus::{AdminInterface, ApproverInterface, EnrollInterface, PamInterface};
 use pam_mfa_daemon::push::Approvers;
 use pam_mfa_daemon::random::OsRandom;
-use pam_mfa_daemon::say;
 use pam_mfa_daemon::sessions::Sessions;
+use pam_mfa_protocol::names;
 
 const HELP: &str = "\
 mfad - the pam-mfa daemon: holds enrolled secrets, checks codes
@@ -34,11 +36,16 @@ Options:
 Exit status: 0 after SIGTERM/SIGINT, 1 on a config, store or bus error.";
 
 fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    // mfad speaks to administrators: English, like its log.
+    let given = match cli::parse(&[cli::HELP, cli::VERSION, cli::CONFIG], &raw) {
+        Ok(given) => given,
+        Err(problem) => return usage(&problem.said(&Texts::new(i18n::FALLBACK))),
+    };
     let mut config_path: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => {
+    for (name, value) in given {
+        match name {
+            "--help" => {
                 say!("{HELP}");
                 return ExitCode::SUCCESS;
             }
@@ -46,11 +53,7 @@ fn main() -> ExitCode {
                 say!("mfad {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
-            "--config" => match args.next() {
-                Some(path) => config_path = Some(PathBuf::from(path)),
-                None => return usage("--config needs a path"),
-            },
-            other => return usage(&format!("unknown argument {other:?}")),
+            _ => config_path = value.map(PathBuf::from),
         }
     }
     tracing_subscriber::fmt()

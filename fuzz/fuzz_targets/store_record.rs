@@ -10,7 +10,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(record) = parse_record(text) {
-        let _ = record.params();
-        let _ = record.secret_bytes();
+        let account = record.into_account();
+        let _ = account.params();
+        let _ = account.secret_bytes();
     }
 });

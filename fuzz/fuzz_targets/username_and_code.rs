@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pam_mfa_config::schema::Algorithm;
-use pam_mfa_config::username::Username;
+use pam_mfa_protocol::username::Username;
 use pam_mfa_core::{recovery, totp};
 use pam_mfa_daemon::bus;
 

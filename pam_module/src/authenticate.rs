@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use pam_mfa_config::i18n::Texts;
-use pam_mfa_config::names;
 use pam_mfa_config::schema::Config;
-use pam_mfa_config::username::Username;
-use pam_mfa_config::wire::{context, ssh_key_of, ChallengeOutcome, VerifyOutcome};
+use pam_mfa_protocol::names;
+use pam_mfa_protocol::username::Username;
+use pam_mfa_protocol::wire::{context, ssh_key_of, ChallengeOutcome, VerifyOutcome};
 
 use crate::args::{Args, Mode};
 use crate::codes::PamCode;
@@ -278,7 +278,7 @@ fn before_deadline(
     attempt: &Attempt,
 ) -> PamCode {
     let start = u64::try_from(deadline_day).unwrap_or(0).saturating_mul(86_400);
-    let date = pam_mfa_config::timefmt::utc(start);
+    let date = pam_mfa_protocol::timefmt::utc(start);
     let date = date.get(..10).unwrap_or(&date).to_string();
     if unix_now() < start {
         pam.info(&texts.pam_enroll_by(&date));
@@ -337,7 +337,7 @@ fn unix_now() -> u64 {
 
 /// `HH:MM UTC`, `seconds` from now.
 fn clock_in(seconds: u64) -> String {
-    let stamp = pam_mfa_config::timefmt::utc(unix_now().saturating_add(seconds));
+    let stamp = pam_mfa_protocol::timefmt::utc(unix_now().saturating_add(seconds));
     stamp.get(11..).unwrap_or(&stamp).to_string()
 }
 

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use pam_mfa_config::client::{Client, ClientError};
+use pam_mfa_client::{Client, ClientError};
 use pam_mfa_config::schema::Config;
-use pam_mfa_config::wire::{ChallengeOutcome, VerifyOutcome};
+use pam_mfa_protocol::wire::{ChallengeOutcome, VerifyOutcome};
 
 use crate::authenticate::{Daemon, DaemonError};
 
@@ -51,15 +51,15 @@ impl BusDaemon {
 
 fn convert(e: ClientError) -> DaemonError {
     use crate::authenticate::PushRefusal;
-    use pam_mfa_config::client::MfaError;
+    use pam_mfa_client::MfaError;
     match e {
-        ClientError::Refused(MfaError::TooManyRequests(m)) => DaemonError::PushRefused(
-            PushRefusal::TooMany(pam_mfa_config::wire::first_number(&m).unwrap_or(1)),
-        ),
-        ClientError::Refused(MfaError::RequestPending(_)) => {
+        ClientError::Refused(MfaError::TooManyRequests { retry_after }) => {
+            DaemonError::PushRefused(PushRefusal::TooMany(retry_after))
+        }
+        ClientError::Refused(MfaError::RequestPending) => {
             DaemonError::PushRefused(PushRefusal::Pending)
         }
-        ClientError::Refused(MfaError::PushBlocked(_)) => {
+        ClientError::Refused(MfaError::PushBlocked { .. }) => {
             DaemonError::PushRefused(PushRefusal::Blocked)
         }
         ClientError::Unavailable(_) => DaemonError::Unavailable(e.to_string()),

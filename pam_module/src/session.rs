@@ -9,7 +9,7 @@
 //! and mfad reads that process's audit session itself. The token is then
 //! taken out of the environment, so the session's programs never see it.
 
-use pam_mfa_config::username::Username;
+use pam_mfa_protocol::username::Username;
 
 use crate::authenticate::{configured, Attempt};
 use crate::bus::BusDaemon;

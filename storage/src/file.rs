@@ -11,10 +11,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use pam_mfa_config::username::Username;
 use pam_mfa_core::account::{Account, Durability, RecoveryHashes, Remembered};
 use pam_mfa_core::limits::LimitState;
 use pam_mfa_core::storage::{Locked, Records, StorageError};
+use pam_mfa_protocol::username::Username;
 use serde::{Deserialize, Serialize};
 
 /// Format version written into every file.

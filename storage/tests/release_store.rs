@@ -12,11 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pam_mfa_config::schema::{Algorithm, Config, LimitScope, Ranged};
-use pam_mfa_config::username::Username;
-use pam_mfa_config::wire::VerifyOutcome;
 use pam_mfa_core::account::Device;
 use pam_mfa_core::service::Service;
 use pam_mfa_core::totp::{code_at, Params};
+use pam_mfa_protocol::username::Username;
+use pam_mfa_protocol::wire::VerifyOutcome;
 use pam_mfa_storage::file;
 
 /// When the release wrote the files (mid-step).

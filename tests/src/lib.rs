@@ -694,7 +694,7 @@ impl PamRun {
 /// does not parse or on a lost enrollment of `confirmed`. Returns how many
 /// temp files there were.
 pub fn check_store(state: &Path, confirmed: &std::collections::HashSet<String>) -> usize {
-    use pam_mfa_config::username::Username;
+    use pam_mfa_protocol::username::Username;
     use pam_mfa_storage::file::FileRecords;
     let users_dir = state.join("users");
     let temps = fs::read_dir(&users_dir)

@@ -94,7 +94,7 @@ impl SystemBus {
     pub fn ensure() -> SystemBus {
         // The bus resolves the policy's user names when it loads it, so the
         // service user must exist first (as the package's postinst does).
-        ensure_user(pam_mfa_config::names::SERVICE_USER, true);
+        ensure_user(pam_mfa_protocol::names::SERVICE_USER, true);
         fs::create_dir_all(Path::new(POLICY_TARGET).parent().unwrap_or(Path::new("/"))).unwrap();
         fs::copy(workspace().join("packaging/dbus/io.github.pam_mfa.conf"), POLICY_TARGET).unwrap();
         let mut started = None;
@@ -208,7 +208,7 @@ pub struct SystemMfad {
 
 impl SystemMfad {
     pub fn start(scratch: &Scratch, extra: &str) -> SystemMfad {
-        ensure_user(pam_mfa_config::names::SERVICE_USER, true);
+        ensure_user(pam_mfa_protocol::names::SERVICE_USER, true);
         let state = scratch.path("state");
         fs::create_dir_all(&state).unwrap();
         fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();

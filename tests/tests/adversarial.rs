@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use pam_mfa_config::client::Client;
-use pam_mfa_config::wire::VerifyOutcome;
+use pam_mfa_client::Client;
+use pam_mfa_protocol::wire::VerifyOutcome;
 use pam_mfa_tests::{bin, check_store, command, now, Bus, Mfad, Otpauth, PamService};
 
 fn client(mfad: &Mfad) -> Client {

@@ -10,9 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use pam_mfa_config::client::MfaError;
+use pam_mfa_client::MfaError;
 use pam_mfa_daemon::bus::{rule, Method, METHODS};
-use pam_mfa_tests::{workspace, Bus, Mfad};
+use pam_mfa_tests::{workspace, wrong_code, Bus, Mfad, Otpauth};
 use zbus_xml::{ArgDirection, Node};
 
 /// One interface as text that compares: each method and signal with its
@@ -64,8 +64,8 @@ fn the_running_mfad_serves_exactly_the_committed_api() {
         let conn =
             zbus::connection::Builder::address(config.bus.address.as_str()).build().await.unwrap();
         let proxy = zbus::fdo::IntrospectableProxy::builder(&conn)
-            .destination(pam_mfa_config::names::BUS_NAME)
-            .path(pam_mfa_config::names::OBJECT_PATH)
+            .destination(pam_mfa_protocol::names::BUS_NAME)
+            .path(pam_mfa_protocol::names::OBJECT_PATH)
             .build()
             .await
             .unwrap();
@@ -125,4 +125,65 @@ fn every_committed_method_has_its_row_in_the_authorization_table() {
     for (method, interface, member) in METHODS {
         assert!(seen.contains(&method), "{interface}.{member} is in the table, not in the XML");
     }
+}
+
+#[test]
+fn errors_carry_their_numbers_as_arguments_not_in_sentences() {
+    let bus = Bus::start();
+    let mfad = Mfad::start(&bus, "[enroll]\nconfirm_tries = 5\n");
+    let config = pam_mfa_config::schema::Config::load(&mfad.config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let conn =
+            zbus::connection::Builder::address(config.bus.address.as_str()).build().await.unwrap();
+        let call = |method: &'static str, body: (&'static str, String)| {
+            let conn = conn.clone();
+            async move {
+                conn.call_method(
+                    Some(pam_mfa_protocol::names::BUS_NAME),
+                    pam_mfa_protocol::names::OBJECT_PATH,
+                    Some("io.github.pam_mfa.Enroll1"),
+                    method,
+                    &body,
+                )
+                .await
+            }
+        };
+        let begun = conn
+            .call_method(
+                Some(pam_mfa_protocol::names::BUS_NAME),
+                pam_mfa_protocol::names::OBJECT_PATH,
+                Some("io.github.pam_mfa.Enroll1"),
+                "Begin",
+                &("typed", false, ""),
+            )
+            .await
+            .unwrap();
+        let (uri, _, _): (String, String, u64) = begun.body().deserialize().unwrap();
+        // zbus writes a body of several arguments in parentheses: Begin's
+        // three out arguments read "(sst)".
+        assert_eq!(begun.header().signature().to_string(), "(sst)");
+        let wrong = wrong_code(&Otpauth::parse(&uri).code_now());
+        // A wrong first code: the reply says how many tries are left.
+        let Err(zbus::Error::MethodError(name, _, reply)) = call("Confirm", ("typed", wrong)).await
+        else {
+            panic!("a wrong first code is refused");
+        };
+        assert_eq!(name.as_str(), "io.github.pam_mfa.Error.WrongCode");
+        assert_eq!(reply.header().signature().to_string(), "(su)", "a sentence and a count");
+        let (sentence, tries_left): (String, u32) = reply.body().deserialize().unwrap();
+        assert_eq!(tries_left, 4);
+        assert!(!sentence.is_empty());
+        // The client reads the number, not the sentence.
+        let error = MfaError::from(zbus::Error::MethodError(name, Some(sentence), reply));
+        assert!(matches!(error, MfaError::WrongCode { tries_left: 4 }), "{error:?}");
+        // An error without a number has only the sentence.
+        let Err(zbus::Error::MethodError(name, _, reply)) =
+            call("Confirm", ("nobody", "000000".into())).await
+        else {
+            panic!("confirming nothing is refused");
+        };
+        assert_eq!(name.as_str(), "io.github.pam_mfa.Error.NoPendingEnrollment");
+        assert_eq!(reply.header().signature().to_string(), "s");
+    });
 }

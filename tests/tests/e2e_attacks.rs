@@ -149,7 +149,7 @@ fn dir(scratch: &Scratch, name: &str, mode: u32) -> PathBuf {
 fn a_user_cannot_make_sudo_believe_a_fake_mfad() {
     require_root();
     ensure_user(USER, false);
-    ensure_user(pam_mfa_config::names::SERVICE_USER, true);
+    ensure_user(pam_mfa_protocol::names::SERVICE_USER, true);
     set_password(USER, PASSWORD);
     let scratch = Scratch::new();
     let fake = scratch.path("fake-mfad");

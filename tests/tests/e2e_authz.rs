@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use pam_mfa_config::client::Client;
+use pam_mfa_client::Client;
 use pam_mfa_tests::system::{ensure_user, require_root, Scratch, SystemBus, SystemMfad};
 
 const ALICE: &str = "mfa-authz-alice";

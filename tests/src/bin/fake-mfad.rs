@@ -18,7 +18,7 @@ impl YesToEverything {
         _code: &str,
         _context: HashMap<String, String>,
     ) -> (u32, u64, String) {
-        (pam_mfa_config::wire::VerifyOutcome::Accepted.into(), 0, String::new())
+        (pam_mfa_protocol::wire::VerifyOutcome::Accepted.into(), 0, String::new())
     }
     fn covered(&self, _u: &str, _r: Vec<String>, _e: Vec<String>, _g: Vec<String>) -> bool {
         true
@@ -35,8 +35,8 @@ impl YesToEverything {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let address = std::env::args().nth(1).ok_or("usage: fake-mfad BUS-ADDRESS")?;
     let _conn = zbus::connection::Builder::address(address.as_str())
-        .name(pam_mfa_config::names::BUS_NAME)
-        .serve_at(pam_mfa_config::names::OBJECT_PATH, YesToEverything)
+        .name(pam_mfa_protocol::names::BUS_NAME)
+        .serve_at(pam_mfa_protocol::names::OBJECT_PATH, YesToEverything)
         .build()
         .await?;
     println!("ready");

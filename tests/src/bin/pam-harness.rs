@@ -42,6 +42,17 @@ fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
+/// This process's peak resident memory (VmHWM) in KiB: what the modules
+/// of the stack added to a PAM application, for the benchmark.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// What the open descriptors point to, for diagnosing a leak.
 fn fd_targets() -> String {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
@@ -233,6 +244,7 @@ fn main() -> ExitCode {
     println!("threads: {}", count("/proc/self/task"));
     println!("fds: {}", count("/proc/self/fd"));
     println!("fd-targets: {}", fd_targets());
+    println!("peak-rss-kib: {}", peak_rss_kib());
     if !then.is_empty() {
         let status = THEN_STATUS.load(std::sync::atomic::Ordering::Relaxed);
         return ExitCode::from(u8::try_from(status).unwrap_or(125));

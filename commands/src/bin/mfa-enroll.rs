@@ -5,12 +5,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pam_mfa_config::client::{Client, ClientError, MfaError};
+use pam_mfa_client::{Client, ClientError, MfaError, Refusals};
+use pam_mfa_commands::qr::{self, Style};
+use pam_mfa_config::cli::{self, Opt};
 use pam_mfa_config::i18n::{self, Texts};
 use pam_mfa_config::schema::Config;
-use pam_mfa_daemon::qr::{self, Style};
-use pam_mfa_daemon::timefmt::utc;
-use pam_mfa_daemon::{say, say_part};
+use pam_mfa_config::{say, say_part};
+use pam_mfa_protocol::timefmt::utc;
 use serde_json::json;
 
 /// mfad bounds the wrong first codes (`[enroll] confirm_tries`, at most 10)
@@ -70,37 +71,40 @@ impl Failure {
                     e,
                     MfaError::AccessDenied(_)
                         | MfaError::InvalidArgument(_)
-                        | MfaError::AlreadyEnrolled(_)
-                        | MfaError::ProofRefused(_)
-                        | MfaError::NotEnrolled(_)
-                        | MfaError::NoPendingEnrollment(_)
-                        | MfaError::PendingExpired(_)
-                        | MfaError::WrongCode(_)
+                        | MfaError::AlreadyEnrolled { .. }
+                        | MfaError::ProofRefused
+                        | MfaError::LockedOut { .. }
+                        | MfaError::NotEnrolled
+                        | MfaError::NoPendingEnrollment
+                        | MfaError::PendingExpired
+                        | MfaError::WrongCode { .. }
                 );
                 let name = e.short_name().filter(|_| refusal).unwrap_or("Failed");
-                let message = e.said(t);
+                let message = t.refusal(&e);
                 Failure { status: if name == "Failed" { 4 } else { 1 }, message, name }
             }
         }
     }
 }
 
-/// The `--config` path given among `args`, if any: read before the rest,
-/// so that its language says even a usage error.
-fn config_arg(args: &[String]) -> Option<PathBuf> {
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if let Some(path) = arg.strip_prefix("--config=") {
-            return Some(PathBuf::from(path));
-        }
-        if arg == "--config" {
-            return it.next().map(PathBuf::from);
-        }
-    }
-    None
-}
+const OPTIONS: &[Opt] = &[
+    cli::HELP,
+    cli::VERSION,
+    cli::CONFIG,
+    Opt::flag("--replace"),
+    Opt::flag("--json"),
+    Opt::flag("--new-recovery-codes"),
+    Opt::flag("--forget-devices"),
+    Opt::flag("--list"),
+    Opt::value("--import-google-authenticator"),
+    Opt::optional("--status"),
+    Opt::value("--reset"),
+    Opt::value("--unblock-push"),
+    Opt::value("--user"),
+    Opt::value("--qr"),
+];
 
-fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
+fn parse_args(t: &Texts, raw: &[String]) -> Result<Options, Failure> {
     let mut options = Options {
         action: Action::Enroll,
         user: None,
@@ -115,20 +119,12 @@ fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
             Some(_) => Err(Failure::usage(t.enroll_one_action())),
         }
     };
-    let mut args = raw.into_iter().peekable();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, Failure> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args.next().ok_or_else(|| Failure::usage(t.enroll_needs_value(name))),
-            }
-        };
-        match flag.as_str() {
-            "--help" | "-h" => {
+    let given = cli::parse(OPTIONS, raw).map_err(|p| Failure::usage(p.said(t)))?;
+    for (name, value) in given {
+        // Options that take a value have one here (the parser saw to it).
+        let value = value.unwrap_or_default();
+        match name {
+            "--help" => {
                 say!("{}", t.help_enroll());
                 std::process::exit(0);
             }
@@ -141,38 +137,25 @@ fn parse_args(t: &Texts, raw: Vec<String>) -> Result<Options, Failure> {
             "--new-recovery-codes" => set(Action::NewRecoveryCodes)?,
             "--forget-devices" => set(Action::ForgetDevices)?,
             "--list" => set(Action::List)?,
-            "--import-google-authenticator" => {
-                let path = value("--import-google-authenticator")?;
-                set(Action::Import(PathBuf::from(path)))?;
-            }
+            "--import-google-authenticator" => set(Action::Import(PathBuf::from(value)))?,
             "--status" => {
                 set(Action::Status)?;
-                if inline.is_some() {
-                    options.user = inline.clone();
-                } else if args.peek().is_some_and(|next| !next.starts_with("--")) {
-                    options.user = args.next();
+                if !value.is_empty() {
+                    options.user = Some(value);
                 }
             }
-            "--reset" => {
-                let name = value("--reset")?;
-                set(Action::Reset(name))?;
-            }
-            "--unblock-push" => {
-                let name = value("--unblock-push")?;
-                set(Action::UnblockPush(name))?;
-            }
-            "--user" => options.user = Some(value("--user")?),
-            // Read before the others (config_arg), for its language.
-            "--config" => drop(value("--config")?),
+            "--reset" => set(Action::Reset(value))?,
+            "--unblock-push" => set(Action::UnblockPush(value))?,
+            "--user" => options.user = Some(value),
             "--qr" => {
-                options.qr = match value("--qr")?.as_str() {
+                options.qr = match value.as_str() {
                     "utf8" => Some(Style::Utf8),
                     "ascii" => Some(Style::Ascii),
                     "none" => None,
                     other => return Err(Failure::usage(t.enroll_bad_qr(other))),
                 }
             }
-            other => return Err(Failure::usage(t.enroll_unknown_argument(format!("{other:?}")))),
+            _ => {} // --config: read first (cli::config_path), for its language
         }
     }
     if let Some(a) = action {
@@ -186,10 +169,10 @@ fn main() -> ExitCode {
     // The config first: its language key decides what the user reads
     // ("auto": this process's locale). A config error is said after the
     // arguments are read, so --help works with a broken config.
-    let config = Config::load_given(config_arg(&raw).as_deref());
+    let config = Config::load_given(cli::config_path(&raw).as_deref());
     let language = config.as_ref().map_or(i18n::AUTO, |c| c.language.as_str());
     let t = Texts::for_process(language);
-    let options = match parse_args(&t, raw) {
+    let options = match parse_args(&t, &raw) {
         Ok(options) => options,
         Err(f) => {
             eprintln!("mfa-enroll: {}\n{}", f.message, t.enroll_try_help());
@@ -397,8 +380,10 @@ fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> R
                 }
                 return Ok(());
             }
-            Err(ClientError::Refused(e @ MfaError::WrongCode(_))) if attempt < CONFIRM_TRIES => {
-                let why = e.said(t);
+            Err(ClientError::Refused(e @ MfaError::WrongCode { .. }))
+                if attempt < CONFIRM_TRIES =>
+            {
+                let why = t.refusal(&e);
                 if out.json {
                     say!("{}", json!({"event": "wrong_code", "message": why}));
                 } else {

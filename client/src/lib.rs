@@ -8,159 +8,42 @@ use std::time::Duration;
 
 use zbus::Connection;
 
-use crate::i18n::Texts;
-use crate::names;
-use crate::wire::{first_number, ChallengeOutcome, VerifyOutcome};
+use pam_mfa_protocol::names;
+use pam_mfa_protocol::wire::{ChallengeOutcome, VerifyOutcome};
 
-/// Errors mfad returns, with stable D-Bus names `io.github.pam_mfa.Error.*`.
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "io.github.pam_mfa.Error")]
-pub enum MfaError {
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// The caller may not do this (for this user).
-    AccessDenied(String),
-    /// An argument is malformed; nothing was changed.
-    InvalidArgument(String),
-    /// mfad could not do it (store unreadable, …); see its log.
-    Internal(String),
-    /// The user is enrolled already; replacing needs `replace` and proof.
-    AlreadyEnrolled(String),
-    /// Replacing or renewing needs a current code (or a recovery code).
-    ProofRefused(String),
-    /// The user has no active enrollment.
-    NotEnrolled(String),
-    /// Confirm without a started enrollment.
-    NoPendingEnrollment(String),
-    /// The started enrollment expired before its first code.
-    PendingExpired(String),
-    /// The first code of a started enrollment was wrong.
-    WrongCode(String),
-    /// No such challenge (for this user).
-    NoSuchChallenge(String),
-    /// The challenge has already ended.
-    ChallengeEnded(String),
-    /// The approval came from the requesting login session.
-    SameSession(String),
-    /// The approval came from a login session that never passed a second factor.
-    SessionNotVerified(String),
-    /// Too many requests of this user just now; the message starts with
-    /// the seconds to wait.
-    TooManyRequests(String),
-    /// Push requests of this user are blocked after a "not me" report.
-    PushBlocked(String),
-    /// Another request of this user is waiting for approval.
-    RequestPending(String),
+use pam_mfa_config::i18n::Texts;
+pub use pam_mfa_protocol::error::MfaError;
+
+/// mfad's errors said in the user's language.
+pub trait Refusals {
+    fn refusal(&self, e: &MfaError) -> String;
 }
 
-impl MfaError {
-    /// Every error name mfad returns (`io.github.pam_mfa.Error.<name>`):
-    /// what the `io.github.pam_mfa.Errors` annotations of the committed
-    /// XML may list. A unit test holds it to [`MfaError::short_name`].
-    pub const NAMES: &'static [&'static str] = &[
-        "AccessDenied",
-        "InvalidArgument",
-        "Internal",
-        "AlreadyEnrolled",
-        "ProofRefused",
-        "NotEnrolled",
-        "NoPendingEnrollment",
-        "PendingExpired",
-        "WrongCode",
-        "NoSuchChallenge",
-        "ChallengeEnded",
-        "SameSession",
-        "SessionNotVerified",
-        "TooManyRequests",
-        "PushBlocked",
-        "RequestPending",
-    ];
-
-    /// This error's name after `io.github.pam_mfa.Error.` (`None` for a
-    /// bus error, which is not mfad's).
-    pub fn short_name(&self) -> Option<&'static str> {
-        Some(match self {
-            MfaError::ZBus(_) => return None,
-            MfaError::AccessDenied(_) => "AccessDenied",
-            MfaError::InvalidArgument(_) => "InvalidArgument",
-            MfaError::Internal(_) => "Internal",
-            MfaError::AlreadyEnrolled(_) => "AlreadyEnrolled",
-            MfaError::ProofRefused(_) => "ProofRefused",
-            MfaError::NotEnrolled(_) => "NotEnrolled",
-            MfaError::NoPendingEnrollment(_) => "NoPendingEnrollment",
-            MfaError::PendingExpired(_) => "PendingExpired",
-            MfaError::WrongCode(_) => "WrongCode",
-            MfaError::NoSuchChallenge(_) => "NoSuchChallenge",
-            MfaError::ChallengeEnded(_) => "ChallengeEnded",
-            MfaError::SameSession(_) => "SameSession",
-            MfaError::SessionNotVerified(_) => "SessionNotVerified",
-            MfaError::TooManyRequests(_) => "TooManyRequests",
-            MfaError::PushBlocked(_) => "PushBlocked",
-            MfaError::RequestPending(_) => "RequestPending",
-        })
-    }
-
-    /// The message mfad gave, without the error name.
-    pub fn message(&self) -> String {
-        match self {
-            MfaError::ZBus(e) => e.to_string(),
-            MfaError::AccessDenied(m)
-            | MfaError::InvalidArgument(m)
-            | MfaError::Internal(m)
-            | MfaError::AlreadyEnrolled(m)
-            | MfaError::ProofRefused(m)
-            | MfaError::NotEnrolled(m)
-            | MfaError::NoPendingEnrollment(m)
-            | MfaError::PendingExpired(m)
-            | MfaError::WrongCode(m)
-            | MfaError::NoSuchChallenge(m)
-            | MfaError::ChallengeEnded(m)
-            | MfaError::SameSession(m)
-            | MfaError::SessionNotVerified(m)
-            | MfaError::TooManyRequests(m)
-            | MfaError::PushBlocked(m)
-            | MfaError::RequestPending(m) => m.clone(),
-        }
-    }
-}
-
-impl MfaError {
-    /// This refusal said in the user's language. mfad's own messages are
-    /// English (its log's); the counts a few of them carry come first.
-    pub fn said(&self, t: &Texts) -> String {
-        let count = first_number(&self.message());
-        match self {
+impl Refusals for Texts {
+    /// `e` said in the user's language, from its name and number alone.
+    fn refusal(&self, e: &MfaError) -> String {
+        let t = self;
+        match e {
             MfaError::ZBus(e) => t.refusal_unavailable(e),
             MfaError::AccessDenied(_) => t.refusal_access_denied(),
             MfaError::InvalidArgument(m) => t.refusal_invalid(m),
             MfaError::Internal(m) => t.refusal_internal(m),
-            MfaError::AlreadyEnrolled(_) => t.refusal_already_enrolled(),
-            MfaError::ProofRefused(_) => match count {
-                Some(seconds) => t.refusal_locked(seconds),
-                None => t.refusal_proof_refused(),
-            },
-            MfaError::NotEnrolled(_) => t.refusal_not_enrolled(),
-            MfaError::NoPendingEnrollment(_) => t.refusal_no_pending(),
-            MfaError::PendingExpired(_) => t.refusal_pending_expired(),
-            MfaError::WrongCode(_) => match count {
-                Some(1) => t.refusal_wrong_code_last(),
-                Some(tries) => t.refusal_wrong_code(tries),
-                None => t.refusal_wrong_code("?"),
-            },
-            MfaError::NoSuchChallenge(_) => t.refusal_no_such_request(),
-            MfaError::ChallengeEnded(_) => t.refusal_request_ended(),
-            MfaError::SameSession(_) => t.refusal_same_session(),
-            MfaError::SessionNotVerified(_) => t.refusal_session_not_verified(),
-            MfaError::TooManyRequests(_) => t.refusal_too_many_requests(count.unwrap_or(1)),
-            MfaError::PushBlocked(_) => t.refusal_push_blocked(),
-            MfaError::RequestPending(_) => t.refusal_request_pending(),
+            MfaError::AlreadyEnrolled { .. } => t.refusal_already_enrolled(),
+            MfaError::ProofRefused => t.refusal_proof_refused(),
+            MfaError::LockedOut { retry_after } => t.refusal_locked(retry_after),
+            MfaError::NotEnrolled => t.refusal_not_enrolled(),
+            MfaError::NoPendingEnrollment => t.refusal_no_pending(),
+            MfaError::PendingExpired => t.refusal_pending_expired(),
+            MfaError::WrongCode { tries_left: 1 } => t.refusal_wrong_code_last(),
+            MfaError::WrongCode { tries_left } => t.refusal_wrong_code(tries_left),
+            MfaError::NoSuchChallenge => t.refusal_no_such_request(),
+            MfaError::ChallengeEnded { .. } => t.refusal_request_ended(),
+            MfaError::SameSession => t.refusal_same_session(),
+            MfaError::SessionNotVerified => t.refusal_session_not_verified(),
+            MfaError::TooManyRequests { retry_after } => t.refusal_too_many_requests(retry_after),
+            MfaError::PushBlocked { .. } => t.refusal_push_blocked(),
+            MfaError::RequestPending => t.refusal_request_pending(),
         }
-    }
-}
-
-impl From<zbus::fdo::Error> for MfaError {
-    fn from(e: zbus::fdo::Error) -> Self {
-        MfaError::ZBus(e.into())
     }
 }
 
@@ -483,7 +366,7 @@ impl Client {
     }
 
     /// A client for the bus, service user and bound of `config`.
-    pub fn from_config(config: &crate::schema::Config) -> Result<Client, ClientError> {
+    pub fn from_config(config: &pam_mfa_config::schema::Config) -> Result<Client, ClientError> {
         let timeout = Duration::from_millis(config.bus.timeout_ms.get());
         Client::new(config.bus.address.as_str(), config.bus.service_user.as_str(), timeout)
     }
@@ -718,39 +601,3 @@ impl Drop for Client {
 
 /// The well-known names the proxies use, re-exported for servers and tests.
 pub use names::{BUS_NAME, OBJECT_PATH};
-
-#[cfg(test)]
-mod tests {
-    use super::MfaError;
-
-    #[test]
-    fn every_error_has_its_name_in_the_list() {
-        let each = [
-            MfaError::AccessDenied(String::new()),
-            MfaError::InvalidArgument(String::new()),
-            MfaError::Internal(String::new()),
-            MfaError::AlreadyEnrolled(String::new()),
-            MfaError::ProofRefused(String::new()),
-            MfaError::NotEnrolled(String::new()),
-            MfaError::NoPendingEnrollment(String::new()),
-            MfaError::PendingExpired(String::new()),
-            MfaError::WrongCode(String::new()),
-            MfaError::NoSuchChallenge(String::new()),
-            MfaError::ChallengeEnded(String::new()),
-            MfaError::SameSession(String::new()),
-            MfaError::SessionNotVerified(String::new()),
-            MfaError::TooManyRequests(String::new()),
-            MfaError::PushBlocked(String::new()),
-            MfaError::RequestPending(String::new()),
-        ];
-        let names: Vec<_> = each.iter().filter_map(MfaError::short_name).collect();
-        assert_eq!(names, MfaError::NAMES);
-        for e in &each {
-            let full = zbus::DBusError::name(e).to_string();
-            assert_eq!(
-                Some(full.as_str().trim_start_matches("io.github.pam_mfa.Error.")),
-                e.short_name()
-            );
-        }
-    }
-}

@@ -3,17 +3,17 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use pam_mfa_config::client::{genuine_owner, ApproverProxy, ChallengeCreatedStream, MfaError};
+use pam_mfa_client::{genuine_owner, ApproverProxy, ChallengeCreatedStream, MfaError, Refusals};
+use pam_mfa_config::cli::{self, Opt};
 use pam_mfa_config::i18n::{self, Texts};
 use pam_mfa_config::schema::Config;
-use pam_mfa_config::wire::{context, ChallengeOutcome};
-use pam_mfa_daemon::timefmt::utc;
-use pam_mfa_daemon::{say, say_part};
+use pam_mfa_config::{say, say_part};
+use pam_mfa_protocol::timefmt::utc;
+use pam_mfa_protocol::wire::{context, ChallengeOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -27,18 +27,29 @@ fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     // The config first: its language key decides what the user reads
     // ("auto": this process's locale).
-    let config_path =
-        raw.iter().position(|a| a == "--config").and_then(|i| raw.get(i + 1)).map(PathBuf::from);
-    let config = Config::load_given(config_path.as_deref());
+    let config = Config::load_given(cli::config_path(&raw).as_deref());
     let language = config.as_ref().map_or(i18n::AUTO, |c| c.language.as_str());
     let t = Texts::for_process(language);
     let mut once = false;
     let mut mode = None;
     let mut json = false;
-    let mut args = raw.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => {
+    const OPTIONS: &[Opt] = &[
+        cli::HELP,
+        cli::VERSION,
+        cli::CONFIG,
+        Opt::flag("--once"),
+        Opt::flag("--json"),
+        Opt::flag("--agent"),
+        Opt::flag("--test"),
+        Opt::flag("--list"),
+    ];
+    let given = match cli::parse(OPTIONS, &raw) {
+        Ok(given) => given,
+        Err(problem) => return usage(&t, &problem.said(&t)),
+    };
+    for (name, _) in given {
+        match name {
+            "--help" => {
                 say!("{}", t.help_approve());
                 return ExitCode::SUCCESS;
             }
@@ -51,12 +62,7 @@ fn main() -> ExitCode {
             "--agent" => mode = Some(Mode::Agent),
             "--test" => mode = Some(Mode::Test),
             "--list" => mode = Some(Mode::List { json: false }),
-            "--config" => {
-                if args.next().is_none() {
-                    return usage(&t, &t.approve_needs_path());
-                }
-            }
-            other => return usage(&t, &t.approve_unknown_argument(format!("{other:?}"))),
+            _ => {} // --config: read first, for its language
         }
     }
     let mode = match mode {
@@ -143,7 +149,7 @@ async fn within<T>(
     tokio::time::timeout(bound, call)
         .await
         .map_err(|_| t.approve_no_answer_in_time(call_name))?
-        .map_err(|e| e.said(t))
+        .map_err(|e| t.refusal(&e))
 }
 
 /// Goes online as the user's approver: subscribes to new requests first
@@ -310,7 +316,7 @@ async fn prompt_loop(
                 outcome == ChallengeOutcome::Approved
             }
             Err(e) => {
-                say!("{}", t.approve_not_approved(e.said(t)));
+                say!("{}", t.approve_not_approved(t.refusal(&e)));
                 false
             }
         };

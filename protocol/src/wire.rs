@@ -176,27 +176,9 @@ mod ssh_key_tests {
     }
 }
 
-/// The first number in one of mfad's refusal messages. Refusals that
-/// carry a count (tries left, seconds locked) put it first, so a client
-/// can say them in the user's language; mfad's tests hold it to that.
-pub fn first_number(message: &str) -> Option<u64> {
-    let start = message.find(|c: char| c.is_ascii_digit())?;
-    let digits = &message[start..];
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
-    digits[..end].parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_first_number_of_a_message_is_found() {
-        assert_eq!(first_number("wrong code (4 tries left); check"), Some(4));
-        assert_eq!(first_number("try again in 120 seconds"), Some(120));
-        assert_eq!(first_number("no number"), None);
-        assert_eq!(first_number("99999999999999999999999 is too big"), None);
-    }
 
     #[test]
     fn outcome_round_trips_through_its_number() {

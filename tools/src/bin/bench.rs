@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pam_mfa_config::client::{ApproverProxy, Client};
+use pam_mfa_client::{ApproverProxy, Client};
 use pam_mfa_config::schema::Algorithm;
 use pam_mfa_core::totp::{code_at, Params};
 use pam_mfa_tests::libpam::{authenticate, Conversation};
@@ -103,8 +103,8 @@ fn ping_floor(address: &str, clients: usize, mfad: u32, bus: u32) -> (f64, (f64,
                         let conn =
                             zbus::connection::Builder::address(address).build().await.unwrap();
                         let peer = zbus::fdo::PeerProxy::builder(&conn)
-                            .destination(pam_mfa_config::names::BUS_NAME)
-                            .path(pam_mfa_config::names::OBJECT_PATH)
+                            .destination(pam_mfa_protocol::names::BUS_NAME)
+                            .path(pam_mfa_protocol::names::OBJECT_PATH)
                             .build()
                             .await
                             .unwrap();
@@ -189,7 +189,7 @@ fn main() {
          the release `mfad`, real libpam loading the release `pam_mfa.so`, and Debian's \
          google-authenticator-libpam side by side). Machine: {}. Run on {}.\n",
         machine(),
-        pam_mfa_daemon::timefmt::utc(now())
+        pam_mfa_protocol::timefmt::utc(now())
     );
 
     let bus = Bus::start();
@@ -526,7 +526,11 @@ fn main() {
     let fresh = enroll(&mut admin, "fresh", 30);
     let mut first_ours = Vec::new();
     let mut first_ga = Vec::new();
-    let harness = |pam: &PamService, user: &str, code: &str| -> Duration {
+    // Each run also says the process's peak RSS (VmHWM): against a stack
+    // of pam_permit alone, what the module adds to the PAM application
+    // (sudo loads it the same way, through the same libpam).
+    let mut peaks = (Vec::new(), Vec::new(), Vec::new());
+    let harness = |pam: &PamService, user: &str, code: &str| -> (Duration, u64) {
         let start = Instant::now();
         let out = Command::new(bin("pam-harness"))
             .arg("--confdir")
@@ -534,15 +538,32 @@ fn main() {
             .args(["--service", &pam.name, "--user", user, "--answer", code])
             .output()
             .unwrap();
-        assert!(String::from_utf8_lossy(&out.stdout).contains("result: PAM_SUCCESS"));
-        start.elapsed()
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("result: PAM_SUCCESS"), "{text}");
+        let peak = text
+            .lines()
+            .find_map(|l| l.strip_prefix("peak-rss-kib: "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (start.elapsed(), peak)
     };
+    let permit = PamService::stack(&["auth required pam_permit.so"]);
     for i in 0..30 {
         let (user, secret) = &fresh[i];
-        first_ours.push(harness(&pam, user, &code_at(secret, PARAMS, now() + 30)));
+        let (took, peak) = harness(&pam, user, &code_at(secret, PARAMS, now() + 30));
+        first_ours.push(took);
+        peaks.0.push(peak);
         let (user, secret) = &ga_users[200 + i];
-        first_ga.push(harness(&ga, user, &code_at(secret, PARAMS, now() + 30)));
+        let (took, peak) = harness(&ga, user, &code_at(secret, PARAMS, now() + 30));
+        first_ga.push(took);
+        peaks.1.push(peak);
+        peaks.2.push(harness(&permit, "root", "").1);
     }
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    let (peak_ours, peak_ga, peak_permit) = (median(peaks.0), median(peaks.1), median(peaks.2));
     let (f50, _, _) = summary(first_ours);
     let (fg50, _, _) = summary(first_ga);
     let _ = writeln!(md, "## 6. The module on disk and in a fresh process\n");
@@ -555,9 +576,15 @@ fn main() {
     );
     let _ = writeln!(
         md,
-        "| new process: dlopen + first authentication (p50 of 30) | {:.1} ms | {:.1} ms |\n",
+        "| new process: dlopen + first authentication (p50 of 30) | {:.1} ms | {:.1} ms |",
         f50 / 1e3,
         fg50 / 1e3
+    );
+    let _ = writeln!(
+        md,
+        "| peak RSS added to the PAM application (VmHWM over pam_permit alone, {peak_permit} KiB; median of 30) | {} KiB | {} KiB |\n",
+        peak_ours.saturating_sub(peak_permit),
+        peak_ga.saturating_sub(peak_permit)
     );
     println!(
         "6. size {ours_size} vs {ga_size} bytes; fresh process {:.1} vs {:.1} ms",
@@ -603,9 +630,21 @@ fn main() {
     );
     let _ = writeln!(
         md,
-        "| mfad ≤ 32 MiB after the load | {:.1} MiB | {} |\n",
+        "| mfad ≤ 32 MiB after the load | {:.1} MiB | {} |",
         loaded_rss as f64 / 1024.0,
         met(loaded_rss <= 32 * 1024)
+    );
+    let _ = writeln!(
+        md,
+        "| pam_mfa.so ≤ 1 MiB stripped | {:.0} KiB | {} |",
+        ours_size as f64 / 1024.0,
+        met(ours_size <= 1024 * 1024)
+    );
+    let added = peak_ours.saturating_sub(peak_permit);
+    let _ = writeln!(
+        md,
+        "| peak RSS added to a PAM application ≤ 1 MiB | {added} KiB | {} |\n",
+        met(added <= 1024)
     );
     let ceiling = cores * 1e6 / at64.2;
     let _ = writeln!(

@@ -3,14 +3,13 @@
 //! sentence for people reading a log or `busctl`; a count or a time an
 //! error carries is a second argument (`u` or `t`), read as a number and
 //! never parsed out of the sentence. Clients say them in the user's
-//! language from the name and the number alone ([`MfaError::said`]).
+//! language from the name and the number alone (`Texts::refusal` of the
+//! config crate).
 
 use zbus::message::{Header, Message};
 use zbus::names::ErrorName;
 
-use crate::i18n::Texts;
-
-const PREFIX: &str = "io.github.pam_mfa.Error.";
+use crate::names::ERROR_PREFIX;
 
 /// Errors mfad returns.
 #[derive(Debug)]
@@ -41,8 +40,9 @@ pub enum MfaError {
     WrongCode { tries_left: u32 },
     /// No such challenge (for this user).
     NoSuchChallenge,
-    /// The challenge has already ended.
-    ChallengeEnded,
+    /// The challenge has already ended, with this outcome (a
+    /// [`crate::wire::ChallengeOutcome`] as a number).
+    ChallengeEnded { outcome: u32 },
     /// The approval came from the requesting login session.
     SameSession,
     /// The approval came from a login session that never passed a second factor.
@@ -104,7 +104,7 @@ impl MfaError {
             MfaError::PendingExpired => "PendingExpired",
             MfaError::WrongCode { .. } => "WrongCode",
             MfaError::NoSuchChallenge => "NoSuchChallenge",
-            MfaError::ChallengeEnded => "ChallengeEnded",
+            MfaError::ChallengeEnded { .. } => "ChallengeEnded",
             MfaError::SameSession => "SameSession",
             MfaError::SessionNotVerified => "SessionNotVerified",
             MfaError::TooManyRequests { .. } => "TooManyRequests",
@@ -122,6 +122,7 @@ impl MfaError {
                 Datum::Time(*retry_after)
             }
             MfaError::WrongCode { tries_left } => Datum::Count(*tries_left),
+            MfaError::ChallengeEnded { outcome } => Datum::Count(*outcome),
             _ => Datum::None,
         }
     }
@@ -153,7 +154,11 @@ impl MfaError {
                 "wrong code ({tries_left} tries left); check that the phone's clock is right"
             ),
             MfaError::NoSuchChallenge => "no such request (for this user)".into(),
-            MfaError::ChallengeEnded => "the request has already ended".into(),
+            MfaError::ChallengeEnded { outcome } => {
+                let outcome = crate::wire::ChallengeOutcome::try_from(*outcome)
+                    .map_or("unknown", |o| o.as_str());
+                format!("the request has already ended: {outcome}")
+            }
             MfaError::SameSession => {
                 "an approval must come from another login session than the request's".into()
             }
@@ -169,31 +174,6 @@ impl MfaError {
             MfaError::RequestPending => {
                 "another sign-in request of this user is waiting for approval".into()
             }
-        }
-    }
-
-    /// This error said in the user's language.
-    pub fn said(&self, t: &Texts) -> String {
-        match self {
-            MfaError::ZBus(e) => t.refusal_unavailable(e),
-            MfaError::AccessDenied(_) => t.refusal_access_denied(),
-            MfaError::InvalidArgument(m) => t.refusal_invalid(m),
-            MfaError::Internal(m) => t.refusal_internal(m),
-            MfaError::AlreadyEnrolled { .. } => t.refusal_already_enrolled(),
-            MfaError::ProofRefused => t.refusal_proof_refused(),
-            MfaError::LockedOut { retry_after } => t.refusal_locked(retry_after),
-            MfaError::NotEnrolled => t.refusal_not_enrolled(),
-            MfaError::NoPendingEnrollment => t.refusal_no_pending(),
-            MfaError::PendingExpired => t.refusal_pending_expired(),
-            MfaError::WrongCode { tries_left: 1 } => t.refusal_wrong_code_last(),
-            MfaError::WrongCode { tries_left } => t.refusal_wrong_code(tries_left),
-            MfaError::NoSuchChallenge => t.refusal_no_such_request(),
-            MfaError::ChallengeEnded => t.refusal_request_ended(),
-            MfaError::SameSession => t.refusal_same_session(),
-            MfaError::SessionNotVerified => t.refusal_session_not_verified(),
-            MfaError::TooManyRequests { retry_after } => t.refusal_too_many_requests(retry_after),
-            MfaError::PushBlocked { .. } => t.refusal_push_blocked(),
-            MfaError::RequestPending => t.refusal_request_pending(),
         }
     }
 
@@ -214,7 +194,7 @@ impl MfaError {
             "PendingExpired" => MfaError::PendingExpired,
             "WrongCode" => MfaError::WrongCode { tries_left: count() },
             "NoSuchChallenge" => MfaError::NoSuchChallenge,
-            "ChallengeEnded" => MfaError::ChallengeEnded,
+            "ChallengeEnded" => MfaError::ChallengeEnded { outcome: count() },
             "SameSession" => MfaError::SameSession,
             "SessionNotVerified" => MfaError::SessionNotVerified,
             "TooManyRequests" => MfaError::TooManyRequests { retry_after: time() },
@@ -227,7 +207,7 @@ impl MfaError {
 
 impl zbus::DBusError for MfaError {
     fn create_reply(&self, call: &Header<'_>) -> zbus::Result<Message> {
-        let builder = Message::error(call, self.name())?;
+        let builder = Message::error(call, self.name());
         let message = self.message();
         match self.datum() {
             Datum::None => builder.build(&(message,)),
@@ -241,7 +221,7 @@ impl zbus::DBusError for MfaError {
             (MfaError::ZBus(e), _) => {
                 zbus::DBusError::name(&zbus::fdo::Error::Failed(e.to_string())).into_owned()
             }
-            (_, Some(short)) => ErrorName::from_string_unchecked(format!("{PREFIX}{short}")),
+            (_, Some(short)) => ErrorName::from_string_unchecked(format!("{ERROR_PREFIX}.{short}")),
             (_, None) => ErrorName::from_static_str_unchecked("org.freedesktop.DBus.Error.Failed"),
         }
     }
@@ -259,7 +239,8 @@ impl zbus::DBusError for MfaError {
 impl From<zbus::Error> for MfaError {
     fn from(error: zbus::Error) -> MfaError {
         if let zbus::Error::MethodError(name, description, reply) = &error {
-            if let Some(short) = name.as_str().strip_prefix(PREFIX) {
+            let short = name.as_str().strip_prefix(ERROR_PREFIX).and_then(|s| s.strip_prefix('.'));
+            if let Some(short) = short {
                 let message = description.clone().unwrap_or_default();
                 if let Some(e) = MfaError::from_reply(short, message, reply) {
                     return e;
@@ -279,7 +260,7 @@ impl From<zbus::fdo::Error> for MfaError {
 impl std::fmt::Display for MfaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.short_name() {
-            Some(short) => write!(f, "{PREFIX}{short}: {}", self.message()),
+            Some(short) => write!(f, "{ERROR_PREFIX}.{short}: {}", self.message()),
             None => write!(f, "{}", self.message()),
         }
     }
@@ -304,7 +285,7 @@ mod tests {
             MfaError::PendingExpired,
             MfaError::WrongCode { tries_left: 4 },
             MfaError::NoSuchChallenge,
-            MfaError::ChallengeEnded,
+            MfaError::ChallengeEnded { outcome: 0 },
             MfaError::SameSession,
             MfaError::SessionNotVerified,
             MfaError::TooManyRequests { retry_after: 15 },
