@@ -15,7 +15,7 @@ MANIFEST = $(DESTDIR)$(PREFIX)/share/pam-mfa/install-manifest
 all: docs
 
 target/release/mfad:
-	cargo build --release --workspace --locked
+	bash scripts/build-release.sh
 
 docs: target/release/mfad
 	target/release/gen-docs target/docs target/release "$$(git log -1 --format=%cs 2>/dev/null || date -u +%F)" \

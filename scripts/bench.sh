@@ -9,5 +9,5 @@ for p in libpam-google-authenticator pamtester; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
 done
-cargo build --release --workspace --locked 2>&1 | tail -n 1
-target/release/pam-mfa-bench BENCHMARKS.md
+bash scripts/build-release.sh
+PAM_MFA_TEST_MODULE="$PWD/target/module/libpam_mfa.so" target/release/pam-mfa-bench BENCHMARKS.md

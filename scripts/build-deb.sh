@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cargo build --release --workspace --locked 2>&1 | tail -n 1
+bash scripts/build-release.sh
 version=${1:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)}
 arch=$(dpkg --print-architecture)
 date=$(git log -1 --format=%cs 2>/dev/null || date -u +%F)

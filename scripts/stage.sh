@@ -33,7 +33,7 @@ trap 'rm -rf "$tmp"' EXIT
 put 0755 "$rel/mfad" "$prefix/sbin/mfad"
 put 0755 "$rel/mfa-enroll" "$prefix/bin/mfa-enroll"
 put 0755 "$rel/mfa-approve" "$prefix/bin/mfa-approve"
-put 0644 "$rel/libpam_mfa.so" "$pamdir/pam_mfa.so"
+put 0644 target/module/libpam_mfa.so "$pamdir/pam_mfa.so"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
   "$dest$prefix/sbin/mfad" "$dest$prefix/bin/mfa-enroll" "$dest$prefix/bin/mfa-approve" \
   "$dest$pamdir/pam_mfa.so"

@@ -11,87 +11,8 @@ use pam_mfa_protocol::wire::{context, ssh_key_of, ChallengeOutcome, VerifyOutcom
 
 use crate::args::{Args, Mode};
 use crate::codes::PamCode;
+use crate::daemon::{Daemon, DaemonError, PushRefusal};
 use crate::handler::{Item, PamHandler, Priority};
-
-/// Why mfad gave no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DaemonError {
-    /// Not reachable, no owner of the name, or no answer within the bound.
-    Unavailable(String),
-    /// mfad answered with an error (refused, bad input, internal).
-    Refused(String),
-    /// mfad made no push request; a code may still be typed.
-    PushRefused(PushRefusal),
-}
-
-/// Why mfad made no push request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushRefusal {
-    /// Too many just now: another in this many seconds.
-    TooMany(u64),
-    /// Another request of the user is waiting.
-    Pending,
-    /// Blocked after a "not me" report, until a code login.
-    Blocked,
-}
-
-impl PushRefusal {
-    fn as_str(self) -> &'static str {
-        match self {
-            PushRefusal::TooMany(_) => "too-many-requests",
-            PushRefusal::Pending => "another-request-waiting",
-            PushRefusal::Blocked => "blocked-after-report",
-        }
-    }
-}
-
-impl std::fmt::Display for DaemonError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DaemonError::Unavailable(e) => write!(f, "mfad unavailable: {e}"),
-            DaemonError::Refused(e) => write!(f, "mfad refused: {e}"),
-            DaemonError::PushRefused(why) => write!(f, "mfad made no request: {}", why.as_str()),
-        }
-    }
-}
-
-/// What the module asks of mfad.
-pub trait Daemon {
-    fn is_enrolled(&mut self, user: &str) -> Result<bool, DaemonError>;
-    fn verify_code(
-        &mut self,
-        user: &str,
-        code: &str,
-        context: &HashMap<String, String>,
-    ) -> Result<(VerifyOutcome, u64), DaemonError>;
-    fn has_approver(&mut self, user: &str) -> Result<bool, DaemonError>;
-    /// (challenge id, number to show, seconds to expiry)
-    fn create_challenge(
-        &mut self,
-        user: &str,
-        context: &HashMap<String, String>,
-    ) -> Result<(String, u32, u64), DaemonError>;
-    fn wait_challenge(
-        &mut self,
-        id: &str,
-        wait: std::time::Duration,
-    ) -> Result<ChallengeOutcome, DaemonError>;
-    fn cancel_challenge(&mut self, id: &str) -> Result<(), DaemonError>;
-    /// Whether this device (SSH key, remote host, service) is remembered for `user`.
-    fn is_remembered(
-        &mut self,
-        user: &str,
-        device: &HashMap<String, String>,
-    ) -> Result<bool, DaemonError>;
-    /// Whether `user` must use a second factor under these lists.
-    fn covered(
-        &mut self,
-        user: &str,
-        require_groups: &[String],
-        exempt_users: &[String],
-        exempt_groups: &[String],
-    ) -> Result<bool, DaemonError>;
-}
 
 /// The module arguments and the config they name, checked: a config
 /// someone else than root can change is refused (`PAM_AUTHINFO_UNAVAIL`,
@@ -117,12 +38,10 @@ pub fn configured(pam: &dyn PamHandler, raw_args: &[String]) -> Result<(Args, Co
     }
 }
 
-/// Entry point used by the FFI shim: real config, real bus.
-pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
-    let (mut args, config) = match configured(pam, raw_args) {
-        Ok(configured) => configured,
-        Err(code) => return code,
-    };
+/// The module arguments completed from the config (policy lists,
+/// deadline, remembering, what to show, the language), and the config.
+pub fn prepared(pam: &dyn PamHandler, raw_args: &[String]) -> Result<(Args, Config), PamCode> {
+    let (mut args, config) = configured(pam, raw_args)?;
     if args.debug {
         pam.log(
             Priority::Debug,
@@ -150,31 +69,7 @@ pub fn authenticate(pam: &dyn PamHandler, raw_args: &[String]) -> PamCode {
     // used as a path or a format.
     let language = args.language.clone().unwrap_or_else(|| config.language.as_str().to_string());
     args.texts = Texts::for_process(&language);
-    let mut daemon = crate::bus::BusDaemon::new(&config);
-    let code = authenticate_with(pam, &args, &mut daemon);
-    if code == PamCode::Success {
-        hand_off(pam, &args, &mut daemon);
-    }
-    code
-}
-
-/// After a second factor: a token from mfad in the PAM environment, for
-/// `pam_sm_open_session` to prove that the session it opens passed (see
-/// `session.rs`). mfad gives one only when a second factor succeeded on
-/// this connection just now (not for a remembered device).
-fn hand_off(pam: &dyn PamHandler, args: &Args, daemon: &mut crate::bus::BusDaemon) {
-    let Ok(user) = pam.user() else { return };
-    match daemon.grant_session(&user) {
-        Ok(token) => {
-            if !pam.putenv(&format!("{}={token}", crate::session::TOKEN_ENV)) {
-                pam.log(Priority::Error, "cannot put the session token in the PAM environment");
-            }
-        }
-        Err(e) if args.debug => {
-            pam.log(Priority::Debug, &format!("no session token: {e}"));
-        }
-        Err(_) => {}
-    }
+    Ok((args, config))
 }
 
 /// The decision, given arguments and a daemon.

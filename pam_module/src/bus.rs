@@ -7,7 +7,7 @@ use pam_mfa_client::{Client, ClientError};
 use pam_mfa_config::schema::Config;
 use pam_mfa_protocol::wire::{ChallengeOutcome, VerifyOutcome};
 
-use crate::authenticate::{Daemon, DaemonError};
+use crate::daemon::{Daemon, DaemonError};
 
 pub struct BusDaemon {
     client: Result<Client, String>,
@@ -50,7 +50,7 @@ impl BusDaemon {
 }
 
 fn convert(e: ClientError) -> DaemonError {
-    use crate::authenticate::PushRefusal;
+    use crate::daemon::PushRefusal;
     use pam_mfa_client::MfaError;
     match e {
         ClientError::Refused(MfaError::TooManyRequests { retry_after }) => {

@@ -39,9 +39,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// The freshly built PAM module.
+/// The freshly built PAM module; the benchmark names the shipped one
+/// (target/module, built for size) in `PAM_MFA_TEST_MODULE`. Read by the
+/// test programs only: the module itself reads no environment.
 pub fn module() -> PathBuf {
-    bin("libpam_mfa.so")
+    match std::env::var_os("PAM_MFA_TEST_MODULE") {
+        // libpam reads a relative module path as one below its own folder.
+        Some(path) => std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path:?}: {e}")),
+        None => bin("libpam_mfa.so"),
+    }
 }
 
 /// A command for `program` in the C locale whatever the runner's, so

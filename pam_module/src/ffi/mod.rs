@@ -229,7 +229,7 @@ pub unsafe extern "C" fn pam_sm_authenticate(
     argv: *const *const c_char,
 ) -> c_int {
     // SAFETY: the arguments are forwarded unchanged from libpam.
-    unsafe { guarded(pamh, argc, argv, |pam, args| crate::authenticate::authenticate(pam, args)) }
+    unsafe { guarded(pamh, argc, argv, |pam, args| crate::entry::authenticate(pam, args)) }
 }
 
 /// Nothing to establish: a second factor grants no credentials.
