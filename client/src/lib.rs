@@ -365,10 +365,10 @@ impl Client {
         })
     }
 
-    /// A client for the bus, service user and bound of `config`.
-    pub fn from_config(config: &pam_mfa_config::schema::Config) -> Result<Client, ClientError> {
-        let timeout = Duration::from_millis(config.bus.timeout_ms.get());
-        Client::new(config.bus.address.as_str(), config.bus.service_user.as_str(), timeout)
+    /// A client for the bus, service user and bound of `[bus]`.
+    pub fn from_config(bus: &pam_mfa_config::schema::BusConfig) -> Result<Client, ClientError> {
+        let timeout = Duration::from_millis(bus.timeout_ms.get());
+        Client::new(bus.address.as_str(), bus.service_user.as_str(), timeout)
     }
 
     /// Runs `call` on the (lazily opened) connection, within the timeout.

@@ -29,6 +29,20 @@ pub struct Config {
     pub bus: BusConfig,
 }
 
+/// What the PAM module reads of the config: only the keys it uses, each
+/// checked as in [`Config`]. The rest (`issuer`, `state_dir`, `[totp]`,
+/// `[limits]`, `[enroll]`) is mfad's: the module does not read it, so a
+/// mistake there is mfad's to refuse and does not stop sudo.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ModuleConfig {
+    pub language: Language,
+    pub push: PushConfig,
+    pub policy: PolicyConfig,
+    pub remember: RememberConfig,
+    pub bus: BusConfig,
+}
+
 /// `[totp]`: parameters of new enrollments (RFC 6238).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -430,15 +444,55 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Reads and validates `path` as a `T`; a missing file is an error.
+fn load_as<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        position: None,
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    parse_as(path, &text)
+}
+
+/// The config a program was pointed at (`--config`, `config=`), which
+/// must exist; else the default file, whose absence means defaults.
+fn load_given_as<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&Path>,
+) -> Result<T, ConfigError> {
+    let path = match path {
+        Some(path) => return load_as(path),
+        None => Path::new(names::DEFAULT_CONFIG_PATH),
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        _ => load_as(path),
+    }
+}
+
+/// Parses `text` as the contents of `path` (used in error messages).
+fn parse_as<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str::<T>(text).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        position: e.span().map(|span| line_column(text, span.start)),
+        message: e.message().trim_end().to_string(),
+    })
+}
+
+impl ModuleConfig {
+    /// [`Config::load_given`] for the module's keys.
+    pub fn load_given(path: Option<&Path>) -> Result<ModuleConfig, ConfigError> {
+        load_given_as(path)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<ModuleConfig, ConfigError> {
+        parse_as(path, text)
+    }
+}
+
 impl Config {
     /// Reads and validates `path`; a missing file is an error.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            position: None,
-            message: format!("cannot read the config file: {e}"),
-        })?;
-        Config::parse(path, &text)
+        load_as(path)
     }
 
     /// Like [`Config::load`], but a file that does not exist gives the
@@ -453,10 +507,7 @@ impl Config {
     /// The config a program was pointed at (`--config`, `config=`), which
     /// must exist; else the default file, whose absence means defaults.
     pub fn load_given(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            Some(path) => Config::load(path),
-            None => Config::load_or_default(Path::new(names::DEFAULT_CONFIG_PATH)),
-        }
+        load_given_as(path)
     }
 
     /// Like [`Config::load_given`], for the PAM module and mfad: the file
@@ -484,11 +535,7 @@ impl Config {
 
     /// Parses `text` as the contents of `path` (used in error messages).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        toml::from_str::<Config>(text).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            position: e.span().map(|span| line_column(text, span.start)),
-            message: e.message().trim_end().to_string(),
-        })
+        parse_as(path, text)
     }
 }
 
@@ -507,6 +554,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/pam-mfa/config.toml"), text)
+    }
+
+    #[test]
+    fn the_module_reads_its_keys_as_mfad_does_and_no_others() {
+        let text = "language = \"nl\"\n[totp]\ndigits = 99\n[enroll]\nnot_a_key = 1\n\
+                    [push]\nshow_command = false\n[remember]\nseconds = 600\n\
+                    [bus]\ntimeout_ms = 900\n[policy]\nrequire_groups = [\"wheel\"]\n";
+        let path = Path::new("/etc/pam-mfa/config.toml");
+        let module = ModuleConfig::parse(path, text).unwrap();
+        assert!(parse(text).is_err(), "mfad refuses the [totp] and [enroll] mistakes");
+        let mfad = parse(&text.replace("digits = 99", "").replace("not_a_key = 1", "")).unwrap();
+        assert_eq!(module.language, mfad.language);
+        assert_eq!(module.push, mfad.push);
+        assert_eq!(module.policy, mfad.policy);
+        assert_eq!(module.remember, mfad.remember);
+        assert_eq!(module.bus, mfad.bus);
+        // A mistake in a key the module reads is the module's to refuse.
+        let err = ModuleConfig::parse(path, "[bus]\ntimeout_ms = 0\n").unwrap_err();
+        assert_eq!(err.position, Some((2, 14)), "{err}");
+        let err = ModuleConfig::parse(path, "[push]\nnot_a_key = 1\n").unwrap_err();
+        assert!(err.message.contains("not_a_key"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use pam_mfa_config::i18n::Texts;
-use pam_mfa_config::schema::Config;
+use pam_mfa_config::schema::{Config, ModuleConfig};
 use pam_mfa_protocol::names;
 use pam_mfa_protocol::username::Username;
 use pam_mfa_protocol::wire::{context, ssh_key_of, ChallengeOutcome, VerifyOutcome};
@@ -17,7 +17,10 @@ use crate::handler::{Item, PamHandler, Priority};
 /// The module arguments and the config they name, checked: a config
 /// someone else than root can change is refused (`PAM_AUTHINFO_UNAVAIL`,
 /// whatever failmode says: it could name their own bus).
-pub fn configured(pam: &dyn PamHandler, raw_args: &[String]) -> Result<(Args, Config), PamCode> {
+pub fn configured(
+    pam: &dyn PamHandler,
+    raw_args: &[String],
+) -> Result<(Args, ModuleConfig), PamCode> {
     let args = match Args::parse(raw_args) {
         Ok(args) => args,
         Err(e) => {
@@ -29,7 +32,7 @@ pub fn configured(pam: &dyn PamHandler, raw_args: &[String]) -> Result<(Args, Co
         pam.log(Priority::Error, &format!("config refused: {e}"));
         return Err(PamCode::AuthinfoUnavail);
     }
-    match Config::load_given(args.config.as_deref()) {
+    match ModuleConfig::load_given(args.config.as_deref()) {
         Ok(config) => Ok((args, config)),
         Err(e) => {
             pam.log(Priority::Error, &format!("config refused: {e}"));
@@ -40,7 +43,10 @@ pub fn configured(pam: &dyn PamHandler, raw_args: &[String]) -> Result<(Args, Co
 
 /// The module arguments completed from the config (policy lists,
 /// deadline, remembering, what to show, the language), and the config.
-pub fn prepared(pam: &dyn PamHandler, raw_args: &[String]) -> Result<(Args, Config), PamCode> {
+pub fn prepared(
+    pam: &dyn PamHandler,
+    raw_args: &[String],
+) -> Result<(Args, ModuleConfig), PamCode> {
     let (mut args, config) = configured(pam, raw_args)?;
     if args.debug {
         pam.log(

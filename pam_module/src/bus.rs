@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use pam_mfa_client::{Client, ClientError};
-use pam_mfa_config::schema::Config;
+use pam_mfa_config::schema::ModuleConfig;
 use pam_mfa_protocol::wire::{ChallengeOutcome, VerifyOutcome};
 
 use crate::daemon::{Daemon, DaemonError};
@@ -14,8 +14,8 @@ pub struct BusDaemon {
 }
 
 impl BusDaemon {
-    pub fn new(config: &Config) -> BusDaemon {
-        BusDaemon { client: Client::from_config(config).map_err(|e| e.to_string()) }
+    pub fn new(config: &ModuleConfig) -> BusDaemon {
+        BusDaemon { client: Client::from_config(&config.bus).map_err(|e| e.to_string()) }
     }
 
     fn client(&mut self) -> Result<&mut Client, DaemonError> {

@@ -208,7 +208,7 @@ fn invoking_user(t: &Texts) -> Result<String, Failure> {
 
 fn run(t: &Texts, options: Options, config: &Config) -> Result<(), Failure> {
     let refused = |e| Failure::from_client(t, e);
-    let mut client = Client::from_config(config).map_err(refused)?;
+    let mut client = Client::from_config(&config.bus).map_err(refused)?;
     let me = invoking_user(t)?;
     let user = options.user.clone().unwrap_or_else(|| me.clone());
     let out = Output { json: options.json, t };
