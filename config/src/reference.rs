@@ -1,6 +1,11 @@
-//! The reference of every config key: the one source of the example file
-//! and of pam-mfa.toml(5). Tests hold it to the schema: every key here
-//! parses with the default given, and every key of the schema is here.
+//! The reference of every config key: what it means and what it allows,
+//! the one text of the example file and of pam-mfa.toml(5). Each fact of
+//! a key is written once: its name, type, range and default in the schema
+//! (`schema.rs`: the field, its `Ranged<MIN, MAX>`, its `Default`), its
+//! meaning here; the docs take the default from the schema itself
+//! ([`default_of`]). Tests hold the two together: every key of the schema
+//! is here, every key here parses, and the range each doc states is the
+//! one the parser allows.
 
 /// One key of `/etc/pam-mfa/config.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -8,8 +13,6 @@ pub struct KeyDoc {
     /// `""` for top-level keys, else the `[section]` name.
     pub section: &'static str,
     pub key: &'static str,
-    /// The default, as TOML.
-    pub default: &'static str,
     pub doc: &'static str,
 }
 
@@ -29,174 +32,158 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         section: "",
         key: "issuer",
-        default: "\"pam-mfa\"",
         doc: "Name the authenticator app shows above the account (the otpauth issuer). 1 to 64 printable characters, no colon.",
     },
     KeyDoc {
         section: "",
         key: "state_dir",
-        default: "\"/var/lib/pam-mfa\"",
         doc: "Directory where mfad keeps one file per enrolled user (mode 0700, owned by the service user). An absolute path.",
     },
     KeyDoc {
         section: "",
         key: "language",
-        default: "\"auto\"",
         doc: "Language of what users read: PAM prompts and notices, mfa-enroll and mfa-approve. \"auto\": the user's locale (LC_ALL, LC_MESSAGES, LANG, LANGUAGE) where the program has one: mfa-enroll, mfa-approve, and the PAM module inside sudo or su (the invoking user's); sshd authenticates before the client's locale arrives, so there it is sshd's own. Else English. Or a built-in language for everyone: \"en\" (English) or \"nl\" (Dutch). The PAM line can override it (language=). Administrator logs stay English. Adding a language is adding one file, config/lang/<code>.toml, to the source.",
     },
     KeyDoc {
         section: "totp",
         key: "algorithm",
-        default: "\"SHA1\"",
         doc: "HMAC hash: \"SHA1\" (what every app supports), \"SHA256\" or \"SHA512\".",
     },
-    KeyDoc { section: "totp", key: "digits", default: "6", doc: "Digits of a code, 6 to 8." },
-    KeyDoc { section: "totp", key: "period", default: "30", doc: "Seconds a code lasts, 15 to 300." },
+    KeyDoc { section: "totp", key: "digits", doc: "Digits of a code, 6 to 8." },
+    KeyDoc { section: "totp", key: "period", doc: "Seconds a code lasts, 15 to 300." },
     KeyDoc {
         section: "totp",
         key: "skew",
-        default: "1",
         doc: "Time steps accepted either side of now, for clock drift, 0 to 10.",
     },
     KeyDoc {
         section: "limits",
         key: "max_failures",
-        default: "5",
         doc: "Consecutive failures that lock the user out, 1 to 100.",
     },
     KeyDoc {
         section: "limits",
         key: "lockout_seconds",
-        default: "30",
         doc: "Length of the first lockout in seconds, 1 to 86400; each further lockout without a success in between doubles it.",
     },
     KeyDoc {
         section: "limits",
         key: "lockout_max_seconds",
-        default: "3600",
         doc: "Ceiling of the doubling lockout in seconds, 1 to 604800.",
     },
     KeyDoc {
         section: "limits",
         key: "scope",
-        default: "\"user\"",
         doc: "What failures are counted for. \"user\": all of a user's failures, from anywhere. This keeps the bound on guessing whatever addresses an attacker has: with the defaults, 5 wrong codes and then a lockout that doubles from 30 s up to an hour. With the password first in the stack (as packaged), only someone who has the password can cause a lockout. \"user+address\": failures per user and remote address (an IPv6 address counts by its /64; no remote host is one address, \"local\"). One address can then lock a user out only from that address, for stacks that ask for the code before the password. But an attacker gets the same number of guesses again from each address they control.",
     },
     KeyDoc {
         section: "enroll",
         key: "pending_seconds",
-        default: "300",
         doc: "Seconds a started enrollment waits for its first code before it expires, 1 to 3600.",
     },
     KeyDoc {
         section: "enroll",
         key: "confirm_tries",
-        default: "5",
         doc: "Wrong first codes before a started enrollment is dropped, 1 to 10.",
     },
     KeyDoc {
         section: "enroll",
         key: "require_account",
-        default: "true",
         doc: "Whether root may enroll only names the system knows as accounts (NSS: /etc/passwd, LDAP, SSSD; getent passwd NAME). A typo or a file name (\"users\", \"alice.toml\") is refused with an error saying so. false only for tests, or for users that NSS learns of at login.",
     },
     KeyDoc {
         section: "push",
         key: "timeout_seconds",
-        default: "60",
         doc: "Seconds a number-matching request waits for its approval, 5 to 600.",
     },
     KeyDoc {
         section: "push",
         key: "request_burst",
-        default: "3",
         doc: "New number-matching requests a user may make at once, 1 to 1000. Past it, and past request_every_seconds, a request is refused (logged, and the requester is asked for a code instead), so a loop of sudo calls cannot flood the approver. While one of the user's requests waits, a new one is refused the same way: a newcomer never ends the waiting request.",
     },
     KeyDoc {
         section: "push",
         key: "request_every_seconds",
-        default: "20",
         doc: "After the burst, one more request every this many seconds, 1 to 3600.",
     },
     KeyDoc {
         section: "push",
         key: "approver_session",
-        default: "\"mfa\"",
         doc: "Which login session may approve a request. \"mfa\": a login session of the user that itself passed pam_mfa's second factor (a code, a recovery code or an approval) and is not the one that asks; it needs the session line of pam_mfa (in the packaged sshd snippet and the pam-auth-update profile) so that mfad learns which sessions passed. A cron job, a key-only SSH login, a systemd --user service or a second window of the same session cannot approve. \"different\": any other login session of the user (weaker: someone with the password and a shell approves from a cron job or a key-only SSH login). \"any\": any process of the user, even in the requesting session (weakest: a script approves its own sudo). A test from mfa-approve --test may be answered from any session. mfad keeps the sessions that passed in state_dir/sessions.toml, with the boot's id: a restart of mfad keeps them (a waiting approver still counts), a reboot drops them (audit session ids start again).",
     },
     KeyDoc {
         section: "push",
         key: "allow_root_approval",
-        default: "false",
         doc: "Whether root may approve another user's request.",
     },
     KeyDoc {
         section: "push",
         key: "show_command",
-        default: "true",
         doc: "Whether the approver is told the command being run (for sudo: the sudo command line) and the log records it. Off for privacy.",
     },
     KeyDoc {
         section: "push",
         key: "show_remote_host",
-        default: "true",
         doc: "Whether the approver is told the remote host of an SSH login. Off for privacy.",
     },
     KeyDoc {
         section: "policy",
         key: "require_groups",
-        default: "[]",
         doc: "When not empty, only members of these groups (from NSS, so LDAP and SSSD groups count) must use a second factor.",
     },
     KeyDoc {
         section: "policy",
         key: "exempt_users",
-        default: "[]",
         doc: "Users who never have to use a second factor.",
     },
     KeyDoc {
         section: "policy",
         key: "exempt_groups",
-        default: "[]",
         doc: "Members of these groups never have to use a second factor.",
     },
     KeyDoc {
         section: "policy",
         key: "enroll_deadline",
-        default: "\"\"",
         doc: "A date \"YYYY-MM-DD\" (UTC). Until then, covered users who have not enrolled pass, with a notice at each login saying how to enroll and until when; from then on they are refused with the same notice. Empty: no grace period. The notice tells whoever passed the first factor that the account is not enrolled: that is the point of a deadline.",
     },
     KeyDoc {
         section: "remember",
         key: "seconds",
-        default: "0",
         doc: "Seconds a device is remembered for a user after a code from it, 0 to 2592000 (30 days); 0, the default, is off. A device is the SSH public key that authenticated before the code, together with the remote address and the PAM service: the same key from the same address through the same service skips the second factor for this long. What this trusts: whoever holds that private key and comes from that address. Nothing is remembered without a key (password or keyboard-interactive logins, sudo, su), nor after a recovery code. sshd must have ExposeAuthInfo yes (the packaged sshd_config snippet sets it): the key comes from SSH_AUTH_INFO_0 in the PAM environment, never from the process environment, and only in the services of ssh_services.",
     },
     KeyDoc {
         section: "remember",
         key: "ssh_services",
-        default: "[\"sshd\"]",
         doc: "The PAM services that are sshd: only there the module reads the SSH key that remembering binds to.",
     },
     KeyDoc {
         section: "bus",
         key: "address",
-        default: "\"unix:path=/run/dbus/system_bus_socket\"",
         doc: "D-Bus address of the bus mfad serves on (the system bus). Only tests set another. Never taken from the environment.",
     },
     KeyDoc {
         section: "bus",
         key: "timeout_ms",
-        default: "3000",
         doc: "Upper bound in milliseconds of every call a client makes to mfad, connecting included, 100 to 60000. The PAM module fails closed (PAM_AUTHINFO_UNAVAIL) past it.",
     },
     KeyDoc {
         section: "bus",
         key: "service_user",
-        default: "\"pam-mfa\"",
         doc: "The account mfad runs as. Before a client (the PAM module, mfa-enroll, mfa-approve) says anything to mfad, it checks two things. The bus daemon must say that this user owns io.github.pam_mfa (GetConnectionUnixUser). The bus socket's peer (SO_PEERCRED) must be root, messagebus or this user. Otherwise the client refuses, and the module fails closed, so a bus or a name someone else runs is never believed. Only tests set another.",
     },
 ];
+
+/// The default of `key`, as TOML, from the parser's own defaults
+/// (`Config::default()`): the docs cannot say another.
+pub fn default_of(key: &KeyDoc) -> String {
+    let text = toml::to_string(&crate::schema::Config::default()).unwrap_or_default();
+    let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+    let value = match key.section {
+        "" => table.get(key.key),
+        section => table.get(section).and_then(|s| s.get(key.key)),
+    };
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
 
 /// A commented config file with every key at its default.
 pub fn example_toml() -> String {
@@ -213,7 +200,7 @@ pub fn example_toml() -> String {
             for line in wrap(key.doc, 76) {
                 out.push_str(&format!("# {line}\n"));
             }
-            out.push_str(&format!("#{} = {}\n", key.key, key.default));
+            out.push_str(&format!("#{} = {}\n", key.key, default_of(key)));
         }
     }
     out
@@ -258,7 +245,7 @@ mod tests {
 
     #[test]
     fn every_numeric_key_says_the_range_the_parser_allows() {
-        for key in KEYS.iter().filter(|k| k.default.parse::<i64>().is_ok()) {
+        for key in KEYS.iter().filter(|k| default_of(k).parse::<i64>().is_ok()) {
             let header =
                 if key.section.is_empty() { String::new() } else { format!("[{}]\n", key.section) };
             let text = format!("{header}{} = -1\n", key.key);

@@ -3,18 +3,19 @@
 //! Every key has a default, so a machine with no file works. Unknown keys and
 //! values out of range are refused with the file, line and column and what is
 //! allowed. What each key means is written once, in [`crate::reference`]
-//! (the text of pam-mfa.toml(5) and of the example file); its tests fail
-//! when a key, a default or a range here differs from what it says.
+//! (the text of pam-mfa.toml(5) and of the example file, which take their
+//! defaults from here); its tests fail when a key or a range here differs
+//! from what it says.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use pam_mfa_protocol::names;
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub issuer: Issuer,
@@ -33,7 +34,7 @@ pub struct Config {
 /// checked as in [`Config`]. The rest (`issuer`, `state_dir`, `[totp]`,
 /// `[limits]`, `[enroll]`) is mfad's: the module does not read it, so a
 /// mistake there is mfad's to refuse and does not stop sudo.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ModuleConfig {
     pub language: Language,
@@ -44,7 +45,7 @@ pub struct ModuleConfig {
 }
 
 /// `[totp]`: parameters of new enrollments (RFC 6238).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TotpConfig {
     pub algorithm: Algorithm,
@@ -54,7 +55,7 @@ pub struct TotpConfig {
 }
 
 /// `[limits]`: rate limiting of failed attempts, per user.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_failures: Ranged<1, 100>,
@@ -64,7 +65,7 @@ pub struct Limits {
 }
 
 /// `[limits] scope`: see [`Limits`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum LimitScope {
     #[default]
     #[serde(rename = "user")]
@@ -74,7 +75,7 @@ pub enum LimitScope {
 }
 
 /// `[enroll]`: the setup of a new enrollment.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnrollConfig {
     pub pending_seconds: Ranged<1, 3600>,
@@ -94,7 +95,7 @@ impl Default for EnrollConfig {
 
 /// `[policy]`: who must use a second factor. Users it does not cover get
 /// PAM_IGNORE (the rest of the stack decides).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     pub require_groups: Vec<String>,
@@ -107,6 +108,17 @@ pub struct PolicyConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Deadline(pub Option<i64>);
+
+impl Serialize for Deadline {
+    /// As written: "" for none, else the date ("YYYY-MM-DD").
+    fn serialize<S: serde::Serializer>(&self, to: S) -> Result<S::Ok, S::Error> {
+        let date = self.0.map(|days| {
+            let utc = pam_mfa_protocol::timefmt::utc(u64::try_from(days).unwrap_or(0) * 86_400);
+            utc.chars().take(10).collect::<String>()
+        });
+        to.serialize_str(date.as_deref().unwrap_or(""))
+    }
+}
 
 impl TryFrom<String> for Deadline {
     type Error = String;
@@ -122,7 +134,7 @@ impl TryFrom<String> for Deadline {
 
 /// `[remember]`: skip the second factor for a while from an address that
 /// just passed it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RememberConfig {
     pub seconds: Ranged<0, 2_592_000>,
@@ -130,7 +142,7 @@ pub struct RememberConfig {
 }
 
 /// `[push]`: number matching, approved from `mfa-approve`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
     pub timeout_seconds: Ranged<5, 600>,
@@ -143,7 +155,7 @@ pub struct PushConfig {
 }
 
 /// `approver_session`: see [`PushConfig`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApproverSession {
     Mfa,
@@ -166,7 +178,7 @@ impl Default for PushConfig {
 }
 
 /// `[bus]`: where mfad and its clients meet.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusConfig {
     pub address: BusAddress,
@@ -230,7 +242,7 @@ impl Default for BusConfig {
 }
 
 /// HMAC hash of the TOTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Algorithm {
     #[serde(rename = "SHA1")]
     Sha1,
@@ -259,7 +271,7 @@ impl Algorithm {
 }
 
 /// An integer that must lie in `MIN..=MAX`; the error says so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "i64")]
 pub struct Ranged<const MIN: u64, const MAX: u64>(u64);
 
@@ -293,7 +305,7 @@ impl<const MIN: u64, const MAX: u64> TryFrom<i64> for Ranged<MIN, MAX> {
 }
 
 /// The otpauth issuer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
 pub struct Issuer(String);
 
@@ -317,7 +329,7 @@ impl TryFrom<String> for Issuer {
 }
 
 /// `language`: "auto" or a built-in language.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
 pub struct Language(String);
 
@@ -348,7 +360,7 @@ impl TryFrom<String> for Language {
 }
 
 /// An absolute path.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
 pub struct AbsolutePath(PathBuf);
 
@@ -376,7 +388,7 @@ impl From<&Path> for AbsolutePath {
 }
 
 /// A D-Bus address of a unix socket: `unix:path=…` or `unix:abstract=…`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
 pub struct BusAddress(String);
 
@@ -403,7 +415,7 @@ impl TryFrom<String> for BusAddress {
 }
 
 /// The name of the account mfad runs as (a valid user name).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String")]
 pub struct ServiceUser(String);
 

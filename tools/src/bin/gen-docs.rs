@@ -104,7 +104,7 @@ fn config_page(date: &str, version: &str) -> String {
                 page,
                 ".TP\n.BR {} \" (default: \" {} )\n{}\n",
                 roff(key.key),
-                roff(key.default).replace('"', "\\(dq"),
+                roff(&pam_mfa_config::reference::default_of(key)).replace('"', "\\(dq"),
                 roff(key.doc)
             );
         }
