@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod libpam;
+pub mod postgres;
 pub mod system;
 
 use std::fs;

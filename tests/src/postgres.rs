@@ -1,0 +1,116 @@
+//! A real PostgreSQL 15 (Debian's) for the tests: `initdb` and `pg_ctl` in
+//! a temporary directory as the postgres user, listening on 127.0.0.1 at a
+//! free port and on a socket in that directory; stopped (immediately) and
+//! removed when dropped. Needs root (to become postgres).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Debian's PostgreSQL 15 programs.
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+fn as_postgres(program: &str) -> Command {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "postgres", "--"]).arg(Path::new(BIN).join(program));
+    cmd
+}
+
+fn checked(what: &str, out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl Postgres {
+    /// A new server with an empty cluster (trust authentication on its
+    /// socket and on 127.0.0.1: the tests' own, reachable by nobody else).
+    pub fn start() -> Postgres {
+        assert!(
+            Path::new(BIN).join("initdb").exists(),
+            "PostgreSQL 15 is missing: bash scripts/install-deps.sh"
+        );
+        let dir = tempfile::Builder::new().prefix("pam-mfa-pg-").tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.path().join("data");
+        let run = dir.path().join("run");
+        for sub in [&data, &run] {
+            fs::create_dir(sub).unwrap();
+            let status = Command::new("chown").arg("postgres:postgres").arg(sub).status().unwrap();
+            assert!(status.success());
+        }
+        let out = as_postgres("initdb")
+            .args(["--auth=trust", "--encoding=UTF8", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        checked("initdb", out);
+        let port = crate::system::free_port();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=off",
+            run.display()
+        );
+        let out = as_postgres("pg_ctl")
+            .args(["-w", "-t", "30", "-D"])
+            .arg(&data)
+            .arg("-l")
+            .arg(data.join("log"))
+            .args(["-o", &options, "start"])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let log = fs::read_to_string(data.join("log")).unwrap_or_default();
+            panic!("pg_ctl start: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+        }
+        Postgres { dir, port }
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// Runs `sql` (one or more statements, or a script with COPY … FROM
+    /// STDIN data in it) with psql as the superuser on `database`; returns
+    /// what it printed (unaligned, tuples only). Panics on any error.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(Path::new(BIN).join("psql"))
+            .arg("-h")
+            .arg(self.socket_dir())
+            .args(["-p", &self.port.to_string(), "-d", database])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+        let out = checked("psql", child.wait_with_output().unwrap());
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = as_postgres("pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
