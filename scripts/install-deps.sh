@@ -20,7 +20,8 @@ packages=(
   util-linux        # runuser, setpriv, unshare
   procps            # pgrep: is mfad (or cron) running
   passwd            # useradd
-  postgresql-15     # the fleet store's database, started by the tests (initdb, pg_ctl)
+  postgresql-15     # the fleet store's database; the tests start their own servers
+                    # (initdb, pg_ctl, a free port), whatever the package set up
 )
 
 missing=()
@@ -33,11 +34,6 @@ fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "Installing: ${missing[*]}"
-# The tests start their own PostgreSQL servers; the package must not make
-# and start a cluster of its own on port 5432.
-$SUDO mkdir -p /etc/postgresql-common
-[ -e /etc/postgresql-common/createcluster.conf ] ||
-  echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
