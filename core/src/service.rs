@@ -499,8 +499,8 @@ impl Service {
     }
 
     /// Whether an enrollment is waiting for its first code.
-    pub fn has_pending(&self, user: &Username, now: u64) -> bool {
-        self.store.has_pending(user, now).unwrap_or(false)
+    pub fn has_pending(&self, user: &Username, now: u64) -> Result<bool, ServiceError> {
+        Ok(self.store.has_pending(user, now)?)
     }
 
     /// All enrolled users with the time they enrolled.

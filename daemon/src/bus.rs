@@ -1116,7 +1116,7 @@ impl EnrollInterface {
         let service = Arc::clone(&self.service);
         blocking(move || {
             let now = clock::now();
-            let pending = service.has_pending(&user, now);
+            let pending = service.has_pending(&user, now)?;
             Ok(match service.status(&user, now)? {
                 Some(s) => (true, s.enrolled_at, s.recovery_left, pending, s.locked_for),
                 None => (false, 0, 0, pending, 0),

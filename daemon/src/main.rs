@@ -176,7 +176,14 @@ async fn serve(
                 pam_mfa_daemon::bus::forget_caller(args.name());
                 let now = pam_mfa_daemon::clock::now();
                 approvers.forget(args.name());
-                match gone.store().cancel_challenges_of(args.name(), now) {
+                // Off the executor: a store may wait on a database.
+                let (store, name) = (Arc::clone(&gone), args.name().to_string());
+                let cancelled = tokio::task::spawn_blocking(move || {
+                    store.store().cancel_challenges_of(&name, now).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                match cancelled {
                     Ok(ids) => {
                         for id in ids {
                             tracing::info!(challenge = %id, result = "cancelled", "challenge-ended");
