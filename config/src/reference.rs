@@ -176,8 +176,11 @@ pub const KEYS: &[KeyDoc] = &[
 /// The default of `key`, as TOML, from the parser's own defaults
 /// (`Config::default()`): the docs cannot say another.
 pub fn default_of(key: &KeyDoc) -> String {
-    let text = toml::to_string(&crate::schema::Config::default()).unwrap_or_default();
-    let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+    static DEFAULTS: std::sync::OnceLock<toml::Table> = std::sync::OnceLock::new();
+    let table = DEFAULTS.get_or_init(|| {
+        let text = toml::to_string(&crate::schema::Config::default()).unwrap_or_default();
+        toml::from_str(&text).unwrap_or_default()
+    });
     let value = match key.section {
         "" => table.get(key.key),
         section => table.get(section).and_then(|s| s.get(key.key)),

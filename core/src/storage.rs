@@ -225,10 +225,6 @@ impl<R: Records> Locked<R> {
         }
     }
 
-    pub fn records(&self) -> &R {
-        &self.records
-    }
-
     /// Runs `work` under `user`'s lock.
     fn locked<T>(&self, user: &Username, work: impl FnOnce() -> T) -> T {
         let user_lock = {

@@ -63,6 +63,19 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     cmd
 }
 
+/// Runs `cmd` with `input` on its standard input; waits for it and
+/// returns what it printed, whatever its exit status.
+pub fn with_input(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Waits for `done` up to `limit`, polling every 20 ms.
 pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -262,17 +275,7 @@ impl Mfad {
     /// Runs a client command with this daemon's config, `args`, and `input`
     /// on its standard input; waits for it.
     pub fn run_client(&self, mut cmd: Command, args: &[&str], input: &str) -> Output {
-        let mut child = cmd
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        with_input(cmd.arg("--config").arg(&self.config).args(args), input)
     }
 
     /// Runs `mfa-enroll ARGS` as `user` (`None`: as the test runner) with

@@ -6,7 +6,9 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::system;
 
 /// Debian's PostgreSQL 15 programs.
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -20,16 +22,6 @@ fn as_postgres(program: &str) -> Command {
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", "postgres", "--"]).arg(Path::new(BIN).join(program));
     cmd
-}
-
-fn checked(what: &str, out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 impl Postgres {
@@ -49,12 +41,11 @@ impl Postgres {
             let status = Command::new("chown").arg("postgres:postgres").arg(sub).status().unwrap();
             assert!(status.success());
         }
-        let out = as_postgres("initdb")
-            .args(["--auth=trust", "--encoding=UTF8", "--no-sync", "-D"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        checked("initdb", out);
+        system::run(
+            as_postgres("initdb")
+                .args(["--auth=trust", "--encoding=UTF8", "--no-sync", "-D"])
+                .arg(&data),
+        );
         let port = crate::system::free_port();
         let options = format!(
             "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=off",
@@ -84,21 +75,15 @@ impl Postgres {
     /// STDIN data in it) with psql as the superuser on `database`; returns
     /// what it printed (unaligned, tuples only). Panics on any error.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        use std::io::Write;
-        let mut child = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(Path::new(BIN).join("psql"))
-            .arg("-h")
-            .arg(self.socket_dir())
-            .args(["-p", &self.port.to_string(), "-d", database])
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
-        let out = checked("psql", child.wait_with_output().unwrap());
+        let out = crate::with_input(
+            as_postgres("psql")
+                .arg("-h")
+                .arg(self.socket_dir())
+                .args(["-p", &self.port.to_string(), "-d", database])
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"]),
+            sql,
+        );
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 }
