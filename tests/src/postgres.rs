@@ -1,6 +1,8 @@
 //! A real PostgreSQL 15 (Debian's) for the tests: `initdb` and `pg_ctl` in
-//! a temporary directory as the postgres user, listening on 127.0.0.1 at a
-//! free port and on a socket in that directory; stopped (immediately) and
+//! a temporary directory as the postgres user, on a socket in that
+//! directory only (no TCP) that only the postgres user may open: its
+//! superuser trusts whoever connects, so nobody else on the machine may
+//! (a superuser runs programs as postgres). Stopped (immediately) and
 //! removed when dropped. Needs root (to become postgres).
 
 use std::fs;
@@ -25,8 +27,8 @@ fn as_postgres(program: &str) -> Command {
 }
 
 impl Postgres {
-    /// A new server with an empty cluster (trust authentication on its
-    /// socket and on 127.0.0.1: the tests' own, reachable by nobody else).
+    /// A new server with an empty cluster (trust authentication on a
+    /// socket only the postgres user can open).
     pub fn start() -> Postgres {
         assert!(
             Path::new(BIN).join("initdb").exists(),
@@ -48,7 +50,8 @@ impl Postgres {
         );
         let port = crate::system::free_port();
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=off",
+            "-c listen_addresses='' -c port={port} -c unix_socket_directories={} \
+             -c unix_socket_permissions=0700 -c fsync=off",
             run.display()
         );
         let out = as_postgres("pg_ctl")
@@ -75,16 +78,23 @@ impl Postgres {
     /// STDIN data in it) with psql as the superuser on `database`; returns
     /// what it printed (unaligned, tuples only). Panics on any error.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        let out = crate::with_input(
-            as_postgres("psql")
+        let out = self.psql_as("postgres", database, sql);
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs psql as the system user `user` (whatever it prints).
+    pub fn psql_as(&self, user: &str, database: &str, sql: &str) -> std::process::Output {
+        crate::with_input(
+            Command::new("runuser")
+                .args(["-u", user, "--"])
+                .arg(Path::new(BIN).join("psql"))
                 .arg("-h")
                 .arg(self.socket_dir())
                 .args(["-p", &self.port.to_string(), "-d", database])
                 .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"]),
             sql,
-        );
-        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
+        )
     }
 }
 

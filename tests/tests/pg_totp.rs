@@ -111,3 +111,18 @@ fn the_database_and_mfad_compute_the_same_codes() {
     }
     assert_eq!(differ, 0, "of {} random cases", cases.len());
 }
+
+#[test]
+fn nobody_but_postgres_can_reach_the_test_server() {
+    require_root();
+    let pg = Postgres::start();
+    // Its superuser trusts whoever connects: another user must not get in
+    // (no TCP listener, a socket only postgres may open).
+    let out = pg.psql_as("nobody", "postgres", "SELECT 1;");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "nobody connected: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(pg.psql("postgres", "SELECT 1;").trim(), "1");
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", pg.port));
+    assert!(tcp.is_err(), "the server listens on 127.0.0.1:{}", pg.port);
+}
