@@ -99,6 +99,19 @@ impl Device {
         })
     }
 
+    /// The SHA-256 of the SSH key, hex.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn rhost(&self) -> &str {
+        &self.rhost
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
     /// Whether `r` remembers this device (at any time).
     pub fn is(&self, r: &Remembered) -> bool {
         !r.key.is_empty() && r.key == self.key && r.rhost == self.rhost && r.service == self.service
@@ -111,6 +124,8 @@ pub struct Attempt {
     pub code: Zeroizing<String>,
     /// The remote host (may be empty); counts under `scope = "user+address"`.
     pub rhost: String,
+    /// The PAM service (may be empty), for a store's audit.
+    pub service: String,
     /// With `[remember] seconds`, a code (never a recovery code) remembers it.
     pub device: Option<Device>,
 }

@@ -113,12 +113,20 @@ fn secret() -> Vec<u8> {
 }
 
 fn code(at: u64) -> String {
-    totp::code_at(&secret(), params(), at)
+    code_of(&secret(), at)
+}
+
+fn code_of(secret: &[u8], at: u64) -> String {
+    totp::code_at(secret, params(), at)
 }
 
 /// A right-length code that is not the one of `at` (nor its neighbours').
 fn wrong(at: u64) -> String {
-    let neighbours: Vec<String> = (0..3).map(|i| code(at - 30 + i * 30)).collect();
+    wrong_of(&secret(), at)
+}
+
+fn wrong_of(secret: &[u8], at: u64) -> String {
+    let neighbours: Vec<String> = (0..3).map(|i| code_of(secret, at - 30 + i * 30)).collect();
     (0..1_000_000u32)
         .map(|n| format!("{n:06}"))
         .find(|c| !neighbours.contains(c))
@@ -166,7 +174,12 @@ fn rules() -> Rules {
 }
 
 fn attempt(code: &str) -> Attempt {
-    Attempt { code: Zeroizing::new(code.to_string()), rhost: String::new(), device: None }
+    Attempt {
+        code: Zeroizing::new(code.to_string()),
+        rhost: String::new(),
+        service: "sshd".into(),
+        device: None,
+    }
 }
 
 fn verify(store: &dyn Storage, who: &Username, a: &Attempt, rules: &Rules, now: u64) -> Verdict {
@@ -317,6 +330,13 @@ fn pending(expires_at: u64, tries_left: u32) -> Pending {
     Pending { secret: Zeroizing::new(secret()), params: params(), expires_at, tries_left }
 }
 
+/// Begins an enrollment; the secret the store kept (its own, maybe).
+fn begun(store: &dyn Storage, who: &Username, pending: Pending, now: u64) -> Vec<u8> {
+    let secret = ok(store.begin_enrollment(who, pending, now)).to_vec();
+    assert!(secret.len() >= 16, "a secret of {} bytes", secret.len());
+    secret
+}
+
 pub fn an_enrollment_is_active_only_once_confirmed(make: &dyn Fn() -> Subject) {
     let s = make();
     let store = s.store.as_ref();
@@ -324,31 +344,36 @@ pub fn an_enrollment_is_active_only_once_confirmed(make: &dyn Fn() -> Subject) {
     let confirm =
         |code: &str, now| ok(store.confirm_enrollment(&carol, code, 1, recovery_set().1, now));
     assert_eq!(confirm(&code(T), T), Confirmation::NoPending);
-    ok(store.begin_enrollment(&carol, pending(T + 300, 3), T));
+    let first = begun(store, &carol, pending(T + 300, 3), T);
     assert!(ok(store.has_pending(&carol, T)));
     assert_eq!(ok(store.summary(&carol, T)), None, "not active before the first code");
-    assert_eq!(confirm(&code(T), T), Confirmation::Confirmed);
+    assert_eq!(confirm(&code_of(&first, T), T), Confirmation::Confirmed);
     assert!(!ok(store.has_pending(&carol, T)));
     assert_eq!(
         ok(store.summary(&carol, T)).map(|s| (s.enrolled_at, s.recovery_left)),
         Some((T, 2))
     );
     assert_eq!(
-        outcome(store, &carol, &code(T), T),
+        outcome(store, &carol, &code_of(&first, T), T),
         VerifyOutcome::Replayed,
         "the first code is used"
     );
-    assert_eq!(confirm(&code(T + 30), T + 30), Confirmation::NoPending, "confirmed once");
+    assert_eq!(
+        confirm(&code_of(&first, T + 30), T + 30),
+        Confirmation::NoPending,
+        "confirmed once"
+    );
     // A replacement leaves the active enrollment alone until it is confirmed.
     let mut other = pending(T + 300, 3);
     other.secret = Zeroizing::new(vec![7u8; 20]);
-    ok(store.begin_enrollment(&carol, other, T + 30));
-    assert_eq!(outcome(store, &carol, &code(T + 30), T + 30), VerifyOutcome::Accepted);
+    let second = begun(store, &carol, other, T + 30);
+    assert_ne!(first, second);
+    assert_eq!(outcome(store, &carol, &code_of(&first, T + 30), T + 30), VerifyOutcome::Accepted);
     assert_eq!(ok(store.summary(&carol, T + 30)).map(|s| s.enrolled_at), Some(T));
-    let replacing = totp::code_at(&[7u8; 20], params(), T + 60);
-    assert_eq!(confirm(&replacing, T + 60), Confirmation::Confirmed);
+    assert_eq!(confirm(&code_of(&second, T + 60), T + 60), Confirmation::Confirmed);
     assert_eq!(ok(store.summary(&carol, T + 60)).map(|s| s.enrolled_at), Some(T + 60));
-    assert_eq!(outcome(store, &carol, &code(T + 90), T + 90), VerifyOutcome::Rejected);
+    assert_eq!(outcome(store, &carol, &code_of(&first, T + 90), T + 90), VerifyOutcome::Rejected);
+    assert_eq!(outcome(store, &carol, &code_of(&second, T + 90), T + 90), VerifyOutcome::Accepted);
 }
 
 pub fn wrong_first_codes_are_bounded_and_expiry_ends_it(make: &dyn Fn() -> Subject) {
@@ -357,14 +382,18 @@ pub fn wrong_first_codes_are_bounded_and_expiry_ends_it(make: &dyn Fn() -> Subje
     let carol = user("carol");
     let confirm =
         |code: &str, now| ok(store.confirm_enrollment(&carol, code, 1, recovery_set().1, now));
-    ok(store.begin_enrollment(&carol, pending(T + 300, 2), T));
-    assert_eq!(confirm(&wrong(T), T), Confirmation::WrongCode { tries_left: 1 });
-    assert_eq!(confirm(&wrong(T), T), Confirmation::TooManyTries);
-    assert_eq!(confirm(&code(T), T), Confirmation::NoPending, "dropped after the last try");
-    ok(store.begin_enrollment(&carol, pending(T + 300, 2), T));
+    let first = begun(store, &carol, pending(T + 300, 2), T);
+    assert_eq!(confirm(&wrong_of(&first, T), T), Confirmation::WrongCode { tries_left: 1 });
+    assert_eq!(confirm(&wrong_of(&first, T), T), Confirmation::TooManyTries);
+    assert_eq!(
+        confirm(&code_of(&first, T), T),
+        Confirmation::NoPending,
+        "dropped after the last try"
+    );
+    let second = begun(store, &carol, pending(T + 300, 2), T);
     assert!(!ok(store.has_pending(&carol, T + 300)));
-    assert_eq!(confirm(&code(T + 300), T + 300), Confirmation::Expired);
-    assert_eq!(confirm(&code(T + 300), T + 300), Confirmation::NoPending);
+    assert_eq!(confirm(&code_of(&second, T + 300), T + 300), Confirmation::Expired);
+    assert_eq!(confirm(&code_of(&second, T + 300), T + 300), Confirmation::NoPending);
     assert_eq!(ok(store.summary(&carol, T + 300)), None);
 }
 
@@ -440,8 +469,9 @@ pub fn racing_confirmations_confirm_once(make: &dyn Fn() -> Subject) {
     let s = make();
     let store = s.store.as_ref();
     let carol = user("carol");
-    ok(store.begin_enrollment(&carol, pending(T + 300, 3), T));
-    let answers = race(|_| ok(store.confirm_enrollment(&carol, &code(T), 1, recovery_set().1, T)));
+    let secret = begun(store, &carol, pending(T + 300, 3), T);
+    let first = code_of(&secret, T);
+    let answers = race(|_| ok(store.confirm_enrollment(&carol, &first, 1, recovery_set().1, T)));
     let confirmed = answers.iter().filter(|a| **a == Confirmation::Confirmed).count();
     let none = answers.iter().filter(|a| **a == Confirmation::NoPending).count();
     assert_eq!((confirmed, none), (1, THREADS - 1), "{answers:?}");

@@ -249,11 +249,12 @@ impl Service {
     /// `now`. A success is kept before this returns, so the same step or
     /// recovery code can never be accepted twice.
     pub fn verify(&self, user: &Username, code: &str, now: u64) -> Result<Verdict, ServiceError> {
-        self.verify_from(user, code, "", None, now)
+        self.verify_from(user, code, "", "", None, now)
     }
 
     /// [`Service::verify`] for a login from remote host `rhost` (may be
-    /// empty; it counts under `[limits] scope = "user+address"`) and
+    /// empty; it counts under `[limits] scope = "user+address"`), through
+    /// PAM service `pam_service` (for the audit of a store that keeps one) and
     /// `device` (an SSH key, address and service; `None` for anything
     /// else): with `[remember] seconds`, a code (never a recovery code)
     /// remembers the device.
@@ -262,12 +263,14 @@ impl Service {
         user: &Username,
         code: &str,
         rhost: &str,
+        pam_service: &str,
         device: Option<&Device>,
         now: u64,
     ) -> Result<Verdict, ServiceError> {
         let attempt = Attempt {
             code: Zeroizing::new(code.to_string()),
             rhost: rhost.to_string(),
+            service: pam_service.to_string(),
             device: device.cloned(),
         };
         let Some(verdict) = self.store.verify(user, &attempt, &self.rules(), now)? else {
@@ -340,6 +343,12 @@ impl Service {
             digits: u8::try_from(totp.digits.get()).unwrap_or(6),
             period: totp.period.get(),
         };
+        let expires_in = self.config.enroll.pending_seconds.get();
+        let tries_left = u32::try_from(self.config.enroll.confirm_tries.get()).unwrap_or(5);
+        let expires_at = now.saturating_add(expires_in);
+        let pending = Pending { secret, params, expires_at, tries_left };
+        // The store may keep a secret of its own making: the QR shows that one.
+        let secret = self.store.begin_enrollment(user, pending, now)?;
         let account = format!("{user}@{}", self.host);
         let uri = Zeroizing::new(uri::otpauth(
             self.config.issuer.as_str(),
@@ -347,14 +356,6 @@ impl Service {
             &uri::base32(&secret),
             params,
         ));
-        let expires_in = self.config.enroll.pending_seconds.get();
-        let tries_left = u32::try_from(self.config.enroll.confirm_tries.get()).unwrap_or(5);
-        let expires_at = now.saturating_add(expires_in);
-        self.store.begin_enrollment(
-            user,
-            Pending { secret, params, expires_at, tries_left },
-            now,
-        )?;
         Ok(Started { uri, account, expires_in })
     }
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use pam_mfa_protocol::username::Username;
+use zeroize::Zeroizing;
 
 use crate::challenge::{Approver, Challenge, NotTaken, SessionRule};
 use crate::challenges::{Budget, ChallengeBook, Ender, Listed, Refused, Waiter};
@@ -102,12 +103,14 @@ pub trait Storage: Send + Sync {
 
     /// Keeps a started enrollment (replacing any other pending one of the
     /// user) until it is confirmed or expires. The active one is untouched.
+    /// Returns the secret kept: a store may make its own in place of
+    /// `pending.secret` (a database makes it where it stays).
     fn begin_enrollment(
         &self,
         user: &Username,
         pending: Pending,
         now: u64,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Zeroizing<Vec<u8>>, StorageError>;
 
     fn has_pending(&self, user: &Username, now: u64) -> Result<bool, StorageError>;
 
@@ -323,13 +326,14 @@ impl<R: Records> Storage for Locked<R> {
         user: &Username,
         pending: Pending,
         now: u64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Zeroizing<Vec<u8>>, StorageError> {
+        let secret = pending.secret.clone();
         self.locked(user, || {
             let mut all = lock(&self.pending);
             all.retain(|_, p| p.expires_at > now);
             all.insert(user.clone(), pending);
         });
-        Ok(())
+        Ok(secret)
     }
 
     fn has_pending(&self, user: &Username, now: u64) -> Result<bool, StorageError> {

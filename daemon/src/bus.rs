@@ -532,8 +532,9 @@ impl PamInterface {
         let logged_user = user.clone();
         let device = pam_mfa_core::service::Device::of(&context);
         let rhost = context.get(context::RHOST).cloned().unwrap_or_default();
+        let pam_service = context.get(context::SERVICE).cloned().unwrap_or_default();
         let verdict = blocking(move || {
-            service.verify_from(&user, &code, &rhost, device.as_ref(), clock::now())
+            service.verify_from(&user, &code, &rhost, &pam_service, device.as_ref(), clock::now())
         })
         .await?;
         let token = if verdict.outcome.is_success() {

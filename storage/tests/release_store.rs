@@ -106,10 +106,10 @@ fn an_imported_enrollment_of_the_release_works_as_before() {
     // release counted one failure from 198.51.100.9.
     let bad = "000000";
     for _ in 0..2 {
-        let v = svc.verify_from(&legacy, bad, "198.51.100.9", None, T + 6).unwrap();
+        let v = svc.verify_from(&legacy, bad, "198.51.100.9", "sshd", None, T + 6).unwrap();
         assert_eq!(v.outcome, VerifyOutcome::Rejected);
     }
-    let locked = svc.verify_from(&legacy, bad, "198.51.100.9", None, T + 6).unwrap();
+    let locked = svc.verify_from(&legacy, bad, "198.51.100.9", "sshd", None, T + 6).unwrap();
     assert_eq!(locked.outcome, VerifyOutcome::LockedOut, "the release's failure counted");
     let next = code_at(&secret, params(), T + 30);
     assert_eq!(svc.verify(&legacy, &next, T + 30).unwrap().outcome, VerifyOutcome::Accepted);
