@@ -74,6 +74,22 @@ impl Postgres {
         self.dir.path().join("run")
     }
 
+    /// A libpq connection string for role `user` on `database` through
+    /// the private socket (the test runs as root, which may open it).
+    pub fn conninfo(&self, user: &str, database: &str) -> String {
+        format!(
+            "host={} port={} user={user} dbname={database}",
+            self.socket_dir().display(),
+            self.port
+        )
+    }
+
+    /// A client of the superuser on `database`.
+    pub fn client(&self, database: &str) -> postgres::Client {
+        postgres::Client::connect(&self.conninfo("postgres", database), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to {database}: {e}"))
+    }
+
     /// Runs `sql` (one or more statements, or a script with COPY … FROM
     /// STDIN data in it) with psql as the superuser on `database`; returns
     /// what it printed (unaligned, tuples only). Panics on any error.

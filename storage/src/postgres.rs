@@ -1,0 +1,867 @@
+//! The fleet store: every host's mfad on one PostgreSQL database. Each
+//! operation of [`Storage`] is one call of a function of the database
+//! (`storage/sql/002-store.sql`), one transaction: a code is checked
+//! where the secret is, on the database's clock, and accepted once
+//! fleet-wide. A host's role may call those functions and nothing else.
+//!
+//! Connections come from a small pool with bounded waits (connect,
+//! statement, a free connection): when the database cannot be reached an
+//! operation fails within that bound, and the next one connects again.
+//! A challenge's waiter is woken by LISTEN/NOTIFY on a connection of its
+//! own; the notice carries only the id, and the outcome is read from the
+//! database, so a NOTIFY from anyone else decides nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pam_mfa_config::schema::LimitScope;
+use pam_mfa_core::account::{
+    Account, Attempt, Confirmation, Device, Pending, RecoveryHashes, Rules, Verdict,
+};
+use pam_mfa_core::challenge::{Approver, Challenge, Context, NotTaken, SessionRule};
+use pam_mfa_core::challenges::{Budget, Ender, Listed, Refused, Waiter};
+use pam_mfa_core::storage::{Storage, StorageError, Summary};
+use pam_mfa_core::{limits, recovery};
+use pam_mfa_protocol::username::Username;
+use pam_mfa_protocol::wire::{ChallengeOutcome, VerifyOutcome};
+use postgres::types::{FromSql, ToSql};
+use postgres::{Client, NoTls, Row, Statement};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+/// The channel the database's functions notify when a challenge ends.
+const CHANNEL: &str = "mfa_challenge";
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct Settings {
+    pub config: postgres::Config,
+    /// TLS (required when set): the server's CA, maybe a client certificate.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Connections kept open for store operations (the listener has its own).
+    pub pool_size: usize,
+    /// Longest wait for a free connection.
+    pub wait: Duration,
+}
+
+impl Settings {
+    /// Settings from a libpq connection string (key=value or URL), with
+    /// the timeouts every connection gets: `connect` per attempt (each
+    /// host of a multi-host string), `statement` per statement.
+    pub fn new(conninfo: &str, connect: Duration, statement: Duration) -> Result<Settings, String> {
+        let mut config: postgres::Config =
+            conninfo.parse().map_err(|e| format!("the connection string: {e}"))?;
+        config.connect_timeout(connect);
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        config.tcp_user_timeout(statement.max(connect));
+        config.options(&format!(
+            "-c statement_timeout={} -c lock_timeout={}",
+            statement.as_millis(),
+            statement.as_millis()
+        ));
+        if config.get_application_name().is_none() {
+            config.application_name("mfad");
+        }
+        Ok(Settings { config, tls: None, pool_size: 4, wait: statement })
+    }
+
+    /// Requires TLS, trusting the CA certificates in `ca_file` (PEM), and
+    /// shows the client certificate `cert` with its key when given.
+    pub fn with_tls(
+        mut self,
+        ca_file: &Path,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<Settings, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(ca_file)
+            .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("{}: {e}", ca_file.display()))?;
+            roots.add(cert).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("{}: no certificate in it", ca_file.display()));
+        }
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let tls = match client {
+            Some((cert, key)) => {
+                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                    .and_then(|certs| certs.collect::<Result<_, _>>())
+                    .map_err(|e| format!("{}: {e}", cert.display()))?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        self.config.ssl_mode(postgres::config::SslMode::Require);
+        self.tls = Some(Arc::new(tls));
+        Ok(self)
+    }
+
+    /// The database as errors name it: its hosts and name, never a password.
+    pub fn place(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        format!("database {} on {}", self.config.get_dbname().unwrap_or("?"), hosts.join(","))
+    }
+
+    pub fn connect(&self) -> Result<Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => self
+                .config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(ClientConfigRef(tls).get())),
+            None => self.config.connect(NoTls),
+        }
+    }
+}
+
+/// A shared rustls config handed to the connector by value.
+struct ClientConfigRef<'a>(&'a Arc<rustls::ClientConfig>);
+
+impl ClientConfigRef<'_> {
+    fn get(&self) -> rustls::ClientConfig {
+        rustls::ClientConfig::clone(self.0)
+    }
+}
+
+/// One pooled connection and its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.query(&statement, params)
+    }
+
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// The one row of a function that always returns one.
+    fn query_one(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.client.query_one(&statement, params)
+    }
+
+    /// The first value of that row.
+    fn value<T: for<'a> FromSql<'a>>(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<T, postgres::Error> {
+        self.query_one(sql, params)?.try_get(0)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Open connections, at most `pool_size` in use at once.
+struct Pool {
+    settings: Settings,
+    idle: Mutex<Vec<Conn>>,
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A connection slot taken from the pool; given back when dropped.
+struct Slot<'a>(&'a Pool);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut busy = lock(&self.0.busy);
+        *busy = busy.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
+}
+
+impl Pool {
+    fn unavailable(&self, why: String) -> StorageError {
+        StorageError::Io { place: self.settings.place(), error: std::io::Error::other(why) }
+    }
+
+    fn slot(&self) -> Result<Slot<'_>, StorageError> {
+        let deadline = Instant::now() + self.settings.wait;
+        let mut busy = lock(&self.busy);
+        while *busy >= self.settings.pool_size.max(1) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.unavailable(format!(
+                    "all {} connections stayed busy for {} ms",
+                    self.settings.pool_size,
+                    self.settings.wait.as_millis()
+                )));
+            }
+            busy = self.freed.wait_timeout(busy, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        *busy += 1;
+        Ok(Slot(self))
+    }
+
+    /// Runs `work` on a connection. A connection that was found closed is
+    /// replaced; one that broke during `work` is dropped, and `work` is
+    /// tried once more on a new one only if it was idle before (the
+    /// server went away while nobody used it: after a failover, say).
+    fn run<T>(
+        &self,
+        work: impl Fn(&mut Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, StorageError> {
+        let _slot = self.slot()?;
+        let reused = {
+            let mut idle = lock(&self.idle);
+            idle.retain(|c| !c.client.is_closed());
+            idle.pop()
+        };
+        let was_reused = reused.is_some();
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        match work(&mut conn) {
+            Ok(v) => {
+                lock(&self.idle).push(conn);
+                Ok(v)
+            }
+            Err(_) if was_reused && conn.client.is_closed() => {
+                drop(conn);
+                let mut conn = self.open()?;
+                let answer = work(&mut conn).map_err(|e| self.failed(&e))?;
+                lock(&self.idle).push(conn);
+                Ok(answer)
+            }
+            Err(e) => {
+                if !conn.client.is_closed() {
+                    lock(&self.idle).push(conn);
+                }
+                Err(self.failed(&e))
+            }
+        }
+    }
+
+    fn open(&self) -> Result<Conn, StorageError> {
+        let client = self.settings.connect().map_err(|e| self.failed(&e))?;
+        Ok(Conn { client, statements: HashMap::new() })
+    }
+
+    fn failed(&self, e: &postgres::Error) -> StorageError {
+        self.unavailable(describe(e))
+    }
+}
+
+/// An error as an administrator needs it: the server's message and code.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+type Senders = Mutex<HashMap<String, watch::Sender<Option<ChallengeOutcome>>>>;
+
+/// The fleet store.
+pub struct PgStore {
+    pool: Arc<Pool>,
+    watched: Arc<Senders>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn big(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn verify_outcome(word: &str) -> Option<VerifyOutcome> {
+    VerifyOutcome::ALL.into_iter().find(|o| o.as_str() == word)
+}
+
+fn challenge_outcome(word: &str) -> Option<ChallengeOutcome> {
+    ChallengeOutcome::ALL.into_iter().find(|o| o.as_str() == word)
+}
+
+impl PgStore {
+    /// A store on the database of `settings`. Nothing is connected yet:
+    /// mfad starts while the database is down and serves once it is up.
+    pub fn open(settings: Settings) -> PgStore {
+        let pool = Arc::new(Pool {
+            settings,
+            idle: Mutex::new(Vec::new()),
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+        });
+        let watched: Arc<Senders> = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, w, s) = (Arc::clone(&pool), Arc::clone(&watched), Arc::clone(&stop));
+        let spawned = std::thread::Builder::new()
+            .name("mfa-listen".into())
+            .spawn(move || listen(&p.settings, &w, &s));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the challenge listener: waits end at expiry");
+        }
+        PgStore { pool, watched, stop }
+    }
+
+    /// Connects once and says whether the database answers as a host's
+    /// store should (used by `mfad --check` and the setup command).
+    pub fn probe(&self) -> Result<(), StorageError> {
+        self.pool.run(|c| c.query("SELECT mfa.has_pending('')", &[]).map(|_| ()))
+    }
+
+    /// Column `i` of `row`, as what our own functions return.
+    fn field<'a, T: FromSql<'a>>(&self, row: &'a Row, i: usize) -> Result<T, StorageError> {
+        row.try_get(i).map_err(|e| self.corrupt(format!("column {i}: {e}")))
+    }
+
+    fn corrupt(&self, message: String) -> StorageError {
+        StorageError::Corrupt { place: self.pool.settings.place(), message }
+    }
+
+    fn outcome_of(&self, word: Option<String>) -> Result<ChallengeOutcome, StorageError> {
+        let word = word.unwrap_or_default();
+        challenge_outcome(&word).ok_or_else(|| self.corrupt(format!("outcome {word:?}")))
+    }
+
+    /// A challenge from the row of `answer_challenge`/`end_challenge`.
+    fn taken(
+        &self,
+        row: &Row,
+    ) -> Result<Result<(ChallengeOutcome, Challenge), NotTaken>, StorageError> {
+        let refusal: Option<String> = self.field(row, 0)?;
+        let outcome: Option<String> = self.field(row, 1)?;
+        match refusal.as_deref() {
+            Some("unknown") => return Ok(Err(NotTaken::Unknown)),
+            Some("ended") => return Ok(Err(NotTaken::Ended(self.outcome_of(outcome)?))),
+            Some("same-session") => return Ok(Err(NotTaken::SameSession)),
+            Some("not-verified") => return Ok(Err(NotTaken::NotVerified)),
+            Some(other) => return Err(self.corrupt(format!("refusal {other:?}"))),
+            None => {}
+        }
+        let outcome = self.outcome_of(outcome)?;
+        let context: serde_json::Value = self.field(row, 5)?;
+        let context: Context =
+            serde_json::from_value(context).map_err(|e| self.corrupt(format!("context: {e}")))?;
+        let session: Option<i64> = self.field(row, 8)?;
+        let challenge = Challenge {
+            id: self.field(row, 2)?,
+            user: self.field(row, 3)?,
+            number: u32::try_from(self.field::<i32>(row, 4)?).unwrap_or(0),
+            context,
+            created_at: unsigned(self.field(row, 6)?),
+            expires_at: unsigned(self.field(row, 7)?),
+            requester_session: session.and_then(|s| u32::try_from(s).ok()),
+            creator: self.field(row, 9)?,
+            test: self.field(row, 10)?,
+            outcome: Some(outcome),
+        };
+        Ok(Ok((outcome, challenge)))
+    }
+}
+
+/// Wakes the waiters of challenges that ended, for as long as the store
+/// lives: LISTEN on a connection of its own, reconnecting after a second
+/// when it breaks; after each (re)connect every watched challenge is read
+/// again, in case it ended while nobody listened.
+fn listen(settings: &Settings, watched: &Senders, stop: &AtomicBool) {
+    let place = settings.place();
+    let mut said_down = false;
+    while !stop.load(Ordering::Relaxed) {
+        let mut client = match settings.connect() {
+            Ok(c) => c,
+            Err(e) => {
+                if !said_down {
+                    tracing::warn!(database = %place, error = %describe(&e), "challenge listener cannot connect; retrying");
+                    said_down = true;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")) {
+            tracing::warn!(database = %place, error = %describe(&e), "LISTEN failed; retrying");
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        if said_down {
+            tracing::info!(database = %place, "challenge listener connected again");
+            said_down = false;
+        }
+        let all: Vec<String> = lock(watched).keys().cloned().collect();
+        if wake(&mut client, watched, all).is_err() {
+            continue;
+        }
+        while !stop.load(Ordering::Relaxed) {
+            let ids = match next_ids(&mut client) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(database = %place, error = %describe(&e), "challenge listener lost its connection");
+                    said_down = true;
+                    break;
+                }
+            };
+            if wake(&mut client, watched, ids).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// The ids notified within a second (maybe none).
+fn next_ids(client: &mut Client) -> Result<Vec<String>, postgres::Error> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut notifications = client.notifications();
+    let mut ids = Vec::new();
+    if let Some(n) = notifications.timeout_iter(Duration::from_secs(1)).next()? {
+        ids.push(n.payload().to_string());
+    }
+    let mut ready = notifications.iter();
+    while let Some(n) = ready.next()? {
+        ids.push(n.payload().to_string());
+    }
+    Ok(ids)
+}
+
+/// Reads the outcome of each watched id among `ids` and wakes its
+/// waiters; forgets watches whose waiters are gone or woken.
+fn wake(client: &mut Client, watched: &Senders, ids: Vec<String>) -> Result<(), postgres::Error> {
+    for id in ids {
+        if !lock(watched).contains_key(&id) {
+            continue;
+        }
+        let word: Option<String> =
+            client.query_one("SELECT mfa.challenge_outcome($1)", &[&id])?.try_get(0)?;
+        if let Some(outcome) = word.as_deref().and_then(challenge_outcome) {
+            if let Some(sender) = lock(watched).remove(&id) {
+                let _ = sender.send(Some(outcome));
+            }
+        }
+    }
+    lock(watched).retain(|_, s| s.receiver_count() > 0);
+    Ok(())
+}
+
+impl Storage for PgStore {
+    fn summary(&self, user: &Username, _now: u64) -> Result<Option<Summary>, StorageError> {
+        let row =
+            self.pool.run(|c| c.query_opt("SELECT * FROM mfa.summary($1)", &[&user.as_str()]))?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Summary {
+            enrolled_at: unsigned(self.field(&row, 0)?),
+            recovery_left: u32::try_from(self.field::<i32>(&row, 1)?).unwrap_or(0),
+            locked_for: unsigned(self.field(&row, 2)?),
+            push_blocked_since: unsigned(self.field(&row, 3)?),
+        }))
+    }
+
+    fn users(&self) -> Result<Vec<(Username, u64)>, StorageError> {
+        let rows = self.pool.run(|c| c.query("SELECT * FROM mfa.users()", &[]))?;
+        let mut users = Vec::new();
+        for row in rows {
+            let name: String = self.field(&row, 0)?;
+            match Username::parse(&name) {
+                Ok(user) => users.push((user, unsigned(self.field(&row, 1)?))),
+                Err(e) => {
+                    tracing::warn!(user = ?name, error = %e, "an enrolled name that is not a user name")
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    fn verify(
+        &self,
+        user: &Username,
+        attempt: &Attempt,
+        rules: &Rules,
+        _now: u64,
+    ) -> Result<Option<Verdict>, StorageError> {
+        let recovery = recovery::normalize(&attempt.code);
+        let recovery: Option<&str> = recovery.as_deref().map(String::as_str);
+        let address =
+            (rules.scope == LimitScope::UserAddress).then(|| limits::address_key(&attempt.rhost));
+        let device = attempt.device.as_ref();
+        let (skew, remember) = (big(rules.skew), big(rules.remember_seconds));
+        let max_failures = big(rules.limits.max_failures.get());
+        let lockout = big(rules.limits.lockout_seconds.get());
+        let lockout_max = big(rules.limits.lockout_max_seconds.get());
+        let row = self.pool.run(|c| {
+            c.query_opt(
+                "SELECT * FROM mfa.verify($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                &[
+                    &user.as_str(),
+                    &attempt.code.as_str(),
+                    &recovery,
+                    &address,
+                    &device.map(Device::key),
+                    &device.map(Device::rhost),
+                    &device.map(Device::service),
+                    &skew,
+                    &max_failures,
+                    &lockout,
+                    &lockout_max,
+                    &remember,
+                    &attempt.service,
+                    &attempt.rhost,
+                ],
+            )
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let word: String = self.field(&row, 0)?;
+        let outcome =
+            verify_outcome(&word).ok_or_else(|| self.corrupt(format!("verdict {word:?}")))?;
+        Ok(Some(Verdict {
+            outcome,
+            retry_after: unsigned(self.field(&row, 1)?),
+            unblocked: self.field(&row, 2)?,
+        }))
+    }
+
+    fn is_remembered(
+        &self,
+        user: &Username,
+        device: &Device,
+        _now: u64,
+    ) -> Result<bool, StorageError> {
+        self.pool.run(|c| {
+            let row = c.query_one(
+                "SELECT mfa.is_remembered($1, $2, $3, $4)",
+                &[&user.as_str(), &device.key(), &device.rhost(), &device.service()],
+            )?;
+            row.try_get(0)
+        })
+    }
+
+    fn forget_devices(&self, user: &Username, _now: u64) -> Result<Option<u32>, StorageError> {
+        let count: Option<i32> =
+            self.pool.run(|c| c.value("SELECT mfa.forget_devices($1)", &[&user.as_str()]))?;
+        Ok(count.map(|n| u32::try_from(n).unwrap_or(0)))
+    }
+
+    fn set_push_blocked(
+        &self,
+        user: &Username,
+        since: Option<u64>,
+    ) -> Result<Option<bool>, StorageError> {
+        let block = since.is_some();
+        self.pool.run(|c| c.value("SELECT mfa.set_push_blocked($1, $2)", &[&user.as_str(), &block]))
+    }
+
+    fn begin_enrollment(
+        &self,
+        user: &Username,
+        pending: Pending,
+        now: u64,
+    ) -> Result<Zeroizing<Vec<u8>>, StorageError> {
+        let p = pending.params;
+        let (digits, period) = (i32::from(p.digits), big(p.period));
+        let bytes = i32::try_from(pending.secret.len()).unwrap_or(20);
+        let ttl = big(pending.expires_at.saturating_sub(now));
+        let tries = int(pending.tries_left);
+        let secret: Vec<u8> = self.pool.run(|c| {
+            c.value(
+                "SELECT mfa.begin_enrollment($1, $2, $3, $4, $5, $6, $7)",
+                &[&user.as_str(), &p.algorithm.as_str(), &digits, &period, &bytes, &ttl, &tries],
+            )
+        })?;
+        Ok(Zeroizing::new(secret))
+    }
+
+    fn has_pending(&self, user: &Username, _now: u64) -> Result<bool, StorageError> {
+        self.pool.run(|c| c.value("SELECT mfa.has_pending($1)", &[&user.as_str()]))
+    }
+
+    fn confirm_enrollment(
+        &self,
+        user: &Username,
+        code: &str,
+        skew: u64,
+        recovery: RecoveryHashes,
+        _now: u64,
+    ) -> Result<Confirmation, StorageError> {
+        let skew = big(skew);
+        let row = self.pool.run(|c| {
+            c.query_one(
+                "SELECT * FROM mfa.confirm_enrollment($1, $2, $3, $4, $5)",
+                &[&user.as_str(), &code, &skew, &recovery.salt, &recovery.hashes],
+            )
+        })?;
+        let word: String = self.field(&row, 0)?;
+        let tries: i32 = self.field(&row, 1)?;
+        Ok(match word.as_str() {
+            "confirmed" => Confirmation::Confirmed,
+            "no-pending" => Confirmation::NoPending,
+            "expired" => Confirmation::Expired,
+            "wrong-code" => {
+                Confirmation::WrongCode { tries_left: u32::try_from(tries).unwrap_or(0) }
+            }
+            "too-many-tries" => Confirmation::TooManyTries,
+            other => return Err(self.corrupt(format!("confirmation {other:?}"))),
+        })
+    }
+
+    fn install(&self, user: &Username, account: Account) -> Result<(), StorageError> {
+        let unusable = |message| StorageError::Unusable { user: user.to_string(), message };
+        let params = account.params().map_err(unusable)?;
+        let secret = account.secret_bytes().map_err(unusable)?;
+        let addresses: Vec<serde_json::Value> = account
+            .limits_by_address
+            .iter()
+            .map(|(address, s)| {
+                serde_json::json!([address, s.failures, s.lockouts, big(s.locked_until)])
+            })
+            .collect();
+        let devices: Vec<serde_json::Value> = account
+            .remembered
+            .iter()
+            .map(|d| serde_json::json!([d.key, d.rhost, d.service, big(d.until)]))
+            .collect();
+        let (addresses, devices) =
+            (serde_json::Value::Array(addresses), serde_json::Value::Array(devices));
+        let a = &account;
+        let (digits, period) = (i32::from(params.digits), big(params.period));
+        let (enrolled, last) = (big(a.enrolled_at), a.last_step.map(big));
+        let (failures, lockouts) = (int(a.limits.failures), int(a.limits.lockouts));
+        let until = big(a.limits.locked_until);
+        let (skew, max_failures, lockout) =
+            (a.skew.map(big), a.max_failures.map(big), a.lockout_seconds.map(big));
+        let blocked = big(a.push_blocked_since);
+        self.pool.run(|c| {
+            c.query(
+                "SELECT mfa.install($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                &[
+                    &user.as_str(),
+                    &secret.as_slice(),
+                    &params.algorithm.as_str(),
+                    &digits,
+                    &period,
+                    &enrolled,
+                    &last,
+                    &failures,
+                    &lockouts,
+                    &until,
+                    &skew,
+                    &max_failures,
+                    &lockout,
+                    &a.recovery.salt,
+                    &a.recovery.hashes,
+                    &blocked,
+                    &addresses,
+                    &devices,
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn replace_recovery(
+        &self,
+        user: &Username,
+        recovery: RecoveryHashes,
+    ) -> Result<bool, StorageError> {
+        self.pool.run(|c| {
+            c.value(
+                "SELECT mfa.replace_recovery($1, $2, $3)",
+                &[&user.as_str(), &recovery.salt, &recovery.hashes],
+            )
+        })
+    }
+
+    fn remove(&self, user: &Username) -> Result<bool, StorageError> {
+        self.pool.run(|c| c.value("SELECT mfa.remove($1)", &[&user.as_str()]))
+    }
+
+    fn create_challenge(
+        &self,
+        challenge: Challenge,
+        budget: Budget,
+        _now: u64,
+    ) -> Result<Result<(), Refused>, StorageError> {
+        let c = &challenge;
+        let context =
+            serde_json::to_value(&c.context).map_err(|e| self.corrupt(format!("context: {e}")))?;
+        let number = int(c.number);
+        let ttl = big(c.expires_at.saturating_sub(c.created_at));
+        let session = c.requester_session.map(i64::from);
+        let (burst, every) = (big(budget.burst), big(budget.every));
+        let row = self.pool.run(|conn| {
+            conn.query_one(
+                "SELECT * FROM mfa.create_challenge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &c.id, &c.user, &number, &context, &ttl, &session, &c.creator, &c.test, &burst,
+                    &every,
+                ],
+            )
+        })?;
+        let refusal: Option<String> = self.field(&row, 0)?;
+        let detail: Option<String> = self.field(&row, 1)?;
+        let detail = detail.unwrap_or_default();
+        Ok(match refusal.as_deref() {
+            None => Ok(()),
+            Some("too-many") => Err(Refused::TooMany(detail.parse().unwrap_or(1))),
+            Some("pending") => Err(Refused::Pending(detail)),
+            Some(other) => return Err(self.corrupt(format!("refusal {other:?}"))),
+        })
+    }
+
+    fn watch_challenge(
+        &self,
+        id: &str,
+        creator: &str,
+    ) -> Result<Result<(Waiter, u64), NotTaken>, StorageError> {
+        // Watched before it is read: an end between the two still wakes.
+        let waiter = {
+            let mut watched = lock(&self.watched);
+            watched.entry(id.to_string()).or_insert_with(|| watch::channel(None).0).subscribe()
+        };
+        let row = self
+            .pool
+            .run(|c| c.query_opt("SELECT * FROM mfa.watch_challenge($1, $2)", &[&id, &creator]))?;
+        let Some(row) = row else {
+            lock(&self.watched).retain(|_, s| s.receiver_count() > 1);
+            return Ok(Err(NotTaken::Unknown));
+        };
+        let expires_at = unsigned(self.field(&row, 0)?);
+        let ended: Option<String> = self.field(&row, 1)?;
+        if let Some(outcome) = ended.as_deref().and_then(challenge_outcome) {
+            if let Some(sender) = lock(&self.watched).remove(id) {
+                let _ = sender.send(Some(outcome));
+            }
+        }
+        Ok(Ok((waiter, expires_at)))
+    }
+
+    fn settle_challenge(&self, id: &str, _now: u64) -> Result<ChallengeOutcome, StorageError> {
+        let word: String = self.pool.run(|c| c.value("SELECT mfa.settle_challenge($1)", &[&id]))?;
+        self.outcome_of(Some(word))
+    }
+
+    fn answer_challenge(
+        &self,
+        id: &str,
+        user: &str,
+        number: u32,
+        approver: Approver,
+        rule: SessionRule,
+        _now: u64,
+    ) -> Result<Result<(ChallengeOutcome, Challenge), NotTaken>, StorageError> {
+        let rule = match rule {
+            SessionRule::Mfa => "mfa",
+            SessionRule::Different => "different",
+            SessionRule::Any => "any",
+        };
+        let number = int(number);
+        let session = approver.session.map(i64::from);
+        let row = self.pool.run(|c| {
+            c.query_one(
+                "SELECT * FROM mfa.answer_challenge($1, $2, $3, $4, $5, $6)",
+                &[&id, &user, &number, &session, &approver.verified, &rule],
+            )
+        })?;
+        self.taken(&row)
+    }
+
+    fn end_challenge(
+        &self,
+        id: &str,
+        outcome: ChallengeOutcome,
+        by: Ender<'_>,
+        _now: u64,
+    ) -> Result<Result<(ChallengeOutcome, Challenge), NotTaken>, StorageError> {
+        let (kind, who) = match by {
+            Ender::Creator(c) => ("creator", c),
+            Ender::User(u) => ("user", u),
+            Ender::Reporter(u) => ("reporter", u),
+        };
+        let row = self.pool.run(|c| {
+            c.query_one(
+                "SELECT * FROM mfa.end_challenge($1, $2, $3, $4)",
+                &[&id, &outcome.as_str(), &kind, &who],
+            )
+        })?;
+        self.taken(&row)
+    }
+
+    fn pending_challenges(
+        &self,
+        user: Option<&str>,
+        _now: u64,
+    ) -> Result<Vec<Listed>, StorageError> {
+        let rows =
+            self.pool.run(|c| c.query("SELECT * FROM mfa.pending_challenges($1)", &[&user]))?;
+        let mut listed = Vec::new();
+        for row in rows {
+            let context: serde_json::Value = self.field(&row, 1)?;
+            let context: Context = serde_json::from_value(context)
+                .map_err(|e| self.corrupt(format!("context: {e}")))?;
+            listed.push((self.field(&row, 0)?, context, unsigned(self.field(&row, 2)?)));
+        }
+        Ok(listed)
+    }
+
+    fn cancel_challenges_of(&self, creator: &str, _now: u64) -> Result<Vec<String>, StorageError> {
+        let rows = self
+            .pool
+            .run(|c| c.query("SELECT * FROM mfa.cancel_challenges_of($1)", &[&creator]))?;
+        rows.iter().map(|row| self.field(row, 0)).collect()
+    }
+}
