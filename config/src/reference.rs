@@ -26,6 +26,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("policy", "Who must use a second factor. Users not covered get PAM_IGNORE: the rest of the stack decides. The PAM line can override the lists (require_group=, exempt_user=, exempt_group=)."),
     ("remember", "Remember this device: after a code from an SSH key and a remote address, skip the second factor for that user, key, address and service for a while. Off by default; mfa-enroll --forget-devices forgets them all."),
     ("bus", "How mfad and its clients meet."),
+    ("store", "Where mfad keeps enrollments: files on this host (the default), or one PostgreSQL database shared by a fleet of hosts, where codes are checked inside the database and no host can read a secret (README, Fleet)."),
 ];
 
 pub const KEYS: &[KeyDoc] = &[
@@ -170,6 +171,56 @@ pub const KEYS: &[KeyDoc] = &[
         section: "bus",
         key: "service_user",
         doc: "The account mfad runs as. Before a client (the PAM module, mfa-enroll, mfa-approve) says anything to mfad, it checks two things. The bus daemon must say that this user owns io.github.pam_mfa (GetConnectionUnixUser). The bus socket's peer (SO_PEERCRED) must be root, messagebus or this user. Otherwise the client refuses, and the module fails closed, so a bus or a name someone else runs is never believed. Only tests set another.",
+    },
+    KeyDoc {
+        section: "store",
+        key: "backend",
+        doc: "\"file\": one file per user in state_dir, for this host alone. \"postgres\": the database of connection, for every host that uses it: one enrollment, a code accepted once fleet-wide, failures and lockouts counted across hosts.",
+    },
+    KeyDoc {
+        section: "store",
+        key: "connection",
+        doc: "With backend \"postgres\": a libpq connection string, key=value or postgresql:// URL, e.g. \"host=db1.example,db2.example dbname=mfa user=web1 target_session_attrs=read-write\". Several hosts with target_session_attrs=read-write follow a failover to the new primary. user is this host's role (made by mfa-db add-host); the audit names the host by it. No password here: see password_file.",
+    },
+    KeyDoc {
+        section: "store",
+        key: "password_file",
+        doc: "A file (mode 0600, owned by the service user) holding the role's password, if the database asks for one. Empty: none (client certificates or peer authentication).",
+    },
+    KeyDoc {
+        section: "store",
+        key: "ca_file",
+        doc: "PEM file of the CA that signed the database's certificate. When set, TLS is required and the server's name is checked against its certificate (rustls). Empty: no TLS (only for a database on this host's own socket).",
+    },
+    KeyDoc {
+        section: "store",
+        key: "client_cert",
+        doc: "PEM certificate this host shows the database (for pg_hba's cert method; its CN is the host's role). Needs client_key and ca_file.",
+    },
+    KeyDoc {
+        section: "store",
+        key: "client_key",
+        doc: "PEM private key of client_cert (mode 0600, owned by the service user).",
+    },
+    KeyDoc {
+        section: "store",
+        key: "connect_timeout_ms",
+        doc: "Milliseconds to wait for each database server to answer a connection, 100 to 30000.",
+    },
+    KeyDoc {
+        section: "store",
+        key: "timeout_ms",
+        doc: "Upper bound in milliseconds of every store operation (a code check, an enrollment step), 100 to 60000: past it mfad answers that the store cannot be reached, and the login fails closed. Keep it below [bus] timeout_ms so the user reads why.",
+    },
+    KeyDoc {
+        section: "store",
+        key: "pool_size",
+        doc: "Database connections mfad keeps open for its work, 1 to 64 (one more waits for challenges).",
+    },
+    KeyDoc {
+        section: "store",
+        key: "fallback",
+        doc: "While the database cannot be reached: \"none\" refuses every second factor (there is no mode that lets users in); \"local\" checks codes of users enrolled in this host's own file store (state_dir) only: a break-glass account for the administrators, enrolled with mfa-enroll while backend is \"file\". Enrollment and number matching still need the database.",
     },
 ];
 

@@ -28,6 +28,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub remember: RememberConfig,
     pub bus: BusConfig,
+    pub store: StoreConfig,
 }
 
 /// What the PAM module reads of the config: only the keys it uses, each
@@ -177,6 +178,116 @@ impl Default for PushConfig {
     }
 }
 
+/// `[store]`: where mfad keeps enrollments: files on this host, or one
+/// PostgreSQL database for a fleet of hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: Backend,
+    pub connection: Connection,
+    pub password_file: MaybePath,
+    pub ca_file: MaybePath,
+    pub client_cert: MaybePath,
+    pub client_key: MaybePath,
+    pub connect_timeout_ms: Ranged<100, 30_000>,
+    pub timeout_ms: Ranged<100, 60_000>,
+    pub pool_size: Ranged<1, 64>,
+    pub fallback: Fallback,
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    File,
+    Postgres,
+}
+
+/// `[store] fallback`: what a host does while its database is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// Refuse every second factor (fail closed).
+    #[default]
+    None,
+    /// Check codes of users enrolled in this host's own file store only.
+    Local,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: Backend::File,
+            connection: Connection(String::new()),
+            password_file: MaybePath(None),
+            ca_file: MaybePath(None),
+            client_cert: MaybePath(None),
+            client_key: MaybePath(None),
+            connect_timeout_ms: Ranged(1000),
+            timeout_ms: Ranged(2500),
+            pool_size: Ranged(4),
+            fallback: Fallback::None,
+        }
+    }
+}
+
+/// A libpq connection string with no password in it (the config file is
+/// readable by the PAM module's processes; a password goes in a file).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct Connection(String);
+
+impl Connection {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Connection {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let lower = value.to_ascii_lowercase();
+        let url_password = ["postgres://", "postgresql://"].iter().any(|scheme| {
+            lower
+                .strip_prefix(scheme)
+                .and_then(|rest| rest.split(['@', '/']).next().filter(|_| rest.contains('@')))
+                .is_some_and(|userinfo| userinfo.contains(':'))
+        });
+        if lower.contains("password") || url_password {
+            return Err("the connection string holds a password: put it in password_file (mode 0600) instead".into());
+        }
+        Ok(Connection(value))
+    }
+}
+
+/// An absolute path, or "" for none.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MaybePath(Option<PathBuf>);
+
+impl MaybePath {
+    pub fn get(&self) -> Option<&Path> {
+        self.0.as_deref()
+    }
+}
+
+impl TryFrom<String> for MaybePath {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if value.is_empty() {
+            return Ok(MaybePath(None));
+        }
+        AbsolutePath::try_from(value).map(|p| MaybePath(Some(p.0)))
+    }
+}
+
+impl From<MaybePath> for String {
+    fn from(p: MaybePath) -> String {
+        p.0.map(|p| p.display().to_string()).unwrap_or_default()
+    }
+}
+
 /// `[bus]`: where mfad and its clients meet.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -199,6 +310,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             remember: RememberConfig::default(),
             bus: BusConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

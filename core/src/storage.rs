@@ -35,6 +35,8 @@ pub enum StorageError {
     Corrupt { place: String, message: String },
     /// The account parses but cannot be used (e.g. a hand-edited period of 0).
     Unusable { user: String, message: String },
+    /// A database could not be reached, or did not answer in time.
+    Unreachable { place: String, message: String },
 }
 
 impl std::fmt::Display for StorageError {
@@ -46,6 +48,9 @@ impl std::fmt::Display for StorageError {
             }
             StorageError::Unusable { user, message } => {
                 write!(f, "unusable enrollment of {user}: {message}")
+            }
+            StorageError::Unreachable { place, message } => {
+                write!(f, "{place} cannot be reached: {message}")
             }
         }
     }

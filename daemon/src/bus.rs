@@ -316,6 +316,10 @@ async fn check(
 fn internal(e: ServiceError) -> MfaError {
     let refusal = match e {
         ServiceError::Refused(refusal) => refusal,
+        ServiceError::Store(e @ StorageError::Unreachable { .. }) => {
+            tracing::error!(error = %e, "store-unreachable");
+            return MfaError::Internal(STORE_DOWN.into());
+        }
         other => {
             tracing::error!(error = %other, "operation failed");
             return MfaError::Internal("mfad could not complete this; its log says why".into());
@@ -341,10 +345,28 @@ fn internal(e: ServiceError) -> MfaError {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, MfaError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(internal),
-        Err(e) => Err(MfaError::Internal(format!("worker failed: {e}"))),
+    let limit = *STORE_LIMIT.get_or_init(|| std::time::Duration::from_millis(2500));
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(result)) => result.map_err(internal),
+        Ok(Err(e)) => Err(MfaError::Internal(format!("worker failed: {e}"))),
+        Err(_) => {
+            tracing::error!(limit_ms = limit.as_millis(), "store-unreachable: no answer in time");
+            Err(MfaError::Internal(STORE_DOWN.into()))
+        }
     }
+}
+
+/// How long a store operation may take before the caller is answered
+/// that the store cannot be reached ([store] timeout_ms).
+static STORE_LIMIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// What a caller is told when the store cannot be reached.
+const STORE_DOWN: &str =
+    "the enrollment store cannot be reached: the second factor cannot be checked now";
+
+/// Sets the bound of every store operation (once, at startup).
+pub fn limit_store_calls(limit: std::time::Duration) {
+    let _ = STORE_LIMIT.set(limit);
 }
 
 /// Runs one store operation off the async executor (a store may wait on

@@ -69,13 +69,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store: Arc<dyn Storage> = match pam_mfa_storage::file::open(config.state_dir.as_path()) {
-        Ok(store) => Arc::new(store),
+    let store: Arc<dyn Storage> = match pam_mfa_storage::open(&config) {
+        Ok(store) => store,
         Err(e) => {
-            tracing::error!("cannot open the state directory: {e}");
+            tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    pam_mfa_daemon::bus::limit_store_calls(std::time::Duration::from_millis(
+        config.store.timeout_ms.get(),
+    ));
     // SIGTERM and SIGINT are taken by a thread of their own (sigwait) rather
     // than tokio's signal driver: that driver keeps a process-wide socket
     // pair, and with Cargo's feature unification it would then also live
@@ -95,9 +98,10 @@ fn main() -> ExitCode {
     let runtime =
         // Store work is short (a read, a write, an fsync): a few blocking
         // threads do it all; dozens only contend (64 clients, BENCHMARKS.md).
+        // A database's connections each carry one: as many as the pool, and a few.
         match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .max_blocking_threads(4)
+            .max_blocking_threads(4 + blocking_for(&config))
             .enable_all()
             .build()
         {
@@ -112,6 +116,16 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Blocking threads a store can keep busy at once, beyond the file store's.
+fn blocking_for(config: &Config) -> usize {
+    match config.store.backend {
+        pam_mfa_config::schema::Backend::File => 0,
+        pam_mfa_config::schema::Backend::Postgres => {
+            usize::try_from(config.store.pool_size.get()).unwrap_or(4)
         }
     }
 }

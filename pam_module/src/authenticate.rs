@@ -245,7 +245,13 @@ fn clock_in(seconds: u64) -> String {
 /// mfad gave no answer: fail closed, or with `failmode=open` let the rest
 /// of the stack decide. Logged at error priority either way.
 fn unavailable(pam: &dyn PamHandler, args: &Args, attempt: &Attempt, e: &DaemonError) -> PamCode {
-    let (code, what) = if args.fail_open {
+    // Open only when mfad itself cannot be reached: mfad answering that it
+    // cannot check (its database is down, say) never lets anyone in.
+    let mfad_answered = !matches!(e, DaemonError::Unavailable(_));
+    if mfad_answered {
+        pam.error(&args.texts.pam_not_now());
+    }
+    let (code, what) = if args.fail_open && !mfad_answered {
         (PamCode::Ignore, "result=unavailable failmode=open (second factor skipped)")
     } else {
         (PamCode::AuthinfoUnavail, "result=unavailable failmode=closed")
@@ -621,6 +627,37 @@ mod tests {
         assert_eq!(fake.codes_seen.len(), 1);
         let last = script.shown.borrow().last().cloned().unwrap_or_default();
         assert!(last.starts_with("Wrong code. Too many wrong codes: locked until "), "{last}");
+    }
+
+    #[test]
+    fn failmode_open_skips_only_an_unreachable_mfad_never_its_refusal() {
+        let script =
+            || Script { user: "alice".into(), answer: Some("123456".into()), ..Script::default() };
+        let args = Args { fail_open: true, ..Args::default() };
+        let down = || DaemonError::Unavailable("no owner of the name".into());
+        let mut fake = Fake::new(Err(down()), Err(down()));
+        assert_eq!(authenticate_with(&script(), &args, &mut fake), PamCode::Ignore);
+        // mfad answered: its database is down. Closed, whatever failmode says.
+        let store_down = "the enrollment store cannot be reached".to_string();
+        for (enrolled, outcome) in [
+            (Err(DaemonError::Refused(store_down.clone())), Ok((VerifyOutcome::Accepted, 0))),
+            (Ok(true), Err(DaemonError::Refused(store_down.clone()))),
+        ] {
+            let (script, mut fake) = (script(), Fake::new(enrolled, outcome));
+            assert_eq!(authenticate_with(&script, &args, &mut fake), PamCode::AuthinfoUnavail);
+            let shown = script.shown.borrow();
+            assert!(
+                shown
+                    .iter()
+                    .any(|s| s.starts_with("The second factor cannot be checked right now")),
+                "{shown:?}"
+            );
+            let logged = script.logged.borrow();
+            assert!(
+                logged.iter().any(|l| l.contains("failmode=closed") && l.contains(&store_down)),
+                "{logged:?}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,78 @@
 //! default; one host). `postgres`: one database for a fleet of hosts,
 //! whose rules run inside it (`schema` brings it to this build's version).
 
+pub mod fallback;
 pub mod file;
 pub mod postgres;
 pub mod schema;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pam_mfa_config::schema::{Backend, Config, StoreConfig};
+use pam_mfa_core::storage::Storage;
+
+/// The store the config names: the file store in `state_dir`, or the
+/// database of `[store]` (behind the local break-glass store when
+/// `fallback = "local"`). An error says which key to fix.
+pub fn open(config: &Config) -> Result<Arc<dyn Storage>, String> {
+    let state_dir = config.state_dir.as_path();
+    let local = || {
+        file::open(state_dir)
+            .map_err(|e| format!("cannot open the state directory {}: {e}", state_dir.display()))
+    };
+    match config.store.backend {
+        Backend::File => Ok(Arc::new(local()?)),
+        Backend::Postgres => {
+            let database = postgres::PgStore::open(settings(&config.store)?);
+            match config.store.fallback {
+                pam_mfa_config::schema::Fallback::None => Ok(Arc::new(database)),
+                pam_mfa_config::schema::Fallback::Local => {
+                    Ok(Arc::new(fallback::Fallback { primary: database, local: local()? }))
+                }
+            }
+        }
+    }
+}
+
+/// How to reach the database of `[store]`.
+pub fn settings(store: &StoreConfig) -> Result<postgres::Settings, String> {
+    if store.connection.as_str().is_empty() {
+        return Err("[store] backend = \"postgres\" needs [store] connection".into());
+    }
+    let timeout = Duration::from_millis(store.timeout_ms.get());
+    let connect = Duration::from_millis(store.connect_timeout_ms.get());
+    let mut settings = postgres::Settings::new(store.connection.as_str(), connect, timeout)
+        .map_err(|e| format!("[store] connection: {e}"))?;
+    settings.pool_size = usize::try_from(store.pool_size.get()).unwrap_or(4);
+    if let Some(path) = store.password_file.get() {
+        settings.config.password(read_private(path)?.trim_end_matches(['\n', '\r']));
+    }
+    let client = match (store.client_cert.get(), store.client_key.get()) {
+        (Some(cert), Some(key)) => {
+            read_private(key)?;
+            Some((cert, key))
+        }
+        (None, None) => None,
+        _ => return Err("[store] client_cert and client_key go together".into()),
+    };
+    match store.ca_file.get() {
+        Some(ca) => settings.with_tls(ca, client).map_err(|e| format!("[store] TLS: {e}")),
+        None if client.is_some() => Err("[store] client_cert needs ca_file (TLS)".into()),
+        None => Ok(settings),
+    }
+}
+
+/// A file only its owner may read (a password, a private key).
+fn read_private(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{}: others may read it (mode {:o}): chmod 600 it",
+            path.display(),
+            meta.mode() & 0o777
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}

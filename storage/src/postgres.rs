@@ -216,8 +216,8 @@ impl Drop for Slot<'_> {
 }
 
 impl Pool {
-    fn unavailable(&self, why: String) -> StorageError {
-        StorageError::Io { place: self.settings.place(), error: std::io::Error::other(why) }
+    fn unavailable(&self, message: String) -> StorageError {
+        StorageError::Unreachable { place: self.settings.place(), message }
     }
 
     fn slot(&self) -> Result<Slot<'_>, StorageError> {
