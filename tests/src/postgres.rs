@@ -18,6 +18,102 @@ const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub struct Postgres {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// With [`Postgres::start_tls`]: where its CA and client certificates are.
+    pub tls: Option<Tls>,
+}
+
+/// A test CA, the server's certificate for 127.0.0.1, and client
+/// certificates made on demand (CN = the role, as pg_hba's cert method
+/// checks).
+pub struct Tls {
+    dir: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl Tls {
+    fn new(dir: PathBuf) -> Tls {
+        fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.crt");
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=pam-mfa test CA",
+            ],
+        );
+        let tls = Tls { dir, ca };
+        tls.issue("server", "localhost", Some("subjectAltName=IP:127.0.0.1,DNS:localhost"));
+        tls
+    }
+
+    /// Issues `name`.crt and `name`.key (mode 0600) for `cn`.
+    fn issue(&self, name: &str, cn: &str, extension: Option<&str>) -> (PathBuf, PathBuf) {
+        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+        );
+        let ext = self.dir.join(format!("{name}.ext"));
+        fs::write(&ext, extension.unwrap_or("basicConstraints=CA:FALSE")).unwrap();
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext.display().to_string(),
+            ],
+        );
+        let key = self.dir.join(key);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        (self.dir.join(crt), key)
+    }
+
+    /// A client certificate and key for `role`.
+    pub fn client(&self, role: &str) -> (PathBuf, PathBuf) {
+        self.issue(&format!("client-{role}"), role, None)
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    system::run(Command::new("openssl").current_dir(dir).args(args));
 }
 
 fn as_postgres(program: &str) -> Command {
@@ -30,6 +126,17 @@ impl Postgres {
     /// A new server with an empty cluster (trust authentication on a
     /// socket only the postgres user can open).
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A server that also listens on 127.0.0.1, TLS only, where a role
+    /// logs in with a client certificate whose CN is its name (pg_hba's
+    /// cert method); the superuser keeps its private socket.
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         assert!(
             Path::new(BIN).join("initdb").exists(),
             "PostgreSQL 15 is missing: bash scripts/install-deps.sh"
@@ -49,11 +156,34 @@ impl Postgres {
                 .arg(&data),
         );
         let port = crate::system::free_port();
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses='' -c port={port} -c unix_socket_directories={} \
              -c unix_socket_permissions=0700 -c fsync=off",
             run.display()
         );
+        let tls = tls.then(|| {
+            let tls = Tls::new(dir.path().join("tls"));
+            let server_key = data.join("server.key");
+            fs::copy(tls.dir.join("server.key"), &server_key).unwrap();
+            system::run(Command::new("chown").arg("postgres:postgres").arg(&server_key));
+            fs::set_permissions(&server_key, fs::Permissions::from_mode(0o600)).unwrap();
+            // Only these two: initdb's file also trusts TCP from 127.0.0.1.
+            fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 cert\n",
+            )
+            .unwrap();
+            options = format!(
+                "-c listen_addresses='' -c port={port} -c unix_socket_directories={} \
+                 -c unix_socket_permissions=0700 -c fsync=off -c listen_addresses=127.0.0.1 \
+                 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
+                run.display(),
+                tls.dir.join("server.crt").display(),
+                server_key.display(),
+                tls.ca.display()
+            );
+            tls
+        });
         let out = as_postgres("pg_ctl")
             .args(["-w", "-t", "30", "-D"])
             .arg(&data)
@@ -67,7 +197,7 @@ impl Postgres {
             let log = fs::read_to_string(data.join("log")).unwrap_or_default();
             panic!("pg_ctl start: {}\n{log}", String::from_utf8_lossy(&out.stderr));
         }
-        Postgres { dir, port }
+        Postgres { dir, port, tls }
     }
 
     pub fn socket_dir(&self) -> PathBuf {

@@ -1,0 +1,275 @@
+//! A fleet of three hosts on one PostgreSQL 15: each host is its own
+//! private bus, its own mfad with its own config and database role (set
+//! up with `mfa-db setup` and `mfa-db add-host`, logged in over TLS with a
+//! client certificate of its own), and a real sshd on its own 127.0.0.1
+//! port. One enrollment serves every host; a code is accepted once
+//! fleet-wide; failures add up; a reset holds everywhere; a sudo on one
+//! host is approved from another; hosts append to the audit and read
+//! nothing. Root: the server runs as the postgres user, sshd as root.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pam_mfa_tests::postgres::Postgres;
+use pam_mfa_tests::system::{ensure_user, require_root, Login, Scratch, Sshd};
+use pam_mfa_tests::{bin, wrong_code, Bus, Mfad, PamRun, PamService};
+
+const HOSTS: [&str; 3] = ["fleet_a", "fleet_b", "fleet_c"];
+
+/// One host: its bus, its mfad, its PAM service (pam-harness) and sshd.
+struct Host {
+    role: &'static str,
+    mfad: Mfad,
+    pam: PamService,
+    _bus: Bus,
+}
+
+struct Fleet {
+    hosts: Vec<Host>,
+    pg: Postgres,
+}
+
+fn mfa_db(pg: &Postgres, args: &[&str]) -> String {
+    let out = Command::new(bin("mfa-db"))
+        .args(args)
+        .args(["--connection", &pg.conninfo("postgres", "mfa")])
+        .output()
+        .unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "mfa-db {args:?}: {text}");
+    text
+}
+
+/// The fleet, each mfad with `extra` config (TOML sections) too.
+fn fleet(extra: &str) -> Fleet {
+    require_root();
+    let pg = Postgres::start_tls();
+    pg.psql("postgres", "CREATE DATABASE mfa");
+    let said = mfa_db(&pg, &["setup"]);
+    assert!(said.contains("version 2 (applied now: 1, 2)"), "{said}");
+    assert!(mfa_db(&pg, &["setup"]).contains("already"), "setup again does nothing");
+    let tls = pg.tls.as_ref().unwrap();
+    let hosts = HOSTS
+        .iter()
+        .map(|role| {
+            assert!(mfa_db(&pg, &["add-host", role]).contains("is a host's role"));
+            let (cert, key) = tls.client(role);
+            let bus = Bus::start();
+            let store = format!(
+                "[store]\nbackend = \"postgres\"\n\
+                 connection = \"host=127.0.0.1 port={} dbname=mfa user={role}\"\n\
+                 ca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
+                pg.port,
+                tls.ca.display(),
+                cert.display(),
+                key.display()
+            );
+            let mfad = Mfad::start(&bus, &format!("{extra}\n{store}"));
+            let pam = PamService::new(&format!("max_prompts=1 config={}", mfad.config.display()));
+            Host { role, mfad, pam, _bus: bus }
+        })
+        .collect();
+    Fleet { hosts, pg }
+}
+
+impl Fleet {
+    /// Rows of the audit: (host, user, service, result), in order.
+    fn audit(&self, user: &str) -> Vec<(String, String, String)> {
+        let rows = self.pg.psql(
+            "mfa",
+            &format!(
+                "SELECT host, service, result FROM mfa.audit WHERE username = '{user}' ORDER BY id"
+            ),
+        );
+        rows.lines()
+            .filter_map(|l| {
+                let mut f = l.split('|').map(str::to_string);
+                Some((f.next()?, f.next()?, f.next()?))
+            })
+            .collect()
+    }
+}
+
+fn result(run: &PamRun) -> &str {
+    run.result()
+}
+
+#[test]
+fn one_enrollment_serves_every_host_and_a_code_is_accepted_once_fleet_wide() {
+    const USER: &str = "mfa-fleet-ssh";
+    ensure_user(USER, false);
+    let fleet = fleet("");
+    // Enrolled on host A, over A's mfad.
+    let (app, _) = fleet.hosts[0].mfad.enroll_with_recovery(USER);
+    // A real sshd per host, each on its own port, one key for the user.
+    let scratches: Vec<Scratch> = (0..3).map(|_| Scratch::new()).collect();
+    let sshds: Vec<Sshd> = fleet
+        .hosts
+        .iter()
+        .zip(&scratches)
+        .enumerate()
+        .map(|(i, (host, scratch))| {
+            if i > 0 {
+                scratch.share_client_key(&scratches[0]);
+            }
+            let line = format!(
+                "auth required {} max_prompts=1 config={}",
+                scratch.path("libpam_mfa.so").display(),
+                host.mfad.config.display()
+            );
+            Sshd::start(scratch, &format!("sshd-mfa-{}", host.role.replace('_', "-")), USER, &line)
+        })
+        .collect();
+    let code = app.code_now();
+    let (login, screen) = sshds[0].login(USER, &code);
+    assert_eq!(login, Login::LoggedIn, "host A: {screen}\n{}", sshds[0].log_text());
+    for (i, sshd) in sshds.iter().enumerate().skip(1) {
+        let (login, screen) = sshd.login(USER, &code);
+        assert_eq!(login, Login::Denied, "the code used on A, again on host {i}: {screen}");
+        assert!(
+            fleet.hosts[i].mfad.log_text().contains("result=\"replayed\""),
+            "refused as a replay: {}",
+            fleet.hosts[i].mfad.log_text()
+        );
+    }
+    // The enrollment works on B at once: the next code (within the skew).
+    let next = app.code_at(pam_mfa_tests::now() + 30);
+    let (login, screen) = sshds[1].login(USER, &next);
+    assert_eq!(login, Login::LoggedIn, "host B with the next code: {screen}");
+    // The audit names each host by its role.
+    let audit = fleet.audit(USER);
+    let hosts: Vec<&str> = audit.iter().map(|(h, _, _)| h.as_str()).collect();
+    assert_eq!(hosts, ["fleet_a", "fleet_b", "fleet_c", "fleet_b"], "{audit:?}");
+    let results: Vec<&str> = audit.iter().map(|(_, _, r)| r.as_str()).collect();
+    assert_eq!(results, ["accepted", "replayed", "replayed", "accepted"], "{audit:?}");
+    assert!(audit.iter().all(|(_, s, _)| s.starts_with("sshd-mfa-fleet")), "{audit:?}");
+}
+
+#[test]
+fn twenty_concurrent_logins_with_one_code_on_three_hosts_let_one_in() {
+    const USER: &str = "mfa-fleet-race";
+    // Replays count as failures: with the default 5, the sixth would be
+    // refused as locked out, unchecked. Here every one is checked.
+    let fleet = fleet("[limits]\nmax_failures = 100\n");
+    let app = fleet.hosts[1].mfad.enroll(USER);
+    let code = app.code_now();
+    let runs: Vec<(usize, PamRun)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let (host, code) = (&fleet.hosts[i % 3], code.clone());
+                scope.spawn(move || (i % 3, host.pam.authenticate(USER, &[&code])))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let in_: Vec<usize> =
+        runs.iter().filter(|(_, r)| result(r) == "PAM_SUCCESS").map(|(h, _)| *h).collect();
+    assert_eq!(in_.len(), 1, "{:?}", runs.iter().map(|(h, r)| (h, r.result())).collect::<Vec<_>>());
+    for (_, run) in &runs {
+        assert!(["PAM_SUCCESS", "PAM_AUTH_ERR"].contains(&result(run)), "{}", run.text);
+    }
+    let audit = fleet.audit(USER);
+    let count = |what: &str| audit.iter().filter(|(_, _, r)| r == what).count();
+    assert_eq!((count("accepted"), count("replayed"), audit.len()), (1, 19, 20), "{audit:?}");
+    for role in HOSTS {
+        assert!(audit.iter().any(|(h, _, _)| h == role), "{role} took part: {audit:?}");
+    }
+}
+
+#[test]
+fn failures_add_up_across_hosts_and_the_lockout_holds_on_all() {
+    const USER: &str = "mfa-fleet-lockout";
+    let fleet = fleet("[limits]\nmax_failures = 3\nlockout_seconds = 600\n");
+    let app = fleet.hosts[0].mfad.enroll(USER);
+    let wrong = wrong_code(&app.code_now());
+    // The third failure (on C) starts the lockout: the module stops asking.
+    for (host, expected) in fleet.hosts.iter().zip(["PAM_AUTH_ERR", "PAM_AUTH_ERR", "PAM_MAXTRIES"])
+    {
+        let run = host.pam.authenticate(USER, &[&wrong]);
+        assert_eq!(result(&run), expected, "{}: {}", host.role, run.text);
+    }
+    // The third failure, on C, locked the user out on every host: the
+    // right code is not even checked.
+    let right = app.code_now();
+    for host in &fleet.hosts {
+        let run = host.pam.authenticate(USER, &[&right]);
+        assert_ne!(result(&run), "PAM_SUCCESS", "{}: {}", host.role, run.text);
+        assert!(
+            run.errors.iter().any(|e| e.contains("locked until")),
+            "{}: {}",
+            host.role,
+            run.text
+        );
+    }
+    let audit = fleet.audit(USER);
+    let results: Vec<&str> = audit.iter().map(|(_, _, r)| r.as_str()).collect();
+    assert_eq!(
+        results,
+        ["rejected", "rejected", "rejected", "locked-out", "locked-out", "locked-out"],
+        "{audit:?}"
+    );
+}
+
+#[test]
+fn a_reset_on_one_host_holds_on_the_others_at_once() {
+    const USER: &str = "mfa-fleet-reset";
+    let fleet = fleet("");
+    let app = fleet.hosts[0].mfad.enroll(USER);
+    let out = fleet.hosts[2].mfad.enroll_cmd(&["--reset", USER]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reset_at = Instant::now();
+    let run = fleet.hosts[0].pam.authenticate(USER, &[&app.code_now()]);
+    assert!(reset_at.elapsed() < Duration::from_secs(1), "checked within a second");
+    assert_eq!(result(&run), "PAM_AUTH_ERR", "reset on C, refused on A: {}", run.text);
+    let left = fleet
+        .pg
+        .psql("mfa", &format!("SELECT count(*) FROM mfa.account WHERE username = '{USER}'"));
+    assert_eq!(left.trim(), "0");
+}
+
+#[test]
+fn a_sudo_on_one_host_is_approved_from_another() {
+    const USER: &str = "mfa-fleet-push";
+    ensure_user(USER, false);
+    let fleet = fleet("");
+    let (a, b) = (&fleet.hosts[0], &fleet.hosts[1]);
+    let (_app, mut proofs) = b.mfad.enroll_with_recovery(USER);
+    let pam = PamService::new(&format!("mode=push config={}", a.mfad.config.display()));
+    let request = pam.start_push(USER, None);
+    // mfa-approve on host B, in a login session that passed B's second factor.
+    let session = b.mfad.in_verified_session(USER, &proofs.pop().unwrap(), &b.mfad.approve_bin());
+    let out = b.mfad.run_client(session, &["--once"], &format!("{}\n", request.number));
+    let approved_at = Instant::now();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut request = request;
+    let (line, at) = request.result_line().expect("a result");
+    assert!(line.contains("PAM_SUCCESS"), "{}", request.shown());
+    assert!(
+        at.duration_since(approved_at) < Duration::from_secs(2),
+        "host A woke at once: {:?}",
+        at.duration_since(approved_at)
+    );
+    assert!(b.mfad.log_text().contains("result=\"approved\""), "{}", b.mfad.log_text());
+}
+
+#[test]
+fn one_pending_request_per_user_holds_across_hosts() {
+    const USER: &str = "mfa-fleet-pending";
+    ensure_user(USER, false);
+    let fleet = fleet("");
+    fleet.hosts[0].mfad.enroll(USER);
+    let on = |i: usize| {
+        PamService::new(&format!("mode=push config={}", fleet.hosts[i].mfad.config.display()))
+    };
+    let (pam_a, pam_c) = (on(0), on(2));
+    let _waiting = pam_a.start_push(USER, None);
+    let second = pam_c.authenticate(USER, &[""]);
+    assert!(
+        second.text.contains("Another sign-in request is waiting"),
+        "a request on C while one from A waits: {}",
+        second.text
+    );
+}
