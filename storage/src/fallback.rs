@@ -21,17 +21,22 @@ pub struct Fallback<P, L> {
 
 impl<P: Storage, L: Storage> Fallback<P, L> {
     /// `work` on the primary store, or on the local one while the primary
-    /// cannot be reached (said in the log each time).
+    /// cannot be reached (said in the log each time). A user the local
+    /// store does not have is not "not enrolled" (nullok would let them
+    /// in): the primary's error stands.
     fn either<T>(
         &self,
         what: &str,
-        work: impl Fn(&dyn Storage) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
+        work: impl Fn(&dyn Storage) -> Result<Option<T>, StorageError>,
+    ) -> Result<Option<T>, StorageError> {
         match work(&self.primary) {
-            Err(e @ StorageError::Unreachable { .. }) => {
-                tracing::warn!(error = %e, operation = what, "store-fallback-local");
-                work(&self.local)
-            }
+            Err(e @ StorageError::Unreachable { .. }) => match work(&self.local)? {
+                Some(found) => {
+                    tracing::warn!(error = %e, operation = what, "store-fallback-local");
+                    Ok(Some(found))
+                }
+                None => Err(e),
+            },
             other => other,
         }
     }
@@ -59,7 +64,8 @@ impl<P: Storage, L: Storage> Storage for Fallback<P, L> {
         device: &Device,
         now: u64,
     ) -> Result<bool, StorageError> {
-        self.either("is-remembered", |s| s.is_remembered(user, device, now))
+        let remembered = |s: &dyn Storage| Ok(s.is_remembered(user, device, now)?.then_some(()));
+        Ok(self.either("is-remembered", remembered)?.is_some())
     }
     fn forget_devices(&self, user: &Username, now: u64) -> Result<Option<u32>, StorageError> {
         self.primary.forget_devices(user, now)

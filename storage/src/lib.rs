@@ -27,6 +27,15 @@ pub fn open(config: &Config) -> Result<Arc<dyn Storage>, String> {
     match config.store.backend {
         Backend::File => Ok(Arc::new(local()?)),
         Backend::Postgres => {
+            // mfad must answer "cannot be reached" before the client gives
+            // up on mfad: a module's timeout is not an answer.
+            let (store, bus) = (config.store.timeout_ms.get(), config.bus.timeout_ms.get());
+            if store >= bus {
+                return Err(format!(
+                    "[store] timeout_ms ({store}) must be below [bus] timeout_ms ({bus}), so that \
+                     a login is told the database cannot be reached before the bus call ends"
+                ));
+            }
             let database = postgres::PgStore::open(settings(&config.store)?);
             match config.store.fallback {
                 pam_mfa_config::schema::Fallback::None => Ok(Arc::new(database)),
@@ -78,4 +87,76 @@ fn read_private(path: &std::path::Path) -> Result<String, String> {
         ));
     }
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(text: &str) -> Config {
+        match Config::parse(Path::new("config.toml"), text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn refused(text: &str) -> String {
+        match open(&config(text)) {
+            Ok(_) => panic!("opened: {text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_database_store_needs_a_connection_and_answers_before_the_bus_gives_up() {
+        let e = refused("[store]\nbackend = \"postgres\"\n");
+        assert!(e.contains("needs [store] connection"), "{e}");
+        let e = refused(
+            "[store]\nbackend = \"postgres\"\nconnection = \"host=/tmp dbname=mfa\"\ntimeout_ms = 3000\n",
+        );
+        assert!(
+            e.contains("[store] timeout_ms (3000) must be below [bus] timeout_ms (3000)"),
+            "{e}"
+        );
+        let e = refused(
+            "[store]\nbackend = \"postgres\"\nconnection = \"host=/tmp dbname=mfa\"\nclient_cert = \"/c.pem\"\n",
+        );
+        assert!(e.contains("client_cert and client_key go together"), "{e}");
+    }
+
+    #[test]
+    fn a_password_is_never_in_the_config_and_its_file_must_be_private() {
+        for connection in [
+            "host=db dbname=mfa password=hunter2",
+            "postgresql://web1:hunter2@db/mfa",
+            "postgres://web1:hunter2@db:5432/mfa",
+        ] {
+            let text = format!("[store]\nconnection = \"{connection}\"\n");
+            let e = Config::parse(Path::new("config.toml"), &text).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("password_file")),
+                "{connection}: {e:?}"
+            );
+        }
+        assert!(Config::parse(
+            Path::new("c"),
+            "[store]\nconnection = \"postgresql://web1@db/mfa\"\n"
+        )
+        .is_ok());
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let file = dir.path().join("password");
+        std::fs::write(&file, "secret\n").unwrap_or_else(|e| panic!("{e}"));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = refused(&format!(
+            "[store]\nbackend = \"postgres\"\nconnection = \"host=/tmp dbname=mfa\"\npassword_file = \"{}\"\n",
+            file.display()
+        ));
+        assert!(e.contains("others may read it (mode 644): chmod 600 it"), "{e}");
+    }
 }

@@ -18,6 +18,8 @@ const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub struct Postgres {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The server options pg_ctl starts it with.
+    options: String,
     /// With [`Postgres::start_tls`]: where its CA and client certificates are.
     pub tls: Option<Tls>,
 }
@@ -197,7 +199,47 @@ impl Postgres {
             let log = fs::read_to_string(data.join("log")).unwrap_or_default();
             panic!("pg_ctl start: {}\n{log}", String::from_utf8_lossy(&out.stderr));
         }
-        Postgres { dir, port, tls }
+        Postgres { dir, port, options, tls }
+    }
+
+    /// Stops the server (fast: sessions are ended).
+    pub fn stop(&self) {
+        system::run(
+            as_postgres("pg_ctl")
+                .args(["-w", "-m", "fast", "-D"])
+                .arg(self.dir.path().join("data"))
+                .arg("stop"),
+        );
+    }
+
+    /// Starts it again after [`Postgres::stop`], as it was.
+    pub fn start_again(&self) {
+        let data = self.dir.path().join("data");
+        system::run(
+            as_postgres("pg_ctl")
+                .args(["-w", "-t", "30", "-D"])
+                .arg(&data)
+                .arg("-l")
+                .arg(data.join("log"))
+                .args(["-o", &self.options, "start"])
+                .stdout(Stdio::null()),
+        );
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) every process of the server:
+    /// connections are accepted by the kernel and never answered, as
+    /// with a server that hangs or a network that drops packets.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let pid_file = fs::read_to_string(self.dir.path().join("data/postmaster.pid")).unwrap();
+        let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+        let children = Command::new("pgrep").args(["-P", &postmaster]).output().unwrap();
+        let mut pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        pids.push(postmaster);
+        system::run(Command::new("kill").arg(signal).args(&pids));
     }
 
     pub fn socket_dir(&self) -> PathBuf {

@@ -59,7 +59,7 @@ fn fleet(extra: &str) -> Fleet {
             let (cert, key) = tls.client(role);
             let bus = Bus::start();
             let store = format!(
-                "[store]\nbackend = \"postgres\"\n\
+                "[store]\nbackend = \"postgres\"\ntimeout_ms = 800\n\
                  connection = \"host=127.0.0.1 port={} dbname=mfa user={role}\"\n\
                  ca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
                 pg.port,
@@ -67,7 +67,13 @@ fn fleet(extra: &str) -> Fleet {
                 cert.display(),
                 key.display()
             );
-            let mfad = Mfad::start(&bus, &format!("{extra}\n{store}"));
+            // Keys of [store] in `extra` join this host's.
+            let config = if extra.contains("[store]\n") {
+                extra.replacen("[store]\n", &store, 1)
+            } else {
+                format!("{extra}\n{store}")
+            };
+            let mfad = Mfad::start(&bus, &config);
             let pam = PamService::new(&format!("max_prompts=1 config={}", mfad.config.display()));
             Host { role, mfad, pam, _bus: bus }
         })
@@ -272,4 +278,106 @@ fn one_pending_request_per_user_holds_across_hosts() {
         "a request on C while one from A waits: {}",
         second.text
     );
+}
+
+/// What one login on `pam` came to, and how long it took.
+fn timed(pam: &PamService, user: &str, code: &str) -> (PamRun, Duration) {
+    let started = Instant::now();
+    let run = pam.authenticate(user, &[code]);
+    (run, started.elapsed())
+}
+
+#[test]
+fn an_unreachable_database_fails_closed_in_bounds_and_mfad_recovers_by_itself() {
+    const USER: &str = "mfa-fleet-down";
+    // The module's bus timeout in these tests is 1000 ms; the store's is
+    // 800 ms (mfad refuses a config where it is not below): mfad answers first.
+    let fleet = fleet("");
+    let host = &fleet.hosts[0];
+    let app = host.mfad.enroll(USER);
+    let pid = host.mfad.pid();
+    // failmode=open lets the stack decide only when mfad cannot be reached;
+    // mfad answering that its database cannot be reached is always closed.
+    let open = PamService::followed_by_permit(&format!(
+        "max_prompts=1 failmode=open config={}",
+        host.mfad.config.display()
+    ));
+    type Step<'a> = Box<dyn Fn() + 'a>;
+    let rounds: [(&str, Step, Step); 2] = [
+        ("stopped", Box::new(|| fleet.pg.stop()), Box::new(|| fleet.pg.start_again())),
+        ("hanging", Box::new(|| fleet.pg.freeze(true)), Box::new(|| fleet.pg.freeze(false))),
+    ];
+    // Each round signs in once when the database is back: with the code
+    // of the next step in round 2 (within the skew), no replay, no wait.
+    let start = pam_mfa_tests::now();
+    for (round, (how, down, up)) in rounds.iter().enumerate() {
+        down();
+        for pam in [&host.pam, &open] {
+            let (run, took) = timed(pam, USER, &app.code_now());
+            assert_eq!(result(&run), "PAM_AUTHINFO_UNAVAIL", "database {how}: {}", run.text);
+            assert!(took < Duration::from_secs(3), "database {how}: failed closed in {took:?}");
+            assert!(
+                run.errors.iter().any(|e| e.contains("cannot be checked right now")),
+                "the user is told: {}",
+                run.text
+            );
+        }
+        assert!(host.mfad.log_text().contains("store-unreachable"), "{}", host.mfad.log_text());
+        up();
+        // Back, with no restart: the code signs in (within 10 s).
+        let code = app.code_at(start + 30 * round as u64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = String::new();
+        let back = loop {
+            let run = host.pam.authenticate(USER, &[&code]);
+            if result(&run) == "PAM_SUCCESS" {
+                break true;
+            }
+            last = run.text;
+            if Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(back, "database {how} and back: {last}\n{}", host.mfad.log_text());
+        assert_eq!(host.mfad.pid(), pid, "the same mfad");
+    }
+}
+
+#[test]
+fn break_glass_admits_only_users_of_the_local_store_while_the_database_is_down() {
+    const ADMIN: &str = "mfa-fleet-admin";
+    const USER: &str = "mfa-fleet-user";
+    let mut fleet = fleet("");
+    let user_app = fleet.hosts[0].mfad.enroll(USER);
+    // The administrator's emergency account, enrolled in this host's own
+    // file store while the config said "file".
+    let path = fleet.hosts[0].mfad.config.clone();
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, config.replace("backend = \"postgres\"", "backend = \"file\"")).unwrap();
+    fleet.hosts[0].mfad.restart();
+    let admin_app = fleet.hosts[0].mfad.enroll(ADMIN);
+    std::fs::write(&path, config.replace("[store]\n", "[store]\nfallback = \"local\"\n")).unwrap();
+    fleet.hosts[0].mfad.restart();
+    let host = &fleet.hosts[0];
+    // nullok: a user the local store does not have must not pass as "not enrolled".
+    let nullok =
+        PamService::new(&format!("max_prompts=1 nullok config={}", host.mfad.config.display()));
+    fleet.pg.stop();
+    // Two codes: the current one and the next (within the skew).
+    let codes = [admin_app.code_now(), admin_app.code_at(pam_mfa_tests::now() + 30)];
+    for (pam, code) in [&host.pam, &nullok].into_iter().zip(&codes) {
+        let run = pam.authenticate(ADMIN, &[code]);
+        assert_eq!(result(&run), "PAM_SUCCESS", "break-glass: {}", run.text);
+        let run = pam.authenticate(USER, &[&user_app.code_now()]);
+        assert_eq!(
+            result(&run),
+            "PAM_AUTHINFO_UNAVAIL",
+            "only the local store's users: {}\n{}",
+            run.text,
+            host.mfad.log_text()
+        );
+    }
+    assert!(host.mfad.log_text().contains("store-fallback-local"), "{}", host.mfad.log_text());
+    fleet.pg.start_again();
 }
