@@ -381,3 +381,72 @@ fn break_glass_admits_only_users_of_the_local_store_while_the_database_is_down()
     assert!(host.mfad.log_text().contains("store-fallback-local"), "{}", host.mfad.log_text());
     fleet.pg.start_again();
 }
+
+/// Sets `host`'s store backend in its config and restarts its mfad.
+fn switch(host: &mut Host, backend: &str) {
+    let text = std::fs::read_to_string(&host.mfad.config).unwrap();
+    let text = text
+        .replace("backend = \"postgres\"", &format!("backend = \"{backend}\""))
+        .replace("backend = \"file\"", &format!("backend = \"{backend}\""));
+    std::fs::write(&host.mfad.config, text).unwrap();
+    host.mfad.restart();
+}
+
+fn mfa_db_config(args: &[&str], config: &std::path::Path) -> String {
+    let out = Command::new(bin("mfa-db")).args(args).arg("--config").arg(config).output().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "mfa-db {args:?}: {text}");
+    text
+}
+
+#[test]
+fn a_hosts_file_store_moves_into_the_database_and_back_out() {
+    const USER: &str = "mfa-fleet-moving";
+    let mut fleet = fleet("");
+    // Host A ran on files: an enrollment with a used step and recovery codes.
+    switch(&mut fleet.hosts[0], "file");
+    let (app, recovery) = fleet.hosts[0].mfad.enroll_with_recovery(USER);
+    let used = app.code_now();
+    assert_eq!(result(&fleet.hosts[0].pam.authenticate(USER, &[&used])), "PAM_SUCCESS");
+    // In, through A's own role (the config's [store]), twice.
+    let said = mfa_db_config(&["import"], &fleet.hosts[0].mfad.config);
+    assert!(
+        said.contains(&format!("{USER}: moved")) && said.contains("1 moved, 0 already there"),
+        "{said}"
+    );
+    let said = mfa_db_config(&["import"], &fleet.hosts[0].mfad.config);
+    assert!(said.contains("0 moved, 1 already there"), "idempotent: {said}");
+    // On B, from the database: the used step stays used, a recovery code works once.
+    let b = &fleet.hosts[1];
+    let run = b.pam.authenticate(USER, &[&used]);
+    assert_eq!(result(&run), "PAM_AUTH_ERR", "a step used on A's files: {}", run.text);
+    assert_eq!(fleet.audit(USER).last().map(|r| r.2.clone()).as_deref(), Some("replayed"));
+    assert_eq!(result(&b.pam.authenticate(USER, &[&recovery[0]])), "PAM_SUCCESS");
+    assert_eq!(result(&b.pam.authenticate(USER, &[&recovery[0]])), "PAM_AUTH_ERR");
+    // Out again, into C's files (an administrator's connection reads secrets).
+    let admin = fleet.pg.conninfo("postgres", "mfa");
+    let out = Command::new(bin("mfa-db"))
+        .args(["export", "--connection", &admin, "--config"])
+        .arg(&fleet.hosts[2].mfad.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 written"));
+    switch(&mut fleet.hosts[2], "file");
+    let c = &fleet.hosts[2];
+    assert_eq!(result(&c.pam.authenticate(USER, &[&used])), "PAM_AUTH_ERR", "still used");
+    assert_eq!(result(&c.pam.authenticate(USER, &[&recovery[0]])), "PAM_AUTH_ERR", "still spent");
+    assert_eq!(result(&c.pam.authenticate(USER, &[&recovery[1]])), "PAM_SUCCESS");
+    let next = app.code_at(pam_mfa_tests::now() + 30);
+    assert_eq!(result(&c.pam.authenticate(USER, &[&next])), "PAM_SUCCESS", "the secret came along");
+    // A host's role cannot do the export: it reads no secret.
+    let host_conn = fleet.pg.conninfo("fleet_a", "mfa");
+    let out = Command::new(bin("mfa-db"))
+        .args(["export", "--connection", &host_conn, "--config"])
+        .arg(&fleet.hosts[2].mfad.config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("permission denied"), "{said}");
+}
