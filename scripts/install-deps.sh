@@ -22,6 +22,7 @@ packages=(
   passwd            # useradd
   postgresql-15     # the fleet store's database; the tests start their own servers
                     # (initdb, pg_ctl, a free port), whatever the package set up
+  openssl           # the fleet tests' CA, server and host certificates
 )
 
 missing=()

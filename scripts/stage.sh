@@ -33,9 +33,10 @@ trap 'rm -rf "$tmp"' EXIT
 put 0755 "$rel/mfad" "$prefix/sbin/mfad"
 put 0755 "$rel/mfa-enroll" "$prefix/bin/mfa-enroll"
 put 0755 "$rel/mfa-approve" "$prefix/bin/mfa-approve"
+put 0755 "$rel/mfa-db" "$prefix/sbin/mfa-db"
 put 0644 target/module/libpam_mfa.so "$pamdir/pam_mfa.so"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-  "$dest$prefix/sbin/mfad" "$dest$prefix/bin/mfa-enroll" "$dest$prefix/bin/mfa-approve" \
+  "$dest$prefix/sbin/mfad" "$dest$prefix/sbin/mfa-db" "$dest$prefix/bin/mfa-enroll" "$dest$prefix/bin/mfa-approve" \
   "$dest$pamdir/pam_mfa.so"
 
 subst packaging/systemd/system/mfad.service > "$tmp/mfad.service"
