@@ -52,7 +52,8 @@ pub struct Settings {
 impl Settings {
     /// Settings from a libpq connection string (key=value or URL), with
     /// the timeouts every connection gets: `connect` per attempt (each
-    /// host of a multi-host string), `statement` per statement.
+    /// host of a multi-host string), `statement` for a lock wait and for a
+    /// free connection of the pool.
     pub fn new(conninfo: &str, connect: Duration, statement: Duration) -> Result<Settings, String> {
         let mut config: postgres::Config =
             conninfo.parse().map_err(|e| format!("the connection string: {e}"))?;
@@ -60,11 +61,13 @@ impl Settings {
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
         config.tcp_user_timeout(statement.max(connect));
-        config.options(&format!(
-            "-c statement_timeout={} -c lock_timeout={}",
-            statement.as_millis(),
-            statement.as_millis()
-        ));
+        // No statement_timeout: a commit that waits for a synchronous
+        // standby and is cancelled by it still commits, and the client is
+        // told it did (PostgreSQL warns only): a used step acknowledged
+        // without a standby could come back after a failover. The caller
+        // is answered within mfad's own bound instead, and the connection
+        // waits for the truth. Lock waits end (before any commit).
+        config.options(&format!("-c lock_timeout={}", statement.as_millis()));
         if config.get_application_name().is_none() {
             config.application_name("mfad");
         }

@@ -118,6 +118,41 @@ fn openssl(dir: &Path, args: &[&str]) {
     system::run(Command::new("openssl").current_dir(dir).args(args));
 }
 
+/// A directory for one server: `data` (for initdb or pg_basebackup) and
+/// `run` (its socket), owned by postgres.
+fn server_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix("pam-mfa-pg-").tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    for sub in [&data, &dir.path().join("run")] {
+        fs::create_dir(sub).unwrap();
+        system::run(Command::new("chown").arg("postgres:postgres").arg(sub));
+    }
+    // As initdb leaves it (pg_basebackup fills it as it is).
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).unwrap();
+    (dir, data)
+}
+
+/// The server options: a private socket in `dir`/run only postgres may
+/// open; with `tls` (its certificates' directory and CA) also 127.0.0.1,
+/// TLS with this server's key (in its data directory).
+fn options(dir: &Path, port: u16, tls: Option<(&PathBuf, &PathBuf)>) -> String {
+    let mut options = format!(
+        "-c port={port} -c unix_socket_directories={} -c unix_socket_permissions=0700 -c fsync=off",
+        dir.join("run").display()
+    );
+    match tls {
+        Some((certs, ca)) => options.push_str(&format!(
+            " -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
+            certs.join("server.crt").display(),
+            dir.join("data/server.key").display(),
+            ca.display()
+        )),
+        None => options.push_str(" -c listen_addresses=''"),
+    }
+    options
+}
+
 fn as_postgres(program: &str) -> Command {
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", "postgres", "--"]).arg(Path::new(BIN).join(program));
@@ -139,67 +174,129 @@ impl Postgres {
     }
 
     fn start_with(tls: bool) -> Postgres {
+        Postgres::start_cluster(tls, &[])
+    }
+
+    /// A primary (TLS as [`Postgres::start_tls`]) whose commits wait for
+    /// any one of the synchronous standbys named `standbys`
+    /// (`synchronous_standby_names = 'ANY 1 (...)'`); make them with
+    /// [`Postgres::standby`].
+    pub fn start_primary(standbys: &[&str]) -> Postgres {
+        Postgres::start_cluster(true, standbys)
+    }
+
+    fn start_cluster(tls: bool, standbys: &[&str]) -> Postgres {
         assert!(
             Path::new(BIN).join("initdb").exists(),
             "PostgreSQL 15 is missing: bash scripts/install-deps.sh"
         );
-        let dir = tempfile::Builder::new().prefix("pam-mfa-pg-").tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let data = dir.path().join("data");
-        let run = dir.path().join("run");
-        for sub in [&data, &run] {
-            fs::create_dir(sub).unwrap();
-            let status = Command::new("chown").arg("postgres:postgres").arg(sub).status().unwrap();
-            assert!(status.success());
-        }
+        let (dir, data) = server_dir();
         system::run(
             as_postgres("initdb")
                 .args(["--auth=trust", "--encoding=UTF8", "--no-sync", "-D"])
                 .arg(&data),
         );
         let port = crate::system::free_port();
-        let mut options = format!(
-            "-c listen_addresses='' -c port={port} -c unix_socket_directories={} \
-             -c unix_socket_permissions=0700 -c fsync=off",
-            run.display()
-        );
         let tls = tls.then(|| {
             let tls = Tls::new(dir.path().join("tls"));
             let server_key = data.join("server.key");
             fs::copy(tls.dir.join("server.key"), &server_key).unwrap();
             system::run(Command::new("chown").arg("postgres:postgres").arg(&server_key));
             fs::set_permissions(&server_key, fs::Permissions::from_mode(0o600)).unwrap();
-            // Only these two: initdb's file also trusts TCP from 127.0.0.1.
+            // Only these: initdb's file also trusts TCP from 127.0.0.1.
             fs::write(
                 data.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 cert\n",
+                "local all all trust\nlocal replication all trust\nhostssl all all 127.0.0.1/32 cert\n",
             )
             .unwrap();
-            options = format!(
-                "-c listen_addresses='' -c port={port} -c unix_socket_directories={} \
-                 -c unix_socket_permissions=0700 -c fsync=off -c listen_addresses=127.0.0.1 \
-                 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
-                run.display(),
-                tls.dir.join("server.crt").display(),
-                server_key.display(),
-                tls.ca.display()
-            );
             tls
         });
-        let out = as_postgres("pg_ctl")
-            .args(["-w", "-t", "30", "-D"])
-            .arg(&data)
-            .arg("-l")
-            .arg(data.join("log"))
-            .args(["-o", &options, "start"])
-            .stdout(Stdio::null())
-            .output()
+        if !standbys.is_empty() {
+            let mut conf =
+                fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+            std::io::Write::write_all(
+                &mut conf,
+                format!(
+                    "\nwal_level = replica\nmax_wal_senders = 10\n\
+                     synchronous_standby_names = 'ANY 1 ({})'\n",
+                    standbys.join(", ")
+                )
+                .as_bytes(),
+            )
             .unwrap();
-        if !out.status.success() {
-            let log = fs::read_to_string(data.join("log")).unwrap_or_default();
-            panic!("pg_ctl start: {}\n{log}", String::from_utf8_lossy(&out.stderr));
         }
-        Postgres { dir, port, options, tls }
+        let server = Postgres {
+            options: options(dir.path(), port, tls.as_ref().map(|t| (&t.dir, &t.ca))),
+            dir,
+            port,
+            tls,
+        };
+        server.start_again();
+        server
+    }
+
+    /// A streaming standby of this server (pg_basebackup -R), named
+    /// `name` (its application_name), started; TLS as this server's.
+    pub fn standby(&self, name: &str) -> Postgres {
+        let (dir, data) = server_dir();
+        let source = format!(
+            "host={} port={} user=postgres application_name={name}",
+            self.socket_dir().display(),
+            self.port
+        );
+        system::run(
+            as_postgres("pg_basebackup")
+                .args(["-R", "-X", "stream", "-c", "fast", "-d", &source, "-D"])
+                .arg(&data),
+        );
+        let port = crate::system::free_port();
+        let tls = self.tls.as_ref().map(|t| (&t.dir, &t.ca));
+        let server = Postgres { options: options(dir.path(), port, tls), dir, port, tls: None };
+        server.start_again();
+        server
+    }
+
+    /// Makes this standby the primary.
+    pub fn promote(&self) {
+        system::run(
+            as_postgres("pg_ctl")
+                .args(["-w", "-D"])
+                .arg(self.dir.path().join("data"))
+                .arg("promote"),
+        );
+    }
+
+    /// Makes this standby stream from `primary` from now on (its new
+    /// timeline included: a standby behind the promoted one follows it).
+    pub fn follow(&self, primary: &Postgres, name: &str) {
+        self.psql(
+            "postgres",
+            &format!(
+                "ALTER SYSTEM SET primary_conninfo = 'host={} port={} user=postgres application_name={name}';
+                 SELECT pg_reload_conf();",
+                primary.socket_dir().display(),
+                primary.port
+            ),
+        );
+    }
+
+    /// How far this server has received (or written) the WAL, in bytes.
+    pub fn wal_position(&self) -> u128 {
+        let text = self.psql(
+            "postgres",
+            "SELECT pg_wal_lsn_diff(coalesce(pg_last_wal_receive_lsn(), pg_current_wal_lsn()), '0/0')::bigint",
+        );
+        text.trim().parse().unwrap()
+    }
+
+    /// Ends the server as a crash would (no checkpoint, sessions cut).
+    pub fn crash(&self) {
+        system::run(
+            as_postgres("pg_ctl")
+                .args(["-w", "-m", "immediate", "-D"])
+                .arg(self.dir.path().join("data"))
+                .arg("stop"),
+        );
     }
 
     /// Stops the server (fast: sessions are ended).
@@ -212,18 +309,22 @@ impl Postgres {
         );
     }
 
-    /// Starts it again after [`Postgres::stop`], as it was.
+    /// Starts it (again, after [`Postgres::stop`]) as it was.
     pub fn start_again(&self) {
         let data = self.dir.path().join("data");
-        system::run(
-            as_postgres("pg_ctl")
-                .args(["-w", "-t", "30", "-D"])
-                .arg(&data)
-                .arg("-l")
-                .arg(data.join("log"))
-                .args(["-o", &self.options, "start"])
-                .stdout(Stdio::null()),
-        );
+        let out = as_postgres("pg_ctl")
+            .args(["-w", "-t", "30", "-D"])
+            .arg(&data)
+            .arg("-l")
+            .arg(self.dir.path().join("run/log"))
+            .args(["-o", &self.options, "start"])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let log = fs::read_to_string(self.dir.path().join("run/log")).unwrap_or_default();
+            panic!("pg_ctl start: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) every process of the server:

@@ -12,92 +12,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pam_mfa_tests::postgres::Postgres;
-use pam_mfa_tests::system::{ensure_user, require_root, Login, Scratch, Sshd};
-use pam_mfa_tests::{bin, wrong_code, Bus, Mfad, PamRun, PamService};
-
-const HOSTS: [&str; 3] = ["fleet_a", "fleet_b", "fleet_c"];
-
-/// One host: its bus, its mfad, its PAM service (pam-harness) and sshd.
-struct Host {
-    role: &'static str,
-    mfad: Mfad,
-    pam: PamService,
-    _bus: Bus,
-}
-
-struct Fleet {
-    hosts: Vec<Host>,
-    pg: Postgres,
-}
-
-fn mfa_db(pg: &Postgres, args: &[&str]) -> String {
-    let out = Command::new(bin("mfa-db"))
-        .args(args)
-        .args(["--connection", &pg.conninfo("postgres", "mfa")])
-        .output()
-        .unwrap();
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "mfa-db {args:?}: {text}");
-    text
-}
-
-/// The fleet, each mfad with `extra` config (TOML sections) too.
-fn fleet(extra: &str) -> Fleet {
-    require_root();
-    let pg = Postgres::start_tls();
-    pg.psql("postgres", "CREATE DATABASE mfa");
-    let said = mfa_db(&pg, &["setup"]);
-    assert!(said.contains("version 2 (applied now: 1, 2)"), "{said}");
-    assert!(mfa_db(&pg, &["setup"]).contains("already"), "setup again does nothing");
-    let tls = pg.tls.as_ref().unwrap();
-    let hosts = HOSTS
-        .iter()
-        .map(|role| {
-            assert!(mfa_db(&pg, &["add-host", role]).contains("is a host's role"));
-            let (cert, key) = tls.client(role);
-            let bus = Bus::start();
-            let store = format!(
-                "[store]\nbackend = \"postgres\"\ntimeout_ms = 800\n\
-                 connection = \"host=127.0.0.1 port={} dbname=mfa user={role}\"\n\
-                 ca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
-                pg.port,
-                tls.ca.display(),
-                cert.display(),
-                key.display()
-            );
-            // Keys of [store] in `extra` join this host's.
-            let config = if extra.contains("[store]\n") {
-                extra.replacen("[store]\n", &store, 1)
-            } else {
-                format!("{extra}\n{store}")
-            };
-            let mfad = Mfad::start(&bus, &config);
-            let pam = PamService::new(&format!("max_prompts=1 config={}", mfad.config.display()));
-            Host { role, mfad, pam, _bus: bus }
-        })
-        .collect();
-    Fleet { hosts, pg }
-}
-
-impl Fleet {
-    /// Rows of the audit: (host, user, service, result), in order.
-    fn audit(&self, user: &str) -> Vec<(String, String, String)> {
-        let rows = self.pg.psql(
-            "mfa",
-            &format!(
-                "SELECT host, service, result FROM mfa.audit WHERE username = '{user}' ORDER BY id"
-            ),
-        );
-        rows.lines()
-            .filter_map(|l| {
-                let mut f = l.split('|').map(str::to_string);
-                Some((f.next()?, f.next()?, f.next()?))
-            })
-            .collect()
-    }
-}
+use pam_mfa_tests::fleet::{fleet, Host, HOSTS};
+use pam_mfa_tests::system::{ensure_user, Login, Scratch, Sshd};
+use pam_mfa_tests::{bin, wrong_code, PamRun, PamService};
 
 fn result(run: &PamRun) -> &str {
     run.result()
