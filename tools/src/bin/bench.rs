@@ -4,86 +4,22 @@
 //! them as Markdown to the path given (BENCHMARKS.md). Run with `make bench`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed step ends it
 
-use std::collections::{HashMap, VecDeque};
-use std::ffi::CString;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pam_mfa_client::{ApproverProxy, Client};
-use pam_mfa_config::schema::Algorithm;
-use pam_mfa_core::totp::{code_at, Params};
-use pam_mfa_tests::libpam::{authenticate, Conversation};
+use pam_mfa_client::Client;
+use pam_mfa_core::totp::code_at;
 use pam_mfa_tests::{bin, now, Bus, Mfad, PamService};
-
-const PARAMS: Params = Params { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
+use pam_mfa_tools::measure::{
+    approvals, cpu_us, enroll, machine, one_auth, rss_kib, secret_of, summary, PARAMS,
+};
 const GA_MODULE: &str = "/lib/x86_64-linux-gnu/security/pam_google_authenticator.so";
-
-fn secret_of(uri: &str) -> Vec<u8> {
-    let b32 = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
-    totp_secret(b32)
-}
-
-fn totp_secret(b32: &str) -> Vec<u8> {
-    // RFC 4648 base32 decode (upper case, no padding).
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in b32.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => continue,
-        };
-        buffer = (buffer << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
 
 fn b32(bytes: &[u8]) -> String {
     pam_mfa_core::uri::base32(bytes)
-}
-
-/// Percentile of sorted durations, in microseconds.
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
-}
-
-fn summary(mut d: Vec<Duration>) -> (f64, f64, f64) {
-    d.sort();
-    (pct(&d, 0.5), pct(&d, 0.99), pct(&d, 1.0))
-}
-
-/// Enrolls `count` users `{prefix}{i}` through the bus (Begin, then Confirm
-/// with the previous step's code); returns their secrets.
-fn enroll(client: &mut Client, prefix: &str, count: usize) -> Vec<(String, Vec<u8>)> {
-    (0..count)
-        .map(|i| {
-            let user = format!("{prefix}{i}");
-            let (uri, _, _) = client.begin(&user, true, "").unwrap();
-            let secret = secret_of(&uri);
-            let mut confirmed = false;
-            for _ in 0..3 {
-                let code = code_at(&secret, PARAMS, now() - 30);
-                if client.confirm(&user, &code).is_ok() {
-                    confirmed = true;
-                    break;
-                }
-            }
-            assert!(confirmed, "cannot enroll {user}");
-            (user, secret)
-        })
-        .collect()
 }
 
 /// The bus's own limit: `clients` connections calling Peer.Ping on mfad
@@ -127,55 +63,6 @@ fn ping_floor(address: &str, clients: usize, mfad: u32, bus: u32) -> (f64, (f64,
 
 fn wrong(code: &str) -> String {
     code.bytes().map(|b| char::from(b'0' + (b - b'0' + 5) % 10)).collect()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU time (user + system) a process has used, in microseconds.
-fn cpu_us(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_comm = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks: f64 =
-        [11, 12].iter().filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok())).sum();
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100);
-    ticks * 1e6 / hz as f64
-}
-
-fn one_auth(pam: &PamService, user: &str, code: &str) -> (i32, Duration) {
-    let conv = Conversation::new(VecDeque::from([CString::new(code).unwrap()]), false);
-    let dir = CString::new(pam.dir.path().to_str().unwrap()).unwrap();
-    let (svc, usr) = (CString::new(pam.name.as_str()).unwrap(), CString::new(user).unwrap());
-    let start = Instant::now();
-    let rc = authenticate(&svc, &usr, &dir, &conv, None, None, None).unwrap();
-    (rc, start.elapsed())
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        .unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!(
-        "{cores} cores ({cpu}), {}",
-        mem.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
-    )
 }
 
 fn main() {
@@ -445,49 +332,7 @@ fn main() {
     let (uri, _, _) = admin.begin("root", true, "").unwrap();
     let root_secret = secret_of(&uri);
     admin.confirm("root", &code_at(&root_secret, PARAMS, now() - 30)).unwrap();
-    let (tx, rx) = mpsc::channel::<u32>();
-    let (done_tx, done_rx) = mpsc::channel::<Instant>();
-    let approver_address = address.clone();
-    let approver = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let conn = zbus::connection::Builder::address(approver_address.as_str())
-                .build()
-                .await
-                .unwrap();
-            let proxy = ApproverProxy::new(&conn).await.unwrap();
-            let mut sent = Vec::new();
-            while let Ok(number) = rx.recv() {
-                let pending = proxy.pending().await.unwrap();
-                let (id, _, _) = pending.first().unwrap();
-                let t = Instant::now();
-                proxy.approve(id, number).await.unwrap();
-                sent.push(t);
-                done_tx.send(t).unwrap();
-            }
-            sent.len()
-        })
-    });
-    let mut push_lat = Vec::new();
-    for _ in 0..200 {
-        let tx = tx.clone();
-        let mut conv = Conversation::new(VecDeque::new(), false);
-        conv.on_message = Some(Box::new(move |text: &str| {
-            if let Some(n) = pam_mfa_tests::number_in(text) {
-                let _ = tx.send(n);
-            }
-        }));
-        let dir = CString::new(push.dir.path().to_str().unwrap()).unwrap();
-        let (svc, usr) = (CString::new(push.name.as_str()).unwrap(), CString::new("root").unwrap());
-        // The module shows the number and waits; the approver thread answers.
-        let rc = authenticate(&svc, &usr, &dir, &conv, None, None, None).unwrap();
-        let returned = Instant::now();
-        assert_eq!(rc, 0, "push not approved");
-        let approved_at = done_rx.recv().unwrap();
-        push_lat.push(returned.duration_since(approved_at));
-    }
-    drop(tx);
-    approver.join().unwrap();
+    let push_lat = approvals(&push, &address, "root", 200);
     let (a50, a99, amax) = summary(push_lat);
     let _ = writeln!(md, "## 4. Number matching: from the approver's Approve call to pam_authenticate returning (200 pushes)\n");
     let _ = writeln!(md, "| p50 | p99 | max | goal |\n|---|---|---|---|\n| {:.2} ms | {:.2} ms | {:.2} ms | p99 ≤ 20 ms |\n", a50 / 1e3, a99 / 1e3, amax / 1e3);
@@ -710,6 +555,17 @@ fn main() {
         64.0 / at64.0 * 1e3,
         at64.0,
     );
+    // The fleet's sections (pam-mfa-fleet-bench, run first by bench.sh).
+    match std::fs::read_to_string("target/bench-fleet.md") {
+        Ok(fleet) => md.push_str(&fleet),
+        Err(e) => {
+            let _ = writeln!(
+                md,
+                "## 7. Fleet\n\nNot measured in this run (target/bench-fleet.md: {e})."
+            );
+        }
+    }
+    let _ = writeln!(md);
     let _ = writeln!(md, "## Rerun\n\n```sh\nmake bench    # = bash scripts/bench.sh: release build, then this program, as root\n```");
     std::fs::write(&out_path, md).unwrap();
     println!("wrote {}", out_path.display());
