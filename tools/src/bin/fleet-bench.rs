@@ -26,6 +26,9 @@ fn extra() -> String {
     )
 }
 
+/// The users enrolled on one host, with their secrets.
+type Enrolled = Vec<(String, Vec<u8>)>;
+
 /// One host as the benchmark drives it.
 struct Node {
     mfad_pid: u32,
@@ -164,7 +167,7 @@ fn main() {
 
     // 640 users per backend, a third on each host (the database has them
     // all on every host; files only on the host that enrolled them).
-    let mut enrolled: HashMap<&str, Vec<Vec<(String, Vec<u8>)>>> = HashMap::new();
+    let mut enrolled: HashMap<&str, Vec<Enrolled>> = HashMap::new();
     for (name, nodes) in [("file", &file_nodes), ("database", &db_nodes)] {
         let t = Instant::now();
         let per_host = nodes
