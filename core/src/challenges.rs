@@ -24,6 +24,16 @@ pub type Waiter = watch::Receiver<Option<ChallengeOutcome>>;
 /// A pending challenge as an approver sees it: id, context, seconds left.
 pub type Listed = (String, Context, u64);
 
+/// A challenge made elsewhere (by another host of a fleet), for this
+/// host's approvers of its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    pub id: String,
+    pub user: String,
+    pub context: Context,
+    pub expires_in: u64,
+}
+
 struct Entry {
     challenge: Challenge,
     ended_at: Option<u64>,

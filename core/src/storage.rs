@@ -18,7 +18,7 @@ use pam_mfa_protocol::username::Username;
 use zeroize::Zeroizing;
 
 use crate::challenge::{Approver, Challenge, NotTaken, SessionRule};
-use crate::challenges::{Budget, ChallengeBook, Ender, Listed, Refused, Waiter};
+use crate::challenges::{Announced, Budget, ChallengeBook, Ender, Listed, Refused, Waiter};
 use pam_mfa_protocol::wire::ChallengeOutcome;
 
 use crate::account::{
@@ -189,6 +189,13 @@ pub trait Storage: Send + Sync {
 
     /// The requester `creator` is gone: its pending challenges end as cancelled.
     fn cancel_challenges_of(&self, creator: &str, now: u64) -> Result<Vec<String>, StorageError>;
+
+    /// Challenges made elsewhere (another host of a fleet) as they are
+    /// made, for this host to tell its approvers; `None` for a store that
+    /// has no elsewhere.
+    fn made_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
+        None
+    }
 }
 
 /// A keeper of whole accounts, one per user, with no rules of its own.

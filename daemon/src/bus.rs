@@ -472,8 +472,32 @@ async fn announce(
     challenge: &Challenge,
     expires_in: u64,
 ) {
-    for approver in approvers.of(&challenge.user) {
-        let body = (challenge.id.as_str(), &challenge.context, expires_in);
+    tell_approvers(conn, approvers, &challenge.user, &challenge.id, &challenge.context, expires_in)
+        .await;
+}
+
+/// Tells this host's approvers of a challenge another host of the fleet
+/// made (the store heard of it; its number stays where it was made).
+pub async fn announce_made_elsewhere(
+    conn: &Connection,
+    approvers: &Approvers,
+    made: &pam_mfa_core::challenges::Announced,
+) {
+    tell_approvers(conn, approvers, &made.user, &made.id, &made.context, made.expires_in).await;
+}
+
+/// `ChallengeCreated` (id, context, seconds to answer) to each approver
+/// connection of `user`: never the number.
+async fn tell_approvers(
+    conn: &Connection,
+    approvers: &Approvers,
+    user: &str,
+    id: &str,
+    context: &HashMap<String, String>,
+    expires_in: u64,
+) {
+    for approver in approvers.of(user) {
+        let body = (id, context, expires_in);
         let sent = conn
             .emit_signal(
                 Some(approver.as_str()),

@@ -182,6 +182,27 @@ async fn serve(
         .receive_name_owner_changed()
         .await
         .map_err(|e| format!("cannot watch the bus: {e}"))?;
+    // A fleet's other hosts make challenges too: this host's approvers of
+    // their users hear of them.
+    if let Some(mut made) = service.store().made_elsewhere() {
+        let (conn, approvers) = (connection.clone(), Arc::clone(&approvers));
+        tokio::spawn(async move {
+            loop {
+                match made.recv().await {
+                    Ok(made) => {
+                        pam_mfa_daemon::bus::announce_made_elsewhere(&conn, &approvers, &made).await
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "challenges made elsewhere not announced (too many at once)"
+                        );
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
     let gone = Arc::clone(&service);
     tokio::spawn(async move {
         while let Some(signal) = departures.next().await {

@@ -535,6 +535,8 @@ BEGIN
     END IF;
     INSERT INTO mfa.challenge VALUES (challenge_id, who, number, context, at, at + ttl,
         session_user, requester_session, creator, test, NULL, NULL);
+    -- Every host's mfad tells its approvers of the user (never the number).
+    PERFORM pg_notify('mfa_challenge_new', challenge_id);
     RETURN QUERY SELECT NULL::text, NULL::text;
 END
 $$;
@@ -560,6 +562,18 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT c.expires_at, c.outcome FROM mfa.challenge c
     WHERE c.id = challenge_id AND c.host = session_user AND c.creator = watch_challenge.creator
+$$;
+
+-- A pending challenge as its approvers are told of it: whose, its
+-- context, seconds left, and whether this host (role) made it. No row:
+-- not pending.
+CREATE OR REPLACE FUNCTION mfa.announced(challenge_id text)
+RETURNS TABLE (who text, context jsonb, seconds_left bigint, here boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.username, c.context, c.expires_at - mfa.now(), c.host = session_user
+    FROM mfa.challenge c
+    WHERE c.id = challenge_id AND c.outcome IS NULL AND c.expires_at > mfa.now()
 $$;
 
 -- The outcome of a challenge (NULL while it is pending or unknown).
@@ -717,6 +731,7 @@ ALTER FUNCTION mfa.remove(text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.create_challenge(text, text, integer, jsonb, bigint, bigint, text, boolean, bigint, bigint) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.watch_challenge(text, text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.challenge_outcome(text) OWNER TO mfa_owner;
+ALTER FUNCTION mfa.announced(text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.settle_challenge(text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.answer_challenge(text, text, integer, bigint, boolean, text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.end_challenge(text, text, text, text) OWNER TO mfa_owner;
@@ -740,6 +755,7 @@ GRANT EXECUTE ON FUNCTION
     mfa.create_challenge(text, text, integer, jsonb, bigint, bigint, text, boolean, bigint, bigint),
     mfa.watch_challenge(text, text),
     mfa.challenge_outcome(text),
+    mfa.announced(text),
     mfa.settle_challenge(text),
     mfa.answer_challenge(text, text, integer, bigint, boolean, text),
     mfa.end_challenge(text, text, text, text),

@@ -8,7 +8,7 @@ use pam_mfa_core::account::{
     Account, Attempt, Confirmation, Device, Pending, RecoveryHashes, Rules, Verdict,
 };
 use pam_mfa_core::challenge::{Approver, Challenge, NotTaken, SessionRule};
-use pam_mfa_core::challenges::{Budget, Ender, Listed, Refused, Waiter};
+use pam_mfa_core::challenges::{Announced, Budget, Ender, Listed, Refused, Waiter};
 use pam_mfa_core::storage::{Storage, StorageError, Summary};
 use pam_mfa_protocol::username::Username;
 use pam_mfa_protocol::wire::ChallengeOutcome;
@@ -158,5 +158,8 @@ impl<P: Storage, L: Storage> Storage for Fallback<P, L> {
     }
     fn cancel_challenges_of(&self, creator: &str, now: u64) -> Result<Vec<String>, StorageError> {
         self.primary.cancel_challenges_of(creator, now)
+    }
+    fn made_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
+        self.primary.made_elsewhere()
     }
 }

@@ -22,7 +22,7 @@ use pam_mfa_core::account::{
     Account, Attempt, Confirmation, Device, Pending, RecoveryHashes, Rules, Verdict,
 };
 use pam_mfa_core::challenge::{Approver, Challenge, Context, NotTaken, SessionRule};
-use pam_mfa_core::challenges::{Budget, Ender, Listed, Refused, Waiter};
+use pam_mfa_core::challenges::{Announced, Budget, Ender, Listed, Refused, Waiter};
 use pam_mfa_core::storage::{Storage, StorageError, Summary};
 use pam_mfa_core::{limits, recovery};
 use pam_mfa_protocol::username::Username;
@@ -35,7 +35,9 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 /// The channel the database's functions notify when a challenge ends.
-const CHANNEL: &str = "mfa_challenge";
+const ENDED: &str = "mfa_challenge";
+/// The channel they notify when a challenge is made.
+const MADE: &str = "mfa_challenge_new";
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -314,6 +316,8 @@ type Senders = Mutex<HashMap<String, watch::Sender<Option<ChallengeOutcome>>>>;
 pub struct PgStore {
     pool: Arc<Pool>,
     watched: Arc<Senders>,
+    /// Challenges other hosts made, as the listener hears of them.
+    made: tokio::sync::broadcast::Sender<Announced>,
     stop: Arc<AtomicBool>,
 }
 
@@ -355,14 +359,16 @@ impl PgStore {
         });
         let watched: Arc<Senders> = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, w, s) = (Arc::clone(&pool), Arc::clone(&watched), Arc::clone(&stop));
+        let (made, _) = tokio::sync::broadcast::channel(256);
+        let heard = Heard { watched: Arc::clone(&watched), made: made.clone() };
+        let (p, s) = (Arc::clone(&pool), Arc::clone(&stop));
         let spawned = std::thread::Builder::new()
             .name("mfa-listen".into())
-            .spawn(move || listen(&p.settings, &w, &s));
+            .spawn(move || listen(&p.settings, &heard, &s));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the challenge listener: waits end at expiry");
         }
-        PgStore { pool, watched, stop }
+        PgStore { pool, watched, made, stop }
     }
 
     /// Connects once and says whether the database answers as a host's
@@ -421,11 +427,19 @@ impl PgStore {
     }
 }
 
-/// Wakes the waiters of challenges that ended, for as long as the store
-/// lives: LISTEN on a connection of its own, reconnecting after a second
-/// when it breaks; after each (re)connect every watched challenge is read
-/// again, in case it ended while nobody listened.
-fn listen(settings: &Settings, watched: &Senders, stop: &AtomicBool) {
+/// Whom the listener tells: the waiters of challenges, and this host's
+/// approvers of challenges made elsewhere.
+struct Heard {
+    watched: Arc<Senders>,
+    made: tokio::sync::broadcast::Sender<Announced>,
+}
+
+/// Wakes the waiters of challenges that ended and announces challenges
+/// made on other hosts, for as long as the store lives: LISTEN on a
+/// connection of its own, reconnecting after a second when it breaks;
+/// after each (re)connect every watched challenge is read again, in case
+/// it ended while nobody listened.
+fn listen(settings: &Settings, heard: &Heard, stop: &AtomicBool) {
     let place = settings.place();
     let mut said_down = false;
     while !stop.load(Ordering::Relaxed) {
@@ -440,7 +454,7 @@ fn listen(settings: &Settings, watched: &Senders, stop: &AtomicBool) {
                 continue;
             }
         };
-        if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")) {
+        if let Err(e) = client.batch_execute(&format!("LISTEN {ENDED}; LISTEN {MADE}")) {
             tracing::warn!(database = %place, error = %describe(&e), "LISTEN failed; retrying");
             std::thread::sleep(Duration::from_secs(1));
             continue;
@@ -449,57 +463,81 @@ fn listen(settings: &Settings, watched: &Senders, stop: &AtomicBool) {
             tracing::info!(database = %place, "challenge listener connected again");
             said_down = false;
         }
-        let all: Vec<String> = lock(watched).keys().cloned().collect();
-        if wake(&mut client, watched, all).is_err() {
+        let all: Vec<(String, String)> =
+            lock(&heard.watched).keys().map(|id| (ENDED.to_string(), id.clone())).collect();
+        if tell(&mut client, heard, all).is_err() {
             continue;
         }
         while !stop.load(Ordering::Relaxed) {
-            let ids = match next_ids(&mut client) {
-                Ok(ids) => ids,
+            let notices = match next_notices(&mut client) {
+                Ok(notices) => notices,
                 Err(e) => {
                     tracing::warn!(database = %place, error = %describe(&e), "challenge listener lost its connection");
                     said_down = true;
                     break;
                 }
             };
-            if wake(&mut client, watched, ids).is_err() {
+            if tell(&mut client, heard, notices).is_err() {
                 break;
             }
         }
     }
 }
 
-/// The ids notified within a second (maybe none).
-fn next_ids(client: &mut Client) -> Result<Vec<String>, postgres::Error> {
+/// The notices (channel, payload) that came within a second (maybe none).
+fn next_notices(client: &mut Client) -> Result<Vec<(String, String)>, postgres::Error> {
     use postgres::fallible_iterator::FallibleIterator;
     let mut notifications = client.notifications();
-    let mut ids = Vec::new();
+    let mut notices = Vec::new();
     if let Some(n) = notifications.timeout_iter(Duration::from_secs(1)).next()? {
-        ids.push(n.payload().to_string());
+        notices.push((n.channel().to_string(), n.payload().to_string()));
     }
     let mut ready = notifications.iter();
     while let Some(n) = ready.next()? {
-        ids.push(n.payload().to_string());
+        notices.push((n.channel().to_string(), n.payload().to_string()));
     }
-    Ok(ids)
+    Ok(notices)
 }
 
-/// Reads the outcome of each watched id among `ids` and wakes its
-/// waiters; forgets watches whose waiters are gone or woken.
-fn wake(client: &mut Client, watched: &Senders, ids: Vec<String>) -> Result<(), postgres::Error> {
-    for id in ids {
-        if !lock(watched).contains_key(&id) {
+/// Acts on notices, each read again from the database (a NOTIFY anyone
+/// may send decides nothing): wakes the waiters of each ended challenge,
+/// announces each one made on another host. Forgets watches whose waiters
+/// are gone or woken.
+fn tell(
+    client: &mut Client,
+    heard: &Heard,
+    notices: Vec<(String, String)>,
+) -> Result<(), postgres::Error> {
+    for (channel, id) in notices {
+        if channel == MADE {
+            if heard.made.receiver_count() == 0 {
+                continue;
+            }
+            let Some(row) = client.query_opt("SELECT * FROM mfa.announced($1)", &[&id])? else {
+                continue;
+            };
+            let here: bool = row.try_get(3)?;
+            let context: serde_json::Value = row.try_get(1)?;
+            if let (false, Ok(context)) = (here, serde_json::from_value(context)) {
+                let seconds: i64 = row.try_get(2)?;
+                let user = row.try_get(0)?;
+                let _ =
+                    heard.made.send(Announced { id, user, context, expires_in: unsigned(seconds) });
+            }
+            continue;
+        }
+        if !lock(&heard.watched).contains_key(&id) {
             continue;
         }
         let word: Option<String> =
             client.query_one("SELECT mfa.challenge_outcome($1)", &[&id])?.try_get(0)?;
         if let Some(outcome) = word.as_deref().and_then(challenge_outcome) {
-            if let Some(sender) = lock(watched).remove(&id) {
+            if let Some(sender) = lock(&heard.watched).remove(&id) {
                 let _ = sender.send(Some(outcome));
             }
         }
     }
-    lock(watched).retain(|_, s| s.receiver_count() > 0);
+    lock(&heard.watched).retain(|_, s| s.receiver_count() > 0);
     Ok(())
 }
 
@@ -859,6 +897,10 @@ impl Storage for PgStore {
             listed.push((self.field(&row, 0)?, context, unsigned(self.field(&row, 2)?)));
         }
         Ok(listed)
+    }
+
+    fn made_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
+        Some(self.made.subscribe())
     }
 
     fn cancel_challenges_of(&self, creator: &str, _now: u64) -> Result<Vec<String>, StorageError> {

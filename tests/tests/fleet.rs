@@ -367,3 +367,53 @@ fn a_hosts_file_store_moves_into_the_database_and_back_out() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("permission denied"), "{said}");
 }
+
+#[test]
+fn an_approver_online_on_another_host_is_told_of_a_request_at_once() {
+    use std::io::{BufRead, Write};
+    const USER: &str = "mfa-fleet-told";
+    ensure_user(USER, false);
+    let fleet = fleet("");
+    let (a, b) = (&fleet.hosts[0], &fleet.hosts[1]);
+    let (_app, mut proofs) = b.mfad.enroll_with_recovery(USER);
+    // mfa-approve on host B goes online first: nothing is pending yet, so
+    // it can only learn of the request from B's mfad.
+    let mut cmd = b.mfad.in_verified_session(USER, &proofs.pop().unwrap(), &b.mfad.approve_bin());
+    let mut approver = cmd
+        .arg("--config")
+        .arg(&b.mfad.config)
+        .arg("--once")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = approver.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = lines.recv_timeout(left) else { break };
+            seen.push(line.clone());
+            if line.contains(needle) {
+                return Instant::now();
+            }
+        }
+        panic!("{needle:?} not seen: {seen:?}");
+    };
+    wait_for("Waiting for sign-in requests");
+    let pam = PamService::new(&format!("mode=push config={}", a.mfad.config.display()));
+    let mut request = pam.start_push(USER, None);
+    let asked = Instant::now();
+    let told = wait_for("Sign-in request for");
+    assert!(told.duration_since(asked) < Duration::from_secs(1), "told after {:?}", told - asked);
+    writeln!(approver.stdin.take().unwrap(), "{}", request.number).unwrap();
+    let (line, _) = request.result_line().expect("a result");
+    assert!(line.contains("PAM_SUCCESS"), "{}", request.shown());
+    assert!(approver.wait().unwrap().success());
+}
