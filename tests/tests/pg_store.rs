@@ -359,3 +359,100 @@ fn the_schema_is_applied_once_and_again_does_nothing() {
     assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), vec![1, 2]);
     assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), Vec::<i32>::new());
 }
+
+#[test]
+fn a_notify_sent_by_anyone_wakes_no_waiter_with_an_outcome() {
+    require_root();
+    let server = server();
+    let db = database(&server);
+    let subject = {
+        let store = PgStore::open(settings(&server, HOST, &db));
+        let clock = Mutex::new(server.pg.client(&db));
+        Clocked { store, clock }
+    };
+    subject.at(1_700_000_000);
+    let challenge = Challenge {
+        id: "c-spoofed".into(),
+        user: "alice".into(),
+        number: 42,
+        context: Default::default(),
+        created_at: 1_700_000_000,
+        expires_at: 1_700_000_060,
+        requester_session: Some(5),
+        creator: ":1.7".into(),
+        test: false,
+        outcome: None,
+    };
+    let budget = Budget { burst: 3, every: 20 };
+    assert_eq!(subject.create_challenge(challenge, budget, 1_700_000_000).unwrap(), Ok(()));
+    let (waiter, _) = subject.watch_challenge("c-spoofed", ":1.7").unwrap().unwrap();
+    // Any role may NOTIFY any channel: a host (or anyone who can log in)
+    // says the challenge ended. The listener reads the table: still pending.
+    let mut other =
+        postgres::Client::connect(&server.pg.conninfo(HOST, &db), postgres::NoTls).unwrap();
+    other.batch_execute("NOTIFY mfa_challenge, 'c-spoofed'").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(*waiter.borrow(), None, "a spoofed notice decided nothing");
+    // The real end does wake it.
+    let ended = subject.end_challenge(
+        "c-spoofed",
+        ChallengeOutcome::Denied,
+        Ender::User("alice"),
+        1_700_000_001,
+    );
+    assert!(ended.unwrap().is_ok());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while waiter.borrow().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(*waiter.borrow(), Some(ChallengeOutcome::Denied));
+}
+
+#[test]
+fn a_hosts_clock_ends_no_lockout_early_the_databases_does() {
+    require_root();
+    let server = server();
+    let db = database(&server);
+    let subject = {
+        let store = PgStore::open(settings(&server, HOST, &db));
+        let clock = Mutex::new(server.pg.client(&db));
+        Clocked { store, clock }
+    };
+    let t = 1_700_000_000u64;
+    subject.at(t);
+    let alice = Username::parse("alice").unwrap();
+    let mut account = Account {
+        secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into(),
+        algorithm: "SHA1".into(),
+        digits: 6,
+        period: 30,
+        enrolled_at: t - 100,
+        last_step: None,
+        limits: Default::default(),
+        skew: None,
+        max_failures: None,
+        lockout_seconds: None,
+        recovery: RecoveryHashes::default(),
+        remembered: Vec::new(),
+        push_blocked_since: 0,
+        limits_by_address: Default::default(),
+    };
+    account.limits.locked_until = t + 600;
+    subject.install(&alice, account).unwrap();
+    let attempt = Attempt {
+        code: Zeroizing::new("123456".into()),
+        rhost: String::new(),
+        service: "sshd".into(),
+        device: None,
+    };
+    let rules = Rules {
+        skew: 1,
+        limits: Default::default(),
+        scope: Default::default(),
+        remember_seconds: 0,
+    };
+    // The host says it is an hour later: the database's clock decides.
+    let verdict = subject.store.verify(&alice, &attempt, &rules, t + 3600).unwrap().unwrap();
+    assert_eq!(verdict.outcome, pam_mfa_protocol::wire::VerifyOutcome::LockedOut);
+    assert_eq!(verdict.retry_after, 600);
+}
