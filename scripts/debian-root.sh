@@ -11,11 +11,14 @@ cd "$(dirname "$0")/.."
 # What a Debian 12 server with pam-mfa needs around it: systemd as PID 1,
 # the system bus, logind sessions (libpam-systemd), each user's session bus
 # (dbus-user-session: systemd-run --user), sshd, sudo, cron, and the
-# package's own dependencies (dbus, adduser, libpam-runtime).
+# package's own dependencies (dbus, adduser, libpam-runtime); and for the
+# fleet case, Debian's PostgreSQL 15 (its cluster made by the package,
+# started by systemd).
 packages=(
   systemd systemd-sysv dbus libpam-systemd dbus-user-session
   openssh-server openssh-client sudo cron
   adduser libpam-runtime procps util-linux passwd
+  postgresql-15
 )
 
 export DEBIAN_FRONTEND=noninteractive

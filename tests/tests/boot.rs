@@ -468,3 +468,76 @@ fn upgrade_reboot_remove_and_purge_under_systemd() {
     assert_eq!(machine.sh("systemctl is-active mfad").stdout, b"inactive\n");
     machine.poweroff();
 }
+
+/// A fleet host under systemd: Debian's PostgreSQL 15 on the same machine
+/// (as systemd starts it), the database set up with `mfa-db`, and the host
+/// configured as README's Fleet says, over TCP with a password file. The
+/// packaged unit gives mfad no network, so logins fail closed until the
+/// drop-in from the examples allows the database's address; then a code
+/// signs in over ssh.service, is refused again, and the audit in the
+/// database names the host by its role. No secret is in the host's files.
+#[test]
+fn a_fleet_host_under_systemd_checks_codes_in_postgresql() {
+    let image = Image::new();
+    let machine = installed(&image);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while machine.sh("systemctl is-active postgresql@15-main").stdout != b"active\n" {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            machine.ok("systemctl status postgresql@15-main || true")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    machine.ok("runuser -u postgres -- createdb mfa");
+    let said = machine.ok("runuser -u postgres -- mfa-db setup");
+    assert!(said.contains("version 2 (applied now: 1, 2)"), "{said}");
+    let said = machine.ok("echo 'fleet-Password-of-web1' | runuser -u postgres -- mfa-db add-host web1 --password-stdin");
+    assert!(said.contains("web1 is a host's role"), "{said}");
+    machine.ok("set -e
+         install -d -m 0755 /etc/pam-mfa
+         install -m 0600 -o pam-mfa -g pam-mfa /dev/null /etc/pam-mfa/db-password
+         echo 'fleet-Password-of-web1' > /etc/pam-mfa/db-password
+         cat >> /etc/pam-mfa/config.toml <<'TOML'
+
+[store]
+backend = \"postgres\"
+connection = \"host=127.0.0.1 dbname=mfa user=web1\"
+password_file = \"/etc/pam-mfa/db-password\"
+TOML
+         systemctl restart mfad");
+    // The packaged sandbox: no network for mfad, so closed (and said).
+    let refused = machine.sh("mfa-enroll --list");
+    assert!(!refused.status.success());
+    let journal = machine.ok("journalctl --no-pager -o cat -u mfad.service");
+    assert!(journal.contains("store-unreachable"), "{journal}");
+    // README's drop-in, with the database's address.
+    machine.ok(
+        "set -e
+         mkdir -p /etc/systemd/system/mfad.service.d
+         sed 's/^IPAddressAllow=.*/IPAddressAllow=127.0.0.1/' /usr/share/doc/pam-mfa/examples/mfad-fleet.conf > /etc/systemd/system/mfad.service.d/fleet.conf
+         systemctl daemon-reload
+         systemctl restart mfad",
+    );
+    machine.ok("mfa-enroll --list");
+    add_user(&machine, "alice", "");
+    enable_for_ssh(&machine);
+    let app = enroll_as_root(&machine, "alice");
+    let code = app.code_now();
+    let (login, screen) = ssh_login(&machine, "alice", &code);
+    assert_eq!(login, 0, "a code checked in PostgreSQL:\n{screen}");
+    let (login, screen) = ssh_login(&machine, "alice", &code);
+    assert_eq!(login, 2, "the same code again:\n{screen}");
+    let audit = machine.ok("runuser -u postgres -- psql -d mfa -Atc 'SELECT host, username, service, result FROM mfa.audit ORDER BY id'");
+    assert!(audit.contains("web1|alice|sshd|accepted\nweb1|alice|sshd|replayed"), "{audit}");
+    // The secret is in the database only; the host keeps no user file.
+    let files = machine.ok("ls -A /var/lib/pam-mfa/users 2>/dev/null || true");
+    assert!(files.trim().is_empty(), "{files}");
+    let secret = machine.ok("runuser -u postgres -- psql -d mfa -Atc \"SELECT count(*) FROM mfa.account WHERE username = 'alice'\"");
+    assert_eq!(secret.trim(), "1");
+    let everything = machine.ok("journalctl --no-pager -o cat");
+    for secret in [&code, &app.secret] {
+        assert!(!everything.contains(secret.as_str()), "{secret} is in the journal");
+    }
+    machine.poweroff();
+}
