@@ -173,6 +173,16 @@ impl Postgres {
         Postgres::start_with(true)
     }
 
+    /// As [`Postgres::start_tls`], with fsync on (as shipped): for
+    /// benchmarks, where the tests' fsync=off would flatter the database.
+    pub fn start_tls_durable() -> Postgres {
+        let mut server = Postgres::start_cluster(true, &[]);
+        server.stop();
+        server.options = server.options.replace("-c fsync=off", "-c fsync=on");
+        server.start_again();
+        server
+    }
+
     fn start_with(tls: bool) -> Postgres {
         Postgres::start_cluster(tls, &[])
     }
