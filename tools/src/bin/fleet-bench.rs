@@ -372,11 +372,12 @@ fn main() {
          the user's row locked and written, an audit row, and the commit with its WAL flush. \
          mfad's share drops against the file store ({:.0} µs instead of {:.0} µs per call: no file \
          to parse, write and fsync). On this machine the database, three or fifty mfad, the \
-         dbus-daemons and the clients share 2 cores, so calls/s stop near 2,300 and the p99 at 64 \
+         dbus-daemons and the clients share 2 cores, so calls/s stop near {:.0} and the p99 at 64 \
          concurrent clients is the queue (Little's law: 64 / {:.0} calls/s = {:.1} ms on average). \
          One core of a database server does about {per_core:.0} verifications/s at this cost.\n\
          - **Fifty hosts** are fifty processes of each kind on 2 cores: the p99 there is the \
-         scheduler's, not the database's; its CPU per call is the same as with three hosts.\n\
+         scheduler's, not the database's, whose CPU per call stays near the three hosts' \
+         ({:.0} against {:.0} µs).\n\
          - **Connections.** Each host keeps a LISTEN connection and its pool's (opened when \
          first needed, kept): {} connections for 50 hosts here, each a PostgreSQL process of \
          about {:.1} MiB of its own memory.\n",
@@ -385,7 +386,10 @@ fn main() {
         db_at_64[3],
         file_at_64[3],
         db_at_64[0],
+        db_at_64[0],
         64.0 / db_at_64[0] * 1000.0,
+        r[4],
+        db_at_64[4],
         after.trim(),
         backends.get(backends.len() / 2).copied().unwrap_or(0) as f64 / 1024.0
     );
