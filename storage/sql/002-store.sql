@@ -232,7 +232,7 @@ BEGIN
     END IF;
 
     step := mfa.matching_step(a.secret, a.algorithm, a.digits, a.period, code, at,
-        least(coalesce(a.skew, verify.skew), 10));
+        least(greatest(coalesce(a.skew, verify.skew), 0), 10));
     IF step IS NULL THEN
         result := 'rejected';
     ELSIF a.last_step IS NOT NULL AND step <= a.last_step THEN
@@ -254,10 +254,11 @@ BEGIN
     IF success THEN
         f := 0; l := 0; u := 0;
     ELSE
+        -- The host's limits, held to the config's own ranges.
         SELECT * INTO f, l, u FROM mfa.after_failure(f, l, u,
             least(greatest(coalesce(a.max_failures, max_failures), 1), 100),
             least(greatest(coalesce(a.lockout_seconds, lockout_seconds), 1), 86400),
-            lockout_max, at);
+            least(greatest(lockout_max, 1), 604800), at);
     END IF;
     IF address IS NULL THEN
         UPDATE mfa.account SET failures = f, lockouts = l, locked_until = u
@@ -279,6 +280,7 @@ BEGIN
         END IF;
     END IF;
 
+    remember_seconds := least(greatest(remember_seconds, 0), 2592000);
     IF result = 'accepted' AND remember_seconds > 0 AND device_key <> '' THEN
         DELETE FROM mfa.remembered r WHERE r.username = who AND (r.until <= at
             OR (r.key = device_key AND r.rhost = device_rhost AND r.service = device_service));
@@ -408,7 +410,8 @@ BEGIN
         RETURN QUERY SELECT 'expired'::text, 0;
         RETURN;
     END IF;
-    step := mfa.matching_step(p.secret, p.algorithm, p.digits, p.period, code, at, skew);
+    step := mfa.matching_step(p.secret, p.algorithm, p.digits, p.period, code, at,
+        least(greatest(skew, 0), 10));
     IF step IS NULL THEN
         IF p.tries_left <= 1 THEN
             DELETE FROM mfa.pending x WHERE x.username = who;
@@ -419,11 +422,20 @@ BEGIN
         END IF;
         RETURN;
     END IF;
-    DELETE FROM mfa.account WHERE username = who;
+    -- Replaced in place, never deleted and inserted: a check waiting for
+    -- the row's lock would find it gone and read "not enrolled".
+    DELETE FROM mfa.address_limit x WHERE x.username = who;
+    DELETE FROM mfa.remembered x WHERE x.username = who;
     -- The confirming code is used: it cannot also sign in.
-    INSERT INTO mfa.account (username, secret, algorithm, digits, period, enrolled_at,
+    INSERT INTO mfa.account AS old (username, secret, algorithm, digits, period, enrolled_at,
             last_step, recovery_salt, recovery_hashes)
-        VALUES (who, p.secret, p.algorithm, p.digits, p.period, at, step, salt, hashes);
+        VALUES (who, p.secret, p.algorithm, p.digits, p.period, at, step, salt, hashes)
+        ON CONFLICT (username) DO UPDATE SET secret = EXCLUDED.secret,
+            algorithm = EXCLUDED.algorithm, digits = EXCLUDED.digits, period = EXCLUDED.period,
+            enrolled_at = EXCLUDED.enrolled_at, last_step = EXCLUDED.last_step, failures = 0,
+            lockouts = 0, locked_until = 0, skew = NULL, max_failures = NULL,
+            lockout_seconds = NULL, recovery_salt = EXCLUDED.recovery_salt,
+            recovery_hashes = EXCLUDED.recovery_hashes, push_blocked_since = 0;
     DELETE FROM mfa.pending x WHERE x.username = who;
     RETURN QUERY SELECT 'confirmed'::text, 0;
 END
@@ -441,10 +453,20 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    DELETE FROM mfa.account a WHERE a.username = who;
-    INSERT INTO mfa.account VALUES (who, secret, algorithm, digits, period, enrolled_at,
+    -- In place (see confirm_enrollment).
+    DELETE FROM mfa.address_limit x WHERE x.username = who;
+    DELETE FROM mfa.remembered x WHERE x.username = who;
+    INSERT INTO mfa.account AS old VALUES (who, secret, algorithm, digits, period, enrolled_at,
         last_step, failures, lockouts, locked_until, skew, max_failures, lockout_seconds,
-        salt, hashes, push_blocked_since);
+        salt, hashes, push_blocked_since)
+        ON CONFLICT (username) DO UPDATE SET secret = EXCLUDED.secret,
+            algorithm = EXCLUDED.algorithm, digits = EXCLUDED.digits, period = EXCLUDED.period,
+            enrolled_at = EXCLUDED.enrolled_at, last_step = EXCLUDED.last_step,
+            failures = EXCLUDED.failures, lockouts = EXCLUDED.lockouts,
+            locked_until = EXCLUDED.locked_until, skew = EXCLUDED.skew,
+            max_failures = EXCLUDED.max_failures, lockout_seconds = EXCLUDED.lockout_seconds,
+            recovery_salt = EXCLUDED.recovery_salt, recovery_hashes = EXCLUDED.recovery_hashes,
+            push_blocked_since = EXCLUDED.push_blocked_since;
     INSERT INTO mfa.address_limit
         SELECT who, e->>0, (e->>1)::integer, (e->>2)::integer, (e->>3)::bigint
         FROM jsonb_array_elements(addresses) AS x(e);
@@ -511,14 +533,22 @@ DECLARE
     earned bigint;
     waiting text;
 BEGIN
-    every := greatest(every, 1);
-    DELETE FROM mfa.challenge x WHERE x.ended_at + 300 <= at OR x.expires_at + 300 <= at;
+    -- Held to the config's ranges ([push] request_burst, request_every_seconds,
+    -- timeout_seconds), whatever a host sends.
+    every := least(greatest(every, 1), 3600);
+    burst := least(greatest(burst, 1), 1000);
+    ttl := least(greatest(ttl, 1), 600);
+    -- Ended ones are kept 300 s for late readers; a few go per call,
+    -- skipping rows others hold.
+    DELETE FROM mfa.challenge x WHERE x.id IN (SELECT y.id FROM mfa.challenge y
+        WHERE y.ended_at + 300 <= at OR y.expires_at + 300 <= at
+        LIMIT 100 FOR UPDATE SKIP LOCKED);
     INSERT INTO mfa.push_budget VALUES (who, burst, at) ON CONFLICT (username) DO NOTHING;
     SELECT * INTO b FROM mfa.push_budget x WHERE x.username = who FOR UPDATE;
     earned := greatest(at - b.counted_at, 0) / every;
     b.available := least(b.available + earned, burst);
     b.counted_at := CASE WHEN b.available >= burst THEN at ELSE b.counted_at + earned * every END;
-    IF b.available = 0 THEN
+    IF b.available <= 0 THEN
         UPDATE mfa.push_budget x SET available = b.available, counted_at = b.counted_at
             WHERE x.username = who;
         RETURN QUERY SELECT 'too-many'::text,
@@ -617,25 +647,34 @@ DECLARE
     c mfa.challenge;
     ended text;
 BEGIN
+    IF rule IS NULL OR rule NOT IN ('mfa', 'different', 'any') OR answer IS NULL THEN
+        RAISE EXCEPTION 'answer_challenge: rule is mfa, different or any; answer is a number';
+    END IF;
     SELECT * INTO c FROM mfa.challenge x WHERE x.id = challenge_id FOR UPDATE;
-    IF NOT FOUND OR c.username <> who THEN
+    IF NOT FOUND OR c.username IS DISTINCT FROM who THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::integer,
             NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::boolean;
         RETURN;
     END IF;
     IF c.outcome IS NOT NULL OR at >= c.expires_at THEN
         ended := mfa.end_row(c, 'expired', at);
-        RETURN QUERY SELECT 'ended'::text, s.* FROM mfa.shown(c, ended) s;
+        RETURN QUERY SELECT 'ended'::text, ended, NULL::text, NULL::text, NULL::integer,
+            NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::boolean;
         RETURN;
     END IF;
+    -- A refused approver learns nothing of the challenge (its number least).
     IF NOT c.test AND rule <> 'any' THEN
         IF approver_session IS NULL OR (c.host = session_user
                 AND c.requester_session IS NOT DISTINCT FROM approver_session) THEN
-            RETURN QUERY SELECT 'same-session'::text, s.* FROM mfa.shown(c, NULL) s;
+            RETURN QUERY SELECT 'same-session'::text, NULL::text, NULL::text, NULL::text,
+                NULL::integer, NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text,
+                NULL::boolean;
             RETURN;
         END IF;
-        IF rule = 'mfa' AND NOT verified THEN
-            RETURN QUERY SELECT 'not-verified'::text, s.* FROM mfa.shown(c, NULL) s;
+        IF rule = 'mfa' AND verified IS NOT TRUE THEN
+            RETURN QUERY SELECT 'not-verified'::text, NULL::text, NULL::text, NULL::text,
+                NULL::integer, NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text,
+                NULL::boolean;
             RETURN;
         END IF;
     END IF;
@@ -658,21 +697,30 @@ DECLARE
     c mfa.challenge;
     ended text;
     may boolean;
+    allowed text;
 BEGIN
+    -- Who ends decides how, never the caller: a creator cancels, the
+    -- user's approver denies (or reports). Nobody approves here.
+    allowed := CASE kind WHEN 'creator' THEN 'cancelled' WHEN 'user' THEN 'denied'
+        WHEN 'reporter' THEN 'denied' END;
+    IF allowed IS NULL OR ending IS DISTINCT FROM allowed THEN
+        RAISE EXCEPTION 'end_challenge: a creator cancels, an approver denies';
+    END IF;
     SELECT * INTO c FROM mfa.challenge x WHERE x.id = challenge_id FOR UPDATE;
     may := FOUND AND CASE kind
             WHEN 'creator' THEN c.host = session_user AND c.creator = ender
             WHEN 'user' THEN c.username = ender
             WHEN 'reporter' THEN c.username = ender AND NOT c.test
             ELSE false END;
-    IF NOT may THEN
+    IF may IS NOT TRUE THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::integer,
             NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::boolean;
         RETURN;
     END IF;
     IF c.outcome IS NOT NULL OR at >= c.expires_at THEN
         ended := mfa.end_row(c, 'expired', at);
-        RETURN QUERY SELECT 'ended'::text, s.* FROM mfa.shown(c, ended) s;
+        RETURN QUERY SELECT 'ended'::text, ended, NULL::text, NULL::text, NULL::integer,
+            NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::boolean;
         RETURN;
     END IF;
     ended := mfa.end_row(c, ending, at);
@@ -739,6 +787,9 @@ ALTER FUNCTION mfa.pending_challenges(text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.cancel_challenges_of(text) OWNER TO mfa_owner;
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA mfa FROM PUBLIC;
+-- And for functions later versions make: nobody but whom they grant.
+ALTER DEFAULT PRIVILEGES IN SCHEMA mfa REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE mfa_owner IN SCHEMA mfa REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     mfa.verify(text, text, text, text, text, text, text, bigint, bigint, bigint, bigint, bigint, text, text),
     mfa.summary(text),

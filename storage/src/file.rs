@@ -236,6 +236,17 @@ impl FileRecords {
         self.users.join(format!("{user}{SUFFIX}"))
     }
 
+    /// Moves `user`'s file out of the store, into `<state_dir>/imported/`
+    /// (mode 0700): kept for the record, never read as an enrollment
+    /// again (after it moved into a database). Returns where it went.
+    pub fn set_aside(&self, user: &Username) -> Result<PathBuf, StorageError> {
+        let dir = self.users.parent().unwrap_or(&self.users).join("imported");
+        fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir).map_err(io_err(&dir))?;
+        let to = dir.join(format!("{user}{SUFFIX}"));
+        fs::rename(self.path_of(user), &to).map_err(io_err(&to))?;
+        Ok(to)
+    }
+
     fn remove_stale_temp_files(&self) -> Result<(), StorageError> {
         for entry in fs::read_dir(&self.users).map_err(io_err(&self.users))? {
             let entry = entry.map_err(io_err(&self.users))?;

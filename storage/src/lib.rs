@@ -71,7 +71,13 @@ pub fn settings(store: &StoreConfig) -> Result<postgres::Settings, String> {
     match store.ca_file.get() {
         Some(ca) => settings.with_tls(ca, client).map_err(|e| format!("[store] TLS: {e}")),
         None if client.is_some() => Err("[store] client_cert needs ca_file (TLS)".into()),
-        None => Ok(settings),
+        None => match settings.remote_host() {
+            // Codes, answers and new secrets would cross the network in clear.
+            Some(host) => Err(format!(
+                "[store] connection reaches {host} over the network: set ca_file (TLS)"
+            )),
+            None => Ok(settings),
+        },
     }
 }
 
@@ -123,6 +129,16 @@ mod tests {
             "[store]\nbackend = \"postgres\"\nconnection = \"host=/tmp dbname=mfa\"\nclient_cert = \"/c.pem\"\n",
         );
         assert!(e.contains("client_cert and client_key go together"), "{e}");
+        let e = refused("[store]\nbackend = \"postgres\"\nconnection = \"host=127.0.0.1,db2.example dbname=mfa\"\n");
+        assert!(e.contains("reaches db2.example over the network: set ca_file (TLS)"), "{e}");
+        for local in [
+            "host=/var/run/postgresql dbname=mfa",
+            "host=127.0.0.1 dbname=mfa",
+            "host=localhost,::1 dbname=mfa",
+        ] {
+            let text = format!("[store]\nbackend = \"postgres\"\nconnection = \"{local}\"\n");
+            assert!(open(&config(&text)).is_ok(), "{local}");
+        }
     }
 
     #[test]

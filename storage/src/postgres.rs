@@ -69,11 +69,13 @@ impl Settings {
         // without a standby could come back after a failover. The caller
         // is answered within mfad's own bound instead, and the connection
         // waits for the truth. Lock waits end (before any commit).
-        config.options(&format!("-c lock_timeout={}", statement.as_millis()));
+        // Half the operation's bound for a lock, and for a free connection:
+        // the store answers "unreachable" itself, before mfad's bound.
+        config.options(&format!("-c lock_timeout={}", (statement / 2).as_millis()));
         if config.get_application_name().is_none() {
             config.application_name("mfad");
         }
-        Ok(Settings { config, tls: None, pool_size: 4, wait: statement })
+        Ok(Settings { config, tls: None, pool_size: 4, wait: statement / 2 })
     }
 
     /// Requires TLS, trusting the CA certificates in `ca_file` (PEM), and
@@ -109,6 +111,19 @@ impl Settings {
         self.config.ssl_mode(postgres::config::SslMode::Require);
         self.tls = Some(Arc::new(tls));
         Ok(self)
+    }
+
+    /// A host of the connection string reached over the network (not a
+    /// socket, not this machine's loopback), if any.
+    pub fn remote_host(&self) -> Option<String> {
+        self.config.get_hosts().iter().find_map(|h| match h {
+            postgres::config::Host::Tcp(name) => {
+                let local = name == "localhost"
+                    || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                (!local).then(|| name.clone())
+            }
+            postgres::config::Host::Unix(_) => None,
+        })
     }
 
     /// The database as errors name it: its hosts and name, never a password.
@@ -148,7 +163,11 @@ impl ClientConfigRef<'_> {
 struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    used: Instant,
 }
+
+/// A connection idle longer than this is checked before it is used.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 impl Conn {
     fn query(
@@ -243,13 +262,13 @@ impl Pool {
         Ok(Slot(self))
     }
 
-    /// Runs `work` on a connection. A connection that was found closed is
-    /// replaced; one that broke during `work` is dropped, and `work` is
-    /// tried once more on a new one only if it was idle before (the
-    /// server went away while nobody used it: after a failover, say).
+    /// Runs `work` on a connection. A connection idle for a while is
+    /// checked first (a failover leaves the pool's connections to a server
+    /// that is gone) and replaced if it does not answer; `work` itself is
+    /// never sent twice: once sent, it may have committed.
     fn run<T>(
         &self,
-        work: impl Fn(&mut Conn) -> Result<T, postgres::Error>,
+        work: impl FnOnce(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, StorageError> {
         let _slot = self.slot()?;
         let reused = {
@@ -257,39 +276,51 @@ impl Pool {
             idle.retain(|c| !c.client.is_closed());
             idle.pop()
         };
-        let was_reused = reused.is_some();
+        let check = self.settings.wait.min(Duration::from_secs(1));
         let mut conn = match reused {
-            Some(conn) => conn,
+            Some(conn) if conn.used.elapsed() < IDLE_CHECK => conn,
+            Some(mut conn) => match conn.client.is_valid(check) {
+                Ok(()) => conn,
+                Err(_) => self.open()?,
+            },
             None => self.open()?,
         };
-        match work(&mut conn) {
-            Ok(v) => {
-                lock(&self.idle).push(conn);
-                Ok(v)
-            }
-            Err(_) if was_reused && conn.client.is_closed() => {
-                drop(conn);
-                let mut conn = self.open()?;
-                let answer = work(&mut conn).map_err(|e| self.failed(&e))?;
-                lock(&self.idle).push(conn);
-                Ok(answer)
-            }
-            Err(e) => {
-                if !conn.client.is_closed() {
-                    lock(&self.idle).push(conn);
-                }
-                Err(self.failed(&e))
-            }
+        let answer = work(&mut conn);
+        conn.used = Instant::now();
+        if !conn.client.is_closed() {
+            lock(&self.idle).push(conn);
         }
+        answer.map_err(|e| self.failed(&e))
     }
 
     fn open(&self) -> Result<Conn, StorageError> {
         let client = self.settings.connect().map_err(|e| self.failed(&e))?;
-        Ok(Conn { client, statements: HashMap::new() })
+        Ok(Conn { client, statements: HashMap::new(), used: Instant::now() })
     }
 
+    /// A failure as the store says it: the database cannot be reached
+    /// (no connection, shutting down, read-only after a failover, full),
+    /// or it refused what was asked (a bug or a broken setup, said as is;
+    /// never "unreachable", which the break-glass would act on).
     fn failed(&self, e: &postgres::Error) -> StorageError {
-        self.unavailable(describe(e))
+        let unreachable = match e.as_db_error() {
+            None => true,
+            Some(db) => {
+                let code = db.code().code();
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "25006"
+                    || code == "53300"
+            }
+        };
+        if unreachable {
+            self.unavailable(describe(e))
+        } else {
+            StorageError::Io {
+                place: self.settings.place(),
+                error: std::io::Error::other(describe(e)),
+            }
+        }
     }
 }
 
@@ -466,6 +497,7 @@ fn listen(settings: &Settings, heard: &Heard, stop: &AtomicBool) {
         let all: Vec<(String, String)> =
             lock(&heard.watched).keys().map(|id| (ENDED.to_string(), id.clone())).collect();
         if tell(&mut client, heard, all).is_err() {
+            std::thread::sleep(Duration::from_secs(1));
             continue;
         }
         while !stop.load(Ordering::Relaxed) {
@@ -477,7 +509,9 @@ fn listen(settings: &Settings, heard: &Heard, stop: &AtomicBool) {
                     break;
                 }
             };
-            if tell(&mut client, heard, notices).is_err() {
+            if let Err(e) = tell(&mut client, heard, notices) {
+                tracing::warn!(database = %place, error = %describe(&e), "challenge listener failed; reconnecting");
+                std::thread::sleep(Duration::from_secs(1));
                 break;
             }
         }
@@ -818,7 +852,11 @@ impl Storage for PgStore {
             .pool
             .run(|c| c.query_opt("SELECT * FROM mfa.watch_challenge($1, $2)", &[&id, &creator]))?;
         let Some(row) = row else {
-            lock(&self.watched).retain(|_, s| s.receiver_count() > 1);
+            // Not this caller's: its own watch goes (with `waiter`), no other.
+            let mut watched = lock(&self.watched);
+            if watched.get(id).is_some_and(|s| s.receiver_count() <= 1) {
+                watched.remove(id);
+            }
             return Ok(Err(NotTaken::Unknown));
         };
         let expires_at = unsigned(self.field(&row, 0)?);

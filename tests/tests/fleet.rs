@@ -332,8 +332,20 @@ fn a_hosts_file_store_moves_into_the_database_and_back_out() {
         said.contains(&format!("{USER}: moved")) && said.contains("1 moved, 0 already there"),
         "{said}"
     );
+    // The file is set aside (the break-glass cannot check a stale copy):
+    // a second run finds nothing to move.
+    let state = fleet.hosts[0].mfad.dir.path().join("state");
+    assert!(!state.join(format!("users/{USER}.toml")).exists());
+    assert!(state.join(format!("imported/{USER}.toml")).exists());
     let said = mfa_db_config(&["import"], &fleet.hosts[0].mfad.config);
-    assert!(said.contains("0 moved, 1 already there"), "idempotent: {said}");
+    assert!(said.contains("0 moved, 0 already there"), "idempotent: {said}");
+    // A role that may do more than a host is not made one.
+    let out = Command::new(bin("mfa-db"))
+        .args(["add-host", "postgres", "--connection", &fleet.pg.conninfo("postgres", "mfa")])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("may do more than a host"), "{said}");
     // On B, from the database: the used step stays used, a recovery code works once.
     let b = &fleet.hosts[1];
     let run = b.pam.authenticate(USER, &[&used]);

@@ -456,3 +456,63 @@ fn a_hosts_clock_ends_no_lockout_early_the_databases_does() {
     assert_eq!(verdict.outcome, pam_mfa_protocol::wire::VerifyOutcome::LockedOut);
     assert_eq!(verdict.retry_after, 600);
 }
+
+#[test]
+fn a_host_can_neither_approve_by_ending_nor_learn_the_number_from_a_refusal() {
+    require_root();
+    let server = server();
+    let db = database(&server);
+    let subject = {
+        let store = PgStore::open(settings(&server, HOST, &db));
+        let clock = Mutex::new(server.pg.client(&db));
+        Clocked { store, clock }
+    };
+    subject.at(1_700_000_000);
+    let challenge = Challenge {
+        id: "c-held".into(),
+        user: "alice".into(),
+        number: 42,
+        context: Default::default(),
+        created_at: 1_700_000_000,
+        expires_at: 1_700_000_060,
+        requester_session: Some(5),
+        creator: ":1.7".into(),
+        test: false,
+        outcome: None,
+    };
+    let budget = Budget { burst: 3, every: 20 };
+    assert_eq!(subject.create_challenge(challenge, budget, 1_700_000_000).unwrap(), Ok(()));
+    let mut host =
+        postgres::Client::connect(&server.pg.conninfo(HOST, &db), postgres::NoTls).unwrap();
+    // Ending with "approved" (or anything but what the ender may say) is refused.
+    for (ending, kind) in
+        [("approved", "user"), ("approved", "creator"), ("pending", "user"), ("denied", "creator")]
+    {
+        let e = host
+            .query("SELECT * FROM mfa.end_challenge('c-held', $1, $2, 'alice')", &[&ending, &kind])
+            .unwrap_err();
+        let said = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+        assert!(said.contains("a creator cancels, an approver denies"), "{ending}/{kind}: {e:?}");
+    }
+    // NULLs do not slip past the checks.
+    let row = host
+        .query_one("SELECT * FROM mfa.end_challenge('c-held', 'denied', 'user', NULL)", &[])
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("unknown"));
+    // A refused approver (same session, not verified) gets no number.
+    for (session, verified) in [(Some(5i64), true), (None, true), (Some(6), false)] {
+        let row = host
+            .query_one(
+                "SELECT * FROM mfa.answer_challenge('c-held', 'alice', 1, $1, $2, 'mfa')",
+                &[&session, &verified],
+            )
+            .unwrap();
+        let refusal: Option<String> = row.get(0);
+        assert!(refusal.is_some(), "refused");
+        assert_eq!(row.get::<_, Option<i32>>(4), None, "{refusal:?}: the number stays hidden");
+    }
+    assert_eq!(
+        subject.settle_challenge("c-held", 1_700_000_001).unwrap(),
+        ChallengeOutcome::Pending
+    );
+}

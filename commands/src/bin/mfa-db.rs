@@ -28,11 +28,14 @@ Usage:
       input (else: authenticate it with a client certificate, CN=NAME).
   mfa-db status [--connection CONNINFO]
       The schema version, enrolled users and hosts.
-  mfa-db import [--config PATH]
+  mfa-db import [--config PATH] [--keep USER]...
       Moves this host's file store ([state_dir]) into the database of
       [store] connection in the config: secrets, last used steps, recovery
       codes, lockouts, remembered devices. Users already in the database
-      are kept as they are there. Idempotent. Stop mfad first.
+      are kept as they are there. Each file moved (or found there) is set
+      aside in [state_dir]/imported, so that fallback = \"local\" cannot
+      check a stale copy; --keep USER leaves a break-glass account in the
+      files, not in the database. Idempotent. Stop mfad first.
   mfa-db export --connection CONNINFO [--config PATH]
       The way back: writes every enrollment of the database into this host's
       file store (replacing what is there). Needs an administrator's
@@ -47,6 +50,7 @@ Exit status: 0 done, 1 failed (the error says why), 2 usage.";
 const DEFAULT_ADMIN: &str = "host=/var/run/postgresql dbname=mfa user=postgres";
 const CONNECTION: Opt = Opt::value("--connection");
 const PASSWORD_STDIN: Opt = Opt::flag("--password-stdin");
+const KEEP: Opt = Opt::value("--keep");
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -60,7 +64,7 @@ fn main() -> ExitCode {
     };
     // mfa-db speaks to administrators: English, like mfad.
     let texts = Texts::new(i18n::FALLBACK);
-    let opts = [cli::HELP, cli::VERSION, cli::CONFIG, CONNECTION, PASSWORD_STDIN];
+    let opts = [cli::HELP, cli::VERSION, cli::CONFIG, CONNECTION, PASSWORD_STDIN, KEEP];
     let given = match cli::parse(&opts, rest) {
         Ok(given) => given,
         Err(problem) => return usage(&problem.said(&texts)),
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
     let mut connection: Option<String> = None;
     let mut config_path: Option<PathBuf> = None;
     let mut password_stdin = false;
+    let mut keep: Vec<String> = Vec::new();
     for (option, value) in given {
         match option {
             "--help" => {
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
             }
             "--connection" => connection = value,
             "--config" => config_path = value.map(PathBuf::from),
+            "--keep" => keep.extend(value),
             _ => password_stdin = true,
         }
     }
@@ -91,7 +97,7 @@ fn main() -> ExitCode {
             None => return usage("add-host needs the host's role name"),
         },
         "status" => status(&admin()),
-        "import" => import(config_path),
+        "import" => import(config_path, &keep),
         "export" => match connection {
             Some(c) => export(&c, config_path),
             None => return usage("export needs --connection (an administrator's)"),
@@ -121,6 +127,12 @@ fn connect(conninfo: &str) -> Result<postgres::Client, String> {
         Duration::from_secs(10),
         Duration::from_secs(300),
     )?;
+    if let Some(host) = settings.remote_host() {
+        return Err(format!(
+            "{host} is reached over the network, and mfa-db speaks no TLS: run it on the \
+             database server (its socket, or localhost)"
+        ));
+    }
     settings.connect().map_err(|e| format!("{}: {}", settings.place(), describe(&e)))
 }
 
@@ -156,30 +168,58 @@ fn role(name: &str) -> Result<String, String> {
 
 fn add_host(conninfo: &str, name: &str, password_stdin: bool) -> Result<(), String> {
     let quoted = role(name)?;
-    let mut client = connect(conninfo)?;
-    let exists: bool = client
-        .query_one("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", &[&name])
-        .and_then(|r| r.try_get(0))
-        .map_err(|e| describe(&e))?;
-    let sql = if exists {
-        format!("GRANT mfa_host TO {quoted}")
-    } else {
-        format!("CREATE ROLE {quoted} LOGIN IN ROLE mfa_host")
-    };
-    client.batch_execute(&sql).map_err(|e| describe(&e))?;
-    if password_stdin {
+    // The password first: nothing is made unless all of it can be.
+    let verifier = if password_stdin {
         let mut password = zeroize::Zeroizing::new(String::new());
         std::io::stdin().read_line(&mut password).map_err(|e| format!("standard input: {e}"))?;
         let password = password.trim_end_matches(['\n', '\r']);
         if password.len() < 16 {
             return Err("a host's password has at least 16 characters".into());
         }
-        // The server hashes it (SCRAM); it travels once, in this statement.
-        let escaped = password.replace('\'', "''");
-        client
-            .batch_execute(&format!("ALTER ROLE {quoted} PASSWORD '{escaped}'"))
+        // Only its SCRAM verifier leaves this process: the server (and its
+        // log, should the statement fail) never sees the password.
+        Some(postgres_protocol::password::scram_sha_256(password.as_bytes()))
+    } else {
+        None
+    };
+    let mut client = connect(conninfo)?;
+    let mut tx = client.transaction().map_err(|e| describe(&e))?;
+    let existing = tx
+        .query_opt(
+            "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls OR rolreplication, \
+             (SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+              WHERE m.member = r.oid AND g.rolname <> 'mfa_host') \
+             FROM pg_roles r WHERE rolname = $1",
+            &[&name],
+        )
+        .map_err(|e| describe(&e))?;
+    let exists = match existing {
+        Some(row) => {
+            let (powerful, memberships): (bool, i64) = (
+                row.try_get(0).map_err(|e| describe(&e))?,
+                row.try_get(1).map_err(|e| describe(&e))?,
+            );
+            if powerful || memberships > 0 {
+                return Err(format!(
+                    "{name} exists and may do more than a host (a superuser, or a member of other roles): pick another name"
+                ));
+            }
+            tx.batch_execute(&format!("GRANT mfa_host TO {quoted}; ALTER ROLE {quoted} LOGIN"))
+                .map_err(|e| describe(&e))?;
+            true
+        }
+        None => {
+            tx.batch_execute(&format!("CREATE ROLE {quoted} LOGIN IN ROLE mfa_host"))
+                .map_err(|e| describe(&e))?;
+            false
+        }
+    };
+    if let Some(verifier) = verifier {
+        // A SCRAM verifier is base64, digits, '$' and ':': nothing to escape.
+        tx.batch_execute(&format!("ALTER ROLE {quoted} PASSWORD '{verifier}'"))
             .map_err(|e| describe(&e))?;
     }
+    tx.commit().map_err(|e| describe(&e))?;
     say!(
         "{name} is a host's role{}. In that host's /etc/pam-mfa/config.toml:\n\n[store]\nbackend = \"postgres\"\nconnection = \"host=DB-HOSTS dbname=mfa user={name} target_session_attrs=read-write\"",
         if exists { " (it existed)" } else { "" }
@@ -220,7 +260,7 @@ fn config(path: Option<PathBuf>) -> Result<Config, String> {
     Config::load_trusted(path.as_deref()).map_err(|e| e.to_string())
 }
 
-fn import(config_path: Option<PathBuf>) -> Result<(), String> {
+fn import(config_path: Option<PathBuf>, keep: &[String]) -> Result<(), String> {
     let config = config(config_path)?;
     if config.store.backend != Backend::Postgres {
         say!("(the config still says backend = \"file\": mfad keeps using files until it says \"postgres\")");
@@ -230,15 +270,21 @@ fn import(config_path: Option<PathBuf>) -> Result<(), String> {
     let files = FileRecords::open(config.state_dir.as_path()).map_err(|e| e.to_string())?;
     let (mut moved, mut kept) = (0, 0);
     for (user, _) in files.users().map_err(|e| e.to_string())? {
+        if keep.iter().any(|k| k == user.as_str()) {
+            say!("{user}: kept in the files (break-glass)");
+            continue;
+        }
         let Some(account) = files.load(&user).map_err(|e| e.to_string())? else { continue };
         if database.summary(&user, 0).map_err(|e| e.to_string())?.is_some() {
             say!("{user}: already in the database, kept as it is there");
             kept += 1;
-            continue;
+        } else {
+            database.install(&user, account).map_err(|e| format!("{user}: {e}"))?;
+            say!("{user}: moved");
+            moved += 1;
         }
-        database.install(&user, account).map_err(|e| format!("{user}: {e}"))?;
-        say!("{user}: moved");
-        moved += 1;
+        let aside = files.set_aside(&user).map_err(|e| format!("{user}: {e}"))?;
+        say!("  (its file is now {})", aside.display());
     }
     say!("{moved} moved, {kept} already there.");
     Ok(())
