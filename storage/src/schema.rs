@@ -20,12 +20,52 @@ pub fn latest() -> i32 {
 /// Any number: the key of the advisory lock that serializes setups.
 const SETUP_LOCK: i64 = 0x0070_616d_2d6d_6661;
 
+/// Why the schema was not applied.
+#[derive(Debug)]
+pub enum SetupError {
+    /// pgcrypto is in another schema: ours names it in schema mfa.
+    PgcryptoElsewhere(String),
+    Database(postgres::Error),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::PgcryptoElsewhere(schema) => write!(
+                f,
+                "pgcrypto is installed in schema {schema:?} of this database; pam-mfa keeps it in \
+                 schema mfa, where no login role can shadow it. Use a database of its own \
+                 (createdb mfa), or if nothing else uses pgcrypto here: \
+                 ALTER EXTENSION pgcrypto SET SCHEMA mfa (after CREATE SCHEMA mfa)"
+            ),
+            SetupError::Database(e) => write!(f, "{}", crate::postgres::describe(e)),
+        }
+    }
+}
+
+impl From<postgres::Error> for SetupError {
+    fn from(e: postgres::Error) -> Self {
+        SetupError::Database(e)
+    }
+}
+
 /// Brings the database to the latest version; returns the versions
 /// applied now (empty: it was up to date). Needs a role that may create
 /// roles and extensions (a superuser, as in README's Fleet setup).
-pub fn apply(client: &mut Client) -> Result<Vec<i32>, postgres::Error> {
+pub fn apply(client: &mut Client) -> Result<Vec<i32>, SetupError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SETUP_LOCK])?;
+    let pgcrypto = tx.query_opt(
+        "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+         WHERE e.extname = 'pgcrypto'",
+        &[],
+    )?;
+    if let Some(row) = pgcrypto {
+        let schema: String = row.try_get(0)?;
+        if schema != "mfa" {
+            return Err(SetupError::PgcryptoElsewhere(schema));
+        }
+    }
     tx.batch_execute(
         "CREATE SCHEMA IF NOT EXISTS mfa;
          CREATE TABLE IF NOT EXISTS mfa.schema_version (

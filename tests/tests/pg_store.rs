@@ -358,6 +358,20 @@ fn the_schema_is_applied_once_and_again_does_nothing() {
     assert_eq!(pam_mfa_storage::schema::applied(&mut fresh).unwrap(), Vec::<i32>::new());
     assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), vec![1, 2]);
     assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), Vec::<i32>::new());
+    // A database whose pgcrypto is elsewhere is refused, saying what to do.
+    server.pg.psql("postgres", &format!("CREATE DATABASE {db}_crypto"));
+    server.pg.psql(&format!("{db}_crypto"), "CREATE EXTENSION pgcrypto");
+    let mut crypto = server.pg.client(&format!("{db}_crypto"));
+    let e = pam_mfa_storage::schema::apply(&mut crypto).unwrap_err().to_string();
+    assert!(
+        e.contains("pgcrypto is installed in schema \"public\"") && e.contains("createdb mfa"),
+        "{e}"
+    );
+    assert_eq!(
+        pam_mfa_storage::schema::applied(&mut crypto).unwrap(),
+        Vec::<i32>::new(),
+        "nothing applied"
+    );
 }
 
 #[test]

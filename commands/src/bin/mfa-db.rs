@@ -138,7 +138,7 @@ fn connect(conninfo: &str) -> Result<postgres::Client, String> {
 
 fn setup(conninfo: &str) -> Result<(), String> {
     let mut client = connect(conninfo)?;
-    let applied = pam_mfa_storage::schema::apply(&mut client).map_err(|e| describe(&e))?;
+    let applied = pam_mfa_storage::schema::apply(&mut client).map_err(|e| e.to_string())?;
     let latest = pam_mfa_storage::schema::latest();
     if applied.is_empty() {
         say!("The database is at version {latest} already: nothing to do.");
