@@ -341,12 +341,16 @@ fn internal(e: ServiceError) -> MfaError {
     }
 }
 
-/// Runs blocking store work off the async executor.
+/// Runs blocking work of `service` off the async executor, bounded by
+/// `[store] timeout_ms`: past it the caller is told the store cannot be
+/// reached (the work itself ends when the store lets it).
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+    service: &Arc<Service>,
+    work: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, MfaError> {
-    let limit = *STORE_LIMIT.get_or_init(|| std::time::Duration::from_millis(2500));
-    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+    let limit = std::time::Duration::from_millis(service.config().store.timeout_ms.get());
+    let service = Arc::clone(service);
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(move || work(&service))).await {
         Ok(Ok(result)) => result.map_err(internal),
         Ok(Err(e)) => Err(MfaError::Internal(format!("worker failed: {e}"))),
         Err(_) => {
@@ -356,18 +360,9 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// How long a store operation may take before the caller is answered
-/// that the store cannot be reached ([store] timeout_ms).
-static STORE_LIMIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
-
 /// What a caller is told when the store cannot be reached.
 const STORE_DOWN: &str =
     "the enrollment store cannot be reached: the second factor cannot be checked now";
-
-/// Sets the bound of every store operation (once, at startup).
-pub fn limit_store_calls(limit: std::time::Duration) {
-    let _ = STORE_LIMIT.set(limit);
-}
 
 /// Runs one store operation off the async executor (a store may wait on
 /// a disk or a database).
@@ -375,8 +370,7 @@ async fn stored<T: Send + 'static>(
     service: &Arc<Service>,
     work: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, MfaError> {
-    let service = Arc::clone(service);
-    blocking(move || work(service.store()).map_err(ServiceError::from)).await
+    blocking(service, move |service| work(service.store()).map_err(ServiceError::from)).await
 }
 
 /// Longest context value kept (service, rhost, tty).
@@ -524,8 +518,8 @@ async fn open_challenge(
     let field = |key: &str| new.context.get(key).cloned().unwrap_or_default();
     let (service_name, rhost, tty) =
         (field(context::SERVICE), field(context::RHOST), field(context::TTY));
-    let opener = Arc::clone(service);
-    let opened = blocking(move || opener.open_challenge(new, clock::now())).await?;
+    let opened =
+        blocking(service, move |service| service.open_challenge(new, clock::now())).await?;
     match opened {
         Ok(challenge) => {
             let expires_in = challenge.expires_at.saturating_sub(challenge.created_at);
@@ -554,8 +548,7 @@ impl PamInterface {
     ) -> Result<bool, MfaError> {
         let user = parse_user(user)?;
         check(Method::IsEnrolled, &user, &header, conn).await?;
-        let service = Arc::clone(&self.service);
-        blocking(move || service.is_enrolled(&user)).await
+        blocking(&self.service, move |service| service.is_enrolled(&user)).await
     }
 
     /// Checks a code: returns (outcome, seconds left of a lockout, and
@@ -573,13 +566,12 @@ impl PamInterface {
         checked_code(code, false)?;
         checked_context(&context)?;
         let caller = check(Method::VerifyCode, &user, &header, conn).await?;
-        let service = Arc::clone(&self.service);
         let code = zeroize::Zeroizing::new(code.to_string());
         let logged_user = user.clone();
         let device = pam_mfa_core::service::Device::of(&context);
         let rhost = context.get(context::RHOST).cloned().unwrap_or_default();
         let pam_service = context.get(context::SERVICE).cloned().unwrap_or_default();
-        let verdict = blocking(move || {
+        let verdict = blocking(&self.service, move |service| {
             service.verify_from(&user, &code, &rhost, &pam_service, device.as_ref(), clock::now())
         })
         .await?;
@@ -615,9 +607,10 @@ impl PamInterface {
         let user = parse_user(user)?;
         checked_context(&context)?;
         let caller = check(Method::CreateChallenge, &user, &header, conn).await?;
-        let service = Arc::clone(&self.service);
         let blocked_user = user.clone();
-        if let Some(since) = blocking(move || service.push_blocked(&blocked_user)).await? {
+        if let Some(since) =
+            blocking(&self.service, move |service| service.push_blocked(&blocked_user)).await?
+        {
             tracing::warn!(user = %user, blocked_since = since, "challenge-refused-blocked");
             return Err(MfaError::PushBlocked { since });
         }
@@ -750,8 +743,8 @@ impl PamInterface {
         let Some(device) = pam_mfa_core::service::Device::of(&context) else {
             return Ok(false);
         };
-        let service = Arc::clone(&self.service);
-        blocking(move || service.is_remembered(&user, &device, clock::now())).await
+        blocking(&self.service, move |service| service.is_remembered(&user, &device, clock::now()))
+            .await
     }
 
     /// After a second factor of `user` succeeded on this connection (a
@@ -1024,9 +1017,8 @@ impl ApproverInterface {
             reporter_session = ?session,
             "suspicious-request-reported"
         );
-        let service = Arc::clone(&self.service);
         let user = me.clone();
-        blocking(move || service.set_push_blocked(&user, Some(now))).await?;
+        blocking(&self.service, move |service| service.set_push_blocked(&user, Some(now))).await?;
         tracing::warn!(user = %me, "push-blocked");
         Ok(outcome.into())
     }
@@ -1094,8 +1086,8 @@ impl EnrollInterface {
         caller: u32,
         work: impl FnOnce(&Service, &Username) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, MfaError> {
-        let (service, logged) = (Arc::clone(&self.service), user.clone());
-        let result = blocking(move || work(&service, &user)).await;
+        let logged = user.clone();
+        let result = blocking(&self.service, move |service| work(service, &user)).await;
         log_step(event, &logged, caller, &result);
         result
     }
@@ -1160,8 +1152,7 @@ impl EnrollInterface {
     ) -> Result<(bool, u64, u32, bool, u64), MfaError> {
         let user = parse_user(user)?;
         check(Method::Status, &user, &header, conn).await?;
-        let service = Arc::clone(&self.service);
-        blocking(move || {
+        blocking(&self.service, move |service| {
             let now = clock::now();
             let pending = service.has_pending(&user, now)?;
             Ok(match service.status(&user, now)? {
@@ -1264,9 +1255,8 @@ impl AdminInterface {
     ) -> Result<bool, MfaError> {
         let user = parse_user(user)?;
         let caller = check(method, &user, header, conn).await?;
-        let service = Arc::clone(&self.service);
         let logged_user = user.clone();
-        let changed = blocking(move || work(&service, &user)).await?;
+        let changed = blocking(&self.service, move |service| work(service, &user)).await?;
         tracing::info!(user = %logged_user, caller_uid = caller, changed, "{event}");
         Ok(changed)
     }
@@ -1281,8 +1271,7 @@ impl AdminInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<(String, u64)>, MfaError> {
         check_caller(Method::ListUsers, &header, conn).await?;
-        let service = Arc::clone(&self.service);
-        let users = blocking(move || service.list()).await?;
+        let users = blocking(&self.service, move |service| service.list()).await?;
         Ok(users.into_iter().map(|(u, t)| (u.to_string(), t)).collect())
     }
 

@@ -76,9 +76,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    pam_mfa_daemon::bus::limit_store_calls(std::time::Duration::from_millis(
-        config.store.timeout_ms.get(),
-    ));
     // SIGTERM and SIGINT are taken by a thread of their own (sigwait) rather
     // than tokio's signal driver: that driver keeps a process-wide socket
     // pair, and with Cargo's feature unification it would then also live

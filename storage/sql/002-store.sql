@@ -584,6 +584,18 @@ AS $$
         c.test
 $$;
 
+-- A refusal as answer_challenge and end_challenge return it: nothing of
+-- the challenge (its number least), only its outcome once it has ended.
+CREATE OR REPLACE FUNCTION mfa.refused(refusal text, ended text)
+RETURNS TABLE (refused text, outcome text, id text, who_ text, number integer,
+    context jsonb, created_at bigint, expires_at bigint, requester_session bigint,
+    creator text, test boolean)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT refusal, ended, NULL::text, NULL::text, NULL::integer, NULL::jsonb, NULL::bigint,
+        NULL::bigint, NULL::bigint, NULL::text, NULL::boolean
+$$;
+
 -- Lets the creator wait: the expiry time, and the outcome if it has ended.
 -- No row: no such challenge of this creator.
 CREATE OR REPLACE FUNCTION mfa.watch_challenge(challenge_id text, creator text)
@@ -652,29 +664,23 @@ BEGIN
     END IF;
     SELECT * INTO c FROM mfa.challenge x WHERE x.id = challenge_id FOR UPDATE;
     IF NOT FOUND OR c.username IS DISTINCT FROM who THEN
-        RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::integer,
-            NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::boolean;
+        RETURN QUERY SELECT * FROM mfa.refused('unknown', NULL);
         RETURN;
     END IF;
     IF c.outcome IS NOT NULL OR at >= c.expires_at THEN
         ended := mfa.end_row(c, 'expired', at);
-        RETURN QUERY SELECT 'ended'::text, ended, NULL::text, NULL::text, NULL::integer,
-            NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::boolean;
+        RETURN QUERY SELECT * FROM mfa.refused('ended', ended);
         RETURN;
     END IF;
     -- A refused approver learns nothing of the challenge (its number least).
     IF NOT c.test AND rule <> 'any' THEN
         IF approver_session IS NULL OR (c.host = session_user
                 AND c.requester_session IS NOT DISTINCT FROM approver_session) THEN
-            RETURN QUERY SELECT 'same-session'::text, NULL::text, NULL::text, NULL::text,
-                NULL::integer, NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text,
-                NULL::boolean;
+            RETURN QUERY SELECT * FROM mfa.refused('same-session', NULL);
             RETURN;
         END IF;
         IF rule = 'mfa' AND verified IS NOT TRUE THEN
-            RETURN QUERY SELECT 'not-verified'::text, NULL::text, NULL::text, NULL::text,
-                NULL::integer, NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text,
-                NULL::boolean;
+            RETURN QUERY SELECT * FROM mfa.refused('not-verified', NULL);
             RETURN;
         END IF;
     END IF;
@@ -713,14 +719,12 @@ BEGIN
             WHEN 'reporter' THEN c.username = ender AND NOT c.test
             ELSE false END;
     IF may IS NOT TRUE THEN
-        RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::integer,
-            NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::boolean;
+        RETURN QUERY SELECT * FROM mfa.refused('unknown', NULL);
         RETURN;
     END IF;
     IF c.outcome IS NOT NULL OR at >= c.expires_at THEN
         ended := mfa.end_row(c, 'expired', at);
-        RETURN QUERY SELECT 'ended'::text, ended, NULL::text, NULL::text, NULL::integer,
-            NULL::jsonb, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::boolean;
+        RETURN QUERY SELECT * FROM mfa.refused('ended', ended);
         RETURN;
     END IF;
     ended := mfa.end_row(c, ending, at);
@@ -764,6 +768,7 @@ ALTER FUNCTION mfa.matching_step(bytea, text, integer, bigint, text, bigint, big
 ALTER FUNCTION mfa.after_failure(integer, integer, bigint, bigint, bigint, bigint, bigint) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.end_row(mfa.challenge, text, bigint) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.shown(mfa.challenge, text) OWNER TO mfa_owner;
+ALTER FUNCTION mfa.refused(text, text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.verify(text, text, text, text, text, text, text, bigint, bigint, bigint, bigint, bigint, text, text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.summary(text) OWNER TO mfa_owner;
 ALTER FUNCTION mfa.users() OWNER TO mfa_owner;

@@ -26,14 +26,24 @@ pub struct Fleet {
 
 /// Runs `mfa-db ARGS` as the database's administrator; what it said.
 pub fn mfa_db(pg: &Postgres, args: &[&str]) -> String {
-    let out = Command::new(bin("mfa-db"))
-        .args(args)
-        .args(["--connection", &pg.conninfo("postgres", "mfa")])
-        .output()
-        .unwrap();
+    succeeded(
+        Command::new(bin("mfa-db"))
+            .args(args)
+            .args(["--connection", &pg.conninfo("postgres", "mfa")]),
+    )
+}
+
+/// Runs `mfa-db ARGS --config` of `host` (its own [store]); what it said.
+pub fn mfa_db_in(host: &Host, args: &[&str]) -> String {
+    succeeded(Command::new(bin("mfa-db")).args(args).arg("--config").arg(&host.mfad.config))
+}
+
+/// What `cmd` printed, which must have succeeded.
+fn succeeded(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
     let text =
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "mfa-db {args:?}: {text}");
+    assert!(out.status.success(), "{cmd:?}: {text}");
     text
 }
 

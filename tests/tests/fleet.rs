@@ -12,13 +12,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pam_mfa_tests::fleet::{fleet, Host, HOSTS};
+use pam_mfa_tests::fleet::{fleet, mfa_db_in, Host, HOSTS};
 use pam_mfa_tests::system::{ensure_user, Login, Scratch, Sshd};
 use pam_mfa_tests::{bin, wrong_code, PamRun, PamService};
-
-fn result(run: &PamRun) -> &str {
-    run.result()
-}
 
 #[test]
 fn one_enrollment_serves_every_host_and_a_code_is_accepted_once_fleet_wide() {
@@ -89,10 +85,10 @@ fn twenty_concurrent_logins_with_one_code_on_three_hosts_let_one_in() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let in_: Vec<usize> =
-        runs.iter().filter(|(_, r)| result(r) == "PAM_SUCCESS").map(|(h, _)| *h).collect();
+        runs.iter().filter(|(_, r)| r.result() == "PAM_SUCCESS").map(|(h, _)| *h).collect();
     assert_eq!(in_.len(), 1, "{:?}", runs.iter().map(|(h, r)| (h, r.result())).collect::<Vec<_>>());
     for (_, run) in &runs {
-        assert!(["PAM_SUCCESS", "PAM_AUTH_ERR"].contains(&result(run)), "{}", run.text);
+        assert!(["PAM_SUCCESS", "PAM_AUTH_ERR"].contains(&run.result()), "{}", run.text);
     }
     let audit = fleet.audit(USER);
     let count = |what: &str| audit.iter().filter(|(_, _, r)| r == what).count();
@@ -112,14 +108,14 @@ fn failures_add_up_across_hosts_and_the_lockout_holds_on_all() {
     for (host, expected) in fleet.hosts.iter().zip(["PAM_AUTH_ERR", "PAM_AUTH_ERR", "PAM_MAXTRIES"])
     {
         let run = host.pam.authenticate(USER, &[&wrong]);
-        assert_eq!(result(&run), expected, "{}: {}", host.role, run.text);
+        assert_eq!(run.result(), expected, "{}: {}", host.role, run.text);
     }
     // The third failure, on C, locked the user out on every host: the
     // right code is not even checked.
     let right = app.code_now();
     for host in &fleet.hosts {
         let run = host.pam.authenticate(USER, &[&right]);
-        assert_ne!(result(&run), "PAM_SUCCESS", "{}: {}", host.role, run.text);
+        assert_ne!(run.result(), "PAM_SUCCESS", "{}: {}", host.role, run.text);
         assert!(
             run.errors.iter().any(|e| e.contains("locked until")),
             "{}: {}",
@@ -146,7 +142,7 @@ fn a_reset_on_one_host_holds_on_the_others_at_once() {
     let reset_at = Instant::now();
     let run = fleet.hosts[0].pam.authenticate(USER, &[&app.code_now()]);
     assert!(reset_at.elapsed() < Duration::from_secs(1), "checked within a second");
-    assert_eq!(result(&run), "PAM_AUTH_ERR", "reset on C, refused on A: {}", run.text);
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "reset on C, refused on A: {}", run.text);
     let left = fleet
         .pg
         .psql("mfa", &format!("SELECT count(*) FROM mfa.account WHERE username = '{USER}'"));
@@ -231,7 +227,7 @@ fn an_unreachable_database_fails_closed_in_bounds_and_mfad_recovers_by_itself() 
         down();
         for pam in [&host.pam, &open] {
             let (run, took) = timed(pam, USER, &app.code_now());
-            assert_eq!(result(&run), "PAM_AUTHINFO_UNAVAIL", "database {how}: {}", run.text);
+            assert_eq!(run.result(), "PAM_AUTHINFO_UNAVAIL", "database {how}: {}", run.text);
             assert!(took < Duration::from_secs(3), "database {how}: failed closed in {took:?}");
             assert!(
                 run.errors.iter().any(|e| e.contains("cannot be checked right now")),
@@ -247,7 +243,7 @@ fn an_unreachable_database_fails_closed_in_bounds_and_mfad_recovers_by_itself() 
         let mut last = String::new();
         let back = loop {
             let run = host.pam.authenticate(USER, &[&code]);
-            if result(&run) == "PAM_SUCCESS" {
+            if run.result() == "PAM_SUCCESS" {
                 break true;
             }
             last = run.text;
@@ -285,10 +281,10 @@ fn break_glass_admits_only_users_of_the_local_store_while_the_database_is_down()
     let codes = [admin_app.code_now(), admin_app.code_at(pam_mfa_tests::now() + 30)];
     for (pam, code) in [&host.pam, &nullok].into_iter().zip(&codes) {
         let run = pam.authenticate(ADMIN, &[code]);
-        assert_eq!(result(&run), "PAM_SUCCESS", "break-glass: {}", run.text);
+        assert_eq!(run.result(), "PAM_SUCCESS", "break-glass: {}", run.text);
         let run = pam.authenticate(USER, &[&user_app.code_now()]);
         assert_eq!(
-            result(&run),
+            run.result(),
             "PAM_AUTHINFO_UNAVAIL",
             "only the local store's users: {}\n{}",
             run.text,
@@ -309,14 +305,6 @@ fn switch(host: &mut Host, backend: &str) {
     host.mfad.restart();
 }
 
-fn mfa_db_config(args: &[&str], config: &std::path::Path) -> String {
-    let out = Command::new(bin("mfa-db")).args(args).arg("--config").arg(config).output().unwrap();
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "mfa-db {args:?}: {text}");
-    text
-}
-
 #[test]
 fn a_hosts_file_store_moves_into_the_database_and_back_out() {
     const USER: &str = "mfa-fleet-moving";
@@ -325,9 +313,9 @@ fn a_hosts_file_store_moves_into_the_database_and_back_out() {
     switch(&mut fleet.hosts[0], "file");
     let (app, recovery) = fleet.hosts[0].mfad.enroll_with_recovery(USER);
     let used = app.code_now();
-    assert_eq!(result(&fleet.hosts[0].pam.authenticate(USER, &[&used])), "PAM_SUCCESS");
+    assert_eq!(fleet.hosts[0].pam.authenticate(USER, &[&used]).result(), "PAM_SUCCESS");
     // In, through A's own role (the config's [store]), twice.
-    let said = mfa_db_config(&["import"], &fleet.hosts[0].mfad.config);
+    let said = mfa_db_in(&fleet.hosts[0], &["import"]);
     assert!(
         said.contains(&format!("{USER}: moved")) && said.contains("1 moved, 0 already there"),
         "{said}"
@@ -337,7 +325,7 @@ fn a_hosts_file_store_moves_into_the_database_and_back_out() {
     let state = fleet.hosts[0].mfad.dir.path().join("state");
     assert!(!state.join(format!("users/{USER}.toml")).exists());
     assert!(state.join(format!("imported/{USER}.toml")).exists());
-    let said = mfa_db_config(&["import"], &fleet.hosts[0].mfad.config);
+    let said = mfa_db_in(&fleet.hosts[0], &["import"]);
     assert!(said.contains("0 moved, 0 already there"), "idempotent: {said}");
     // A role that may do more than a host is not made one.
     let out = Command::new(bin("mfa-db"))
@@ -349,10 +337,10 @@ fn a_hosts_file_store_moves_into_the_database_and_back_out() {
     // On B, from the database: the used step stays used, a recovery code works once.
     let b = &fleet.hosts[1];
     let run = b.pam.authenticate(USER, &[&used]);
-    assert_eq!(result(&run), "PAM_AUTH_ERR", "a step used on A's files: {}", run.text);
+    assert_eq!(run.result(), "PAM_AUTH_ERR", "a step used on A's files: {}", run.text);
     assert_eq!(fleet.audit(USER).last().map(|r| r.2.clone()).as_deref(), Some("replayed"));
-    assert_eq!(result(&b.pam.authenticate(USER, &[&recovery[0]])), "PAM_SUCCESS");
-    assert_eq!(result(&b.pam.authenticate(USER, &[&recovery[0]])), "PAM_AUTH_ERR");
+    assert_eq!(b.pam.authenticate(USER, &[&recovery[0]]).result(), "PAM_SUCCESS");
+    assert_eq!(b.pam.authenticate(USER, &[&recovery[0]]).result(), "PAM_AUTH_ERR");
     // Out again, into C's files (an administrator's connection reads secrets).
     let admin = fleet.pg.conninfo("postgres", "mfa");
     let out = Command::new(bin("mfa-db"))
@@ -364,11 +352,11 @@ fn a_hosts_file_store_moves_into_the_database_and_back_out() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 written"));
     switch(&mut fleet.hosts[2], "file");
     let c = &fleet.hosts[2];
-    assert_eq!(result(&c.pam.authenticate(USER, &[&used])), "PAM_AUTH_ERR", "still used");
-    assert_eq!(result(&c.pam.authenticate(USER, &[&recovery[0]])), "PAM_AUTH_ERR", "still spent");
-    assert_eq!(result(&c.pam.authenticate(USER, &[&recovery[1]])), "PAM_SUCCESS");
+    assert_eq!(c.pam.authenticate(USER, &[&used]).result(), "PAM_AUTH_ERR", "still used");
+    assert_eq!(c.pam.authenticate(USER, &[&recovery[0]]).result(), "PAM_AUTH_ERR", "still spent");
+    assert_eq!(c.pam.authenticate(USER, &[&recovery[1]]).result(), "PAM_SUCCESS");
     let next = app.code_at(pam_mfa_tests::now() + 30);
-    assert_eq!(result(&c.pam.authenticate(USER, &[&next])), "PAM_SUCCESS", "the secret came along");
+    assert_eq!(c.pam.authenticate(USER, &[&next]).result(), "PAM_SUCCESS", "the secret came along");
     // A host's role cannot do the export: it reads no secret.
     let host_conn = fleet.pg.conninfo("fleet_a", "mfa");
     let out = Command::new(bin("mfa-db"))

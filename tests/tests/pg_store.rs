@@ -229,13 +229,36 @@ impl Storage for Clocked {
     }
 }
 
+/// The store on `db` as `HOST`, with its clock in the test's hands.
+fn clocked(server: &Server, db: &str) -> Clocked {
+    let store = PgStore::open(settings(server, HOST, db));
+    let clock = Mutex::new(server.pg.client(db));
+    Clocked { store, clock }
+}
+
+/// Makes challenge `id` of alice (number 42) at 1,700,000,000, for a minute.
+fn made(subject: &Clocked, id: &str) {
+    let challenge = Challenge {
+        id: id.into(),
+        user: "alice".into(),
+        number: 42,
+        context: Default::default(),
+        created_at: 1_700_000_000,
+        expires_at: 1_700_000_060,
+        requester_session: Some(5),
+        creator: ":1.7".into(),
+        test: false,
+        outcome: None,
+    };
+    let budget = Budget { burst: 3, every: 20 };
+    assert_eq!(subject.create_challenge(challenge, budget, 1_700_000_000).unwrap(), Ok(()));
+}
+
 fn subject() -> Subject {
     require_root();
     let server = server();
     let db = database(&server);
-    let store = PgStore::open(settings(&server, HOST, &db));
-    let clock = Mutex::new(server.pg.client(&db));
-    Subject::new(Clocked { store, clock }, server)
+    Subject::new(clocked(&server, &db), server)
 }
 
 pam_mfa_core::storage_conformance!(subject);
@@ -379,26 +402,9 @@ fn a_notify_sent_by_anyone_wakes_no_waiter_with_an_outcome() {
     require_root();
     let server = server();
     let db = database(&server);
-    let subject = {
-        let store = PgStore::open(settings(&server, HOST, &db));
-        let clock = Mutex::new(server.pg.client(&db));
-        Clocked { store, clock }
-    };
+    let subject = clocked(&server, &db);
     subject.at(1_700_000_000);
-    let challenge = Challenge {
-        id: "c-spoofed".into(),
-        user: "alice".into(),
-        number: 42,
-        context: Default::default(),
-        created_at: 1_700_000_000,
-        expires_at: 1_700_000_060,
-        requester_session: Some(5),
-        creator: ":1.7".into(),
-        test: false,
-        outcome: None,
-    };
-    let budget = Budget { burst: 3, every: 20 };
-    assert_eq!(subject.create_challenge(challenge, budget, 1_700_000_000).unwrap(), Ok(()));
+    made(&subject, "c-spoofed");
     let (waiter, _) = subject.watch_challenge("c-spoofed", ":1.7").unwrap().unwrap();
     // Any role may NOTIFY any channel: a host (or anyone who can log in)
     // says the challenge ended. The listener reads the table: still pending.
@@ -427,11 +433,7 @@ fn a_hosts_clock_ends_no_lockout_early_the_databases_does() {
     require_root();
     let server = server();
     let db = database(&server);
-    let subject = {
-        let store = PgStore::open(settings(&server, HOST, &db));
-        let clock = Mutex::new(server.pg.client(&db));
-        Clocked { store, clock }
-    };
+    let subject = clocked(&server, &db);
     let t = 1_700_000_000u64;
     subject.at(t);
     let alice = Username::parse("alice").unwrap();
@@ -476,26 +478,9 @@ fn a_host_can_neither_approve_by_ending_nor_learn_the_number_from_a_refusal() {
     require_root();
     let server = server();
     let db = database(&server);
-    let subject = {
-        let store = PgStore::open(settings(&server, HOST, &db));
-        let clock = Mutex::new(server.pg.client(&db));
-        Clocked { store, clock }
-    };
+    let subject = clocked(&server, &db);
     subject.at(1_700_000_000);
-    let challenge = Challenge {
-        id: "c-held".into(),
-        user: "alice".into(),
-        number: 42,
-        context: Default::default(),
-        created_at: 1_700_000_000,
-        expires_at: 1_700_000_060,
-        requester_session: Some(5),
-        creator: ":1.7".into(),
-        test: false,
-        outcome: None,
-    };
-    let budget = Budget { burst: 3, every: 20 };
-    assert_eq!(subject.create_challenge(challenge, budget, 1_700_000_000).unwrap(), Ok(()));
+    made(&subject, "c-held");
     let mut host =
         postgres::Client::connect(&server.pg.conninfo(HOST, &db), postgres::NoTls).unwrap();
     // Ending with "approved" (or anything but what the ender may say) is refused.
