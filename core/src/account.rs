@@ -47,6 +47,8 @@ pub struct Account {
     /// Under `[limits] scope = "user+address"`: the failures of each
     /// address (see `limits::address_key`), bounded.
     pub limits_by_address: BTreeMap<String, LimitState>,
+    /// Registered phones (passkeys) that may approve requests.
+    pub phones: Vec<crate::passkey::Phone>,
 }
 
 impl Drop for Account {
@@ -372,5 +374,6 @@ pub fn confirm(
         remembered: Vec::new(),
         push_blocked_since: 0,
         limits_by_address: BTreeMap::new(),
+        phones: Vec::new(),
     })
 }

@@ -26,6 +26,7 @@ use crate::account::{
     Account, Attempt, Confirmation, Device, Pending, RecoveryHashes, Rules, Verdict,
 };
 use crate::limits::LimitState;
+use crate::passkey::Phone;
 use crate::recovery;
 use crate::storage::{Storage, StorageError};
 use crate::totp::{self, Params};
@@ -69,6 +70,8 @@ macro_rules! storage_conformance {
             requests_are_refused_while_one_waits_and_beyond_the_budget,
             racing_approvals_approve_once,
             racing_requests_make_one_challenge,
+            phones_are_kept_until_removed_with_their_user,
+            racing_uses_of_a_phone_advance_its_counter_once,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -161,6 +164,7 @@ fn account(enrolled_at: u64) -> Account {
         remembered: Vec::new(),
         push_blocked_since: 0,
         limits_by_address: Default::default(),
+        phones: Vec::new(),
     }
 }
 
@@ -688,4 +692,63 @@ pub fn racing_requests_make_one_challenge(make: &dyn Fn() -> Subject) {
     let made = answers.iter().filter(|a| a.is_ok()).count();
     assert_eq!(made, 1, "{answers:?}");
     assert_eq!(ok(store.pending_challenges(Some("alice"), T)).len(), 1);
+}
+
+fn phone(id: u8, name: &str) -> Phone {
+    Phone {
+        credential_id: vec![id; 16],
+        public_key: vec![4; 65],
+        name: name.into(),
+        added_at: T,
+        sign_count: 0,
+        last_used: 0,
+    }
+}
+
+pub fn phones_are_kept_until_removed_with_their_user(make: &dyn Fn() -> Subject) {
+    let s = make();
+    let store = s.store.as_ref();
+    let bob = user("bob");
+    assert!(!ok(store.add_phone(&bob, phone(1, "x"))), "not enrolled: nothing to add to");
+    assert!(ok(store.phones(&bob)).is_empty());
+    let (s, alice) = installed(make, "alice");
+    let store = s.store.as_ref();
+    assert!(ok(store.add_phone(&alice, phone(1, "pixel"))));
+    assert!(ok(store.add_phone(&alice, phone(2, "iphone"))));
+    assert!(ok(store.add_phone(&alice, phone(1, "pixel again"))), "same passkey: replaced");
+    let mut names: Vec<String> = ok(store.phones(&alice)).into_iter().map(|p| p.name).collect();
+    names.sort();
+    assert_eq!(names, ["iphone", "pixel again"]);
+    assert_eq!(
+        ok(store.phones(&alice)).iter().find(|p| p.name == "iphone"),
+        Some(&phone(2, "iphone"))
+    );
+    assert_eq!(ok(store.phone_owner(&[2; 16])), Some(alice.clone()));
+    assert_eq!(ok(store.phone_owner(&[3; 16])), None);
+
+    assert!(ok(store.phone_used(&alice, &[2; 16], 0, T + 1)), "a passkey without a counter");
+    assert!(ok(store.phone_used(&alice, &[2; 16], 5, T + 2)));
+    assert!(!ok(store.phone_used(&alice, &[2; 16], 5, T + 3)), "the counter must advance");
+    assert!(!ok(store.phone_used(&alice, &[2; 16], 0, T + 3)), "nor go back to 0");
+    assert!(!ok(store.phone_used(&alice, &[3; 16], 9, T + 3)), "no such phone");
+    let used = ok(store.phones(&alice)).into_iter().find(|p| p.name == "iphone");
+    assert_eq!(used.map(|p| (p.sign_count, p.last_used)), Some((5, T + 2)));
+
+    assert!(ok(store.remove_phone(&alice, &[1; 16])));
+    assert!(!ok(store.remove_phone(&alice, &[1; 16])));
+    assert!(!ok(store.remove_phone(&bob, &[2; 16])), "not another user's phone");
+    assert_eq!(ok(store.phones(&alice)).len(), 1);
+    assert!(ok(store.remove(&alice)));
+    assert_eq!(ok(store.phone_owner(&[2; 16])), None, "an administrator's reset removes phones");
+    ok(store.install(&alice, account(T)));
+    assert!(ok(store.phones(&alice)).is_empty(), "a new enrollment starts with none");
+}
+
+pub fn racing_uses_of_a_phone_advance_its_counter_once(make: &dyn Fn() -> Subject) {
+    let (s, alice) = installed(make, "alice");
+    let store = s.store.as_ref();
+    assert!(ok(store.add_phone(&alice, phone(1, "pixel"))));
+    assert!(ok(store.phone_used(&alice, &[1; 16], 1, T)));
+    let taken = race(|_| ok(store.phone_used(&alice, &[1; 16], 2, T)));
+    assert_eq!(taken.iter().filter(|t| **t).count(), 1, "one signature, one use");
 }

@@ -12,6 +12,7 @@ pub mod flood;
 pub mod ga_import;
 pub mod limits;
 pub mod memory;
+pub mod passkey;
 pub mod policy;
 pub mod random;
 pub mod recovery;

@@ -452,6 +452,7 @@ impl Service {
             remembered: Vec::new(),
             push_blocked_since: 0,
             limits_by_address: Default::default(),
+            phones: Vec::new(),
         };
         self.store.install(user, account)?;
         Ok(count)

@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::challenge::{Approver, Challenge, NotTaken, SessionRule};
 use crate::challenges::{Announced, Budget, ChallengeBook, Ender, Listed, Refused, Waiter};
+use crate::passkey::{self, Phone};
 use pam_mfa_protocol::wire::ChallengeOutcome;
 
 use crate::account::{
@@ -189,6 +190,30 @@ pub trait Storage: Send + Sync {
 
     /// The requester `creator` is gone: its pending challenges end as cancelled.
     fn cancel_challenges_of(&self, creator: &str, now: u64) -> Result<Vec<String>, StorageError>;
+
+    /// The user's registered phones (none when not enrolled).
+    fn phones(&self, user: &Username) -> Result<Vec<Phone>, StorageError>;
+
+    /// Registers `phone` for an enrolled user, replacing one with the
+    /// same credential id; `false` when the user is not enrolled.
+    fn add_phone(&self, user: &Username, phone: Phone) -> Result<bool, StorageError>;
+
+    /// `false` when the user has no such phone.
+    fn remove_phone(&self, user: &Username, credential_id: &[u8]) -> Result<bool, StorageError>;
+
+    /// Notes a checked use of a phone, keeping its counter if it advances
+    /// (in the same atomic step as the check); `false`, and nothing kept,
+    /// when it does not advance or the phone is gone.
+    fn phone_used(
+        &self,
+        user: &Username,
+        credential_id: &[u8],
+        counter: u32,
+        now: u64,
+    ) -> Result<bool, StorageError>;
+
+    /// The user a passkey belongs to.
+    fn phone_owner(&self, credential_id: &[u8]) -> Result<Option<Username>, StorageError>;
 
     /// Challenges made elsewhere (another host of a fleet) as they are
     /// made, for this host to tell its approvers; `None` for a store that
@@ -455,5 +480,62 @@ impl<R: Records> Storage for Locked<R> {
 
     fn cancel_challenges_of(&self, creator: &str, now: u64) -> Result<Vec<String>, StorageError> {
         Ok(self.challenges.cancel_created_by(creator, now))
+    }
+
+    fn phones(&self, user: &Username) -> Result<Vec<Phone>, StorageError> {
+        Ok(self.records.load(user)?.map(|a| a.phones.clone()).unwrap_or_default())
+    }
+
+    fn add_phone(&self, user: &Username, phone: Phone) -> Result<bool, StorageError> {
+        let added = self.update(user, |account| {
+            account.phones.retain(|p| p.credential_id != phone.credential_id);
+            account.phones.push(phone);
+            Ok(((), Durability::Durable))
+        })?;
+        Ok(added.is_some())
+    }
+
+    fn remove_phone(&self, user: &Username, credential_id: &[u8]) -> Result<bool, StorageError> {
+        let removed = self.update(user, |account| {
+            let before = account.phones.len();
+            account.phones.retain(|p| p.credential_id != credential_id);
+            let gone = account.phones.len() < before;
+            Ok((gone, if gone { Durability::Durable } else { Durability::Unchanged }))
+        })?;
+        Ok(removed == Some(true))
+    }
+
+    fn phone_used(
+        &self,
+        user: &Username,
+        credential_id: &[u8],
+        counter: u32,
+        now: u64,
+    ) -> Result<bool, StorageError> {
+        let used = self.update(user, |account| {
+            let phone = account.phones.iter_mut().find(|p| p.credential_id == credential_id);
+            match phone {
+                Some(p) if passkey::counter_advances(p.sign_count, counter) => {
+                    p.sign_count = counter;
+                    p.last_used = now;
+                    Ok((true, Durability::Durable))
+                }
+                _ => Ok((false, Durability::Unchanged)),
+            }
+        })?;
+        Ok(used == Some(true))
+    }
+
+    fn phone_owner(&self, credential_id: &[u8]) -> Result<Option<Username>, StorageError> {
+        for (user, _) in self.records.users()? {
+            let has = self
+                .records
+                .load(&user)?
+                .is_some_and(|a| a.phones.iter().any(|p| p.credential_id == credential_id));
+            if has {
+                return Ok(Some(user));
+            }
+        }
+        Ok(None)
     }
 }

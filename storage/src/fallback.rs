@@ -9,6 +9,7 @@ use pam_mfa_core::account::{
 };
 use pam_mfa_core::challenge::{Approver, Challenge, NotTaken, SessionRule};
 use pam_mfa_core::challenges::{Announced, Budget, Ender, Listed, Refused, Waiter};
+use pam_mfa_core::passkey::Phone;
 use pam_mfa_core::storage::{Storage, StorageError, Summary};
 use pam_mfa_protocol::username::Username;
 use pam_mfa_protocol::wire::ChallengeOutcome;
@@ -158,6 +159,27 @@ impl<P: Storage, L: Storage> Storage for Fallback<P, L> {
     }
     fn cancel_challenges_of(&self, creator: &str, now: u64) -> Result<Vec<String>, StorageError> {
         self.primary.cancel_challenges_of(creator, now)
+    }
+    fn phones(&self, user: &Username) -> Result<Vec<Phone>, StorageError> {
+        self.primary.phones(user)
+    }
+    fn add_phone(&self, user: &Username, phone: Phone) -> Result<bool, StorageError> {
+        self.primary.add_phone(user, phone)
+    }
+    fn remove_phone(&self, user: &Username, credential_id: &[u8]) -> Result<bool, StorageError> {
+        self.primary.remove_phone(user, credential_id)
+    }
+    fn phone_used(
+        &self,
+        user: &Username,
+        credential_id: &[u8],
+        counter: u32,
+        now: u64,
+    ) -> Result<bool, StorageError> {
+        self.primary.phone_used(user, credential_id, counter, now)
+    }
+    fn phone_owner(&self, credential_id: &[u8]) -> Result<Option<Username>, StorageError> {
+        self.primary.phone_owner(credential_id)
     }
     fn made_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
         self.primary.made_elsewhere()

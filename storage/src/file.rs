@@ -11,8 +11,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use pam_mfa_core::account::{Account, Durability, RecoveryHashes, Remembered};
 use pam_mfa_core::limits::LimitState;
+use pam_mfa_core::passkey::Phone;
 use pam_mfa_core::storage::{Locked, Records, StorageError};
 use pam_mfa_protocol::username::Username;
 use serde::{Deserialize, Serialize};
@@ -53,6 +56,49 @@ pub struct Record {
     pub push_blocked_since: u64,
     #[serde(default)]
     pub limits_by_address: BTreeMap<String, Limits>,
+    #[serde(default)]
+    pub phones: Vec<PhoneRecord>,
+}
+
+/// A [`Phone`] on disk; binary values in base64url.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneRecord {
+    pub credential_id: String,
+    pub public_key: String,
+    pub name: String,
+    pub added_at: u64,
+    #[serde(default)]
+    pub sign_count: u32,
+    #[serde(default)]
+    pub last_used: u64,
+}
+
+impl PhoneRecord {
+    fn of(phone: &Phone) -> PhoneRecord {
+        PhoneRecord {
+            credential_id: URL_SAFE_NO_PAD.encode(&phone.credential_id),
+            public_key: URL_SAFE_NO_PAD.encode(&phone.public_key),
+            name: phone.name.clone(),
+            added_at: phone.added_at,
+            sign_count: phone.sign_count,
+            last_used: phone.last_used,
+        }
+    }
+
+    fn phone(&self) -> Result<Phone, String> {
+        let decode = |what: &str, text: &str| {
+            URL_SAFE_NO_PAD.decode(text).map_err(|e| format!("phone {}: {what}: {e}", self.name))
+        };
+        Ok(Phone {
+            credential_id: decode("credential_id", &self.credential_id)?,
+            public_key: decode("public_key", &self.public_key)?,
+            name: self.name.clone(),
+            added_at: self.added_at,
+            sign_count: self.sign_count,
+            last_used: self.last_used,
+        })
+    }
 }
 
 /// A [`LimitState`] on disk.
@@ -123,11 +169,14 @@ impl Record {
                 .iter()
                 .map(|(k, s)| (k.clone(), (*s).into()))
                 .collect(),
+            phones: account.phones.iter().map(PhoneRecord::of).collect(),
         }
     }
 
-    pub fn into_account(mut self) -> Account {
-        Account {
+    /// The account kept; an error names what does not decode.
+    pub fn into_account(mut self) -> Result<Account, String> {
+        let phones = self.phones.iter().map(PhoneRecord::phone).collect::<Result<_, _>>()?;
+        Ok(Account {
             secret: std::mem::take(&mut self.secret),
             algorithm: std::mem::take(&mut self.algorithm),
             digits: self.digits,
@@ -156,7 +205,8 @@ impl Record {
                 .into_iter()
                 .map(|(k, l)| (k, l.into()))
                 .collect(),
-        }
+            phones,
+        })
     }
 }
 
@@ -336,7 +386,8 @@ impl FileRecords {
 
 impl Records for FileRecords {
     fn load(&self, user: &Username) -> Result<Option<Account>, StorageError> {
-        Ok(self.load_record(user)?.map(Record::into_account))
+        let Some(record) = self.load_record(user)? else { return Ok(None) };
+        record.into_account().map(Some).map_err(|message| corrupt(&self.path_of(user), message))
     }
 
     fn save(
@@ -403,6 +454,7 @@ mod tests {
             }],
             push_blocked_since: 0,
             limits_by_address: Default::default(),
+            phones: Vec::new(),
         }
     }
 
@@ -411,12 +463,12 @@ mod tests {
     }
 
     fn save(store: &FileRecords, name: &str, record: Record) {
-        store.save(&user(name), &record.into_account(), Durability::Durable).unwrap();
+        store.save(&user(name), &record.into_account().unwrap(), Durability::Durable).unwrap();
     }
 
     #[test]
     fn the_format_holds_every_field_of_an_account() {
-        assert_eq!(Record::of(&record().into_account()), record());
+        assert_eq!(Record::of(&record().into_account().unwrap()), record());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! own; the notice carries only the id, and the outcome is read from the
 //! database, so a NOTIFY from anyone else decides nothing.
 
+use pam_mfa_core::passkey::Phone;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -946,5 +947,60 @@ impl Storage for PgStore {
             .pool
             .run(|c| c.query("SELECT * FROM mfa.cancel_challenges_of($1)", &[&creator]))?;
         rows.iter().map(|row| self.field(row, 0)).collect()
+    }
+
+    fn phones(&self, user: &Username) -> Result<Vec<Phone>, StorageError> {
+        let rows = self.pool.run(|c| c.query("SELECT * FROM mfa.phones($1)", &[&user.as_str()]))?;
+        rows.iter()
+            .map(|row| {
+                Ok(Phone {
+                    credential_id: self.field(row, 0)?,
+                    public_key: self.field(row, 1)?,
+                    name: self.field(row, 2)?,
+                    added_at: unsigned(self.field(row, 3)?),
+                    sign_count: u32::try_from(self.field::<i64>(row, 4)?).unwrap_or(u32::MAX),
+                    last_used: unsigned(self.field(row, 5)?),
+                })
+            })
+            .collect()
+    }
+
+    fn add_phone(&self, user: &Username, phone: Phone) -> Result<bool, StorageError> {
+        let at = big(phone.added_at);
+        self.pool.run(|c| {
+            c.value(
+                "SELECT mfa.add_phone($1, $2, $3, $4, $5)",
+                &[&user.as_str(), &phone.credential_id, &phone.public_key, &phone.name, &at],
+            )
+        })
+    }
+
+    fn remove_phone(&self, user: &Username, credential_id: &[u8]) -> Result<bool, StorageError> {
+        self.pool
+            .run(|c| c.value("SELECT mfa.remove_phone($1, $2)", &[&user.as_str(), &credential_id]))
+    }
+
+    fn phone_used(
+        &self,
+        user: &Username,
+        credential_id: &[u8],
+        counter: u32,
+        _now: u64,
+    ) -> Result<bool, StorageError> {
+        let counter = i64::from(counter);
+        self.pool.run(|c| {
+            c.value(
+                "SELECT mfa.phone_used($1, $2, $3)",
+                &[&user.as_str(), &credential_id, &counter],
+            )
+        })
+    }
+
+    fn phone_owner(&self, credential_id: &[u8]) -> Result<Option<Username>, StorageError> {
+        let owner: Option<String> =
+            self.pool.run(|c| c.value("SELECT mfa.phone_owner($1)", &[&credential_id]))?;
+        owner
+            .map(|name| Username::parse(&name).map_err(|e| self.corrupt(format!("owner: {e}"))))
+            .transpose()
     }
 }

@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
+use pam_mfa_core::passkey::Phone;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -48,7 +49,7 @@ fn server() -> Arc<Server> {
     let pg = Postgres::start();
     pg.psql("postgres", "CREATE DATABASE mfa_template");
     let applied = pam_mfa_storage::schema::apply(&mut pg.client("mfa_template")).unwrap();
-    assert_eq!(applied, vec![1, 2]);
+    assert_eq!(applied, vec![1, 2, 3]);
     pg.psql(
         "mfa_template",
         &format!(
@@ -227,6 +228,28 @@ impl Storage for Clocked {
         self.at(now);
         self.store.cancel_challenges_of(creator, now)
     }
+    fn phones(&self, user: &Username) -> Result<Vec<Phone>, StorageError> {
+        self.store.phones(user)
+    }
+    fn add_phone(&self, user: &Username, phone: Phone) -> Result<bool, StorageError> {
+        self.store.add_phone(user, phone)
+    }
+    fn remove_phone(&self, user: &Username, credential_id: &[u8]) -> Result<bool, StorageError> {
+        self.store.remove_phone(user, credential_id)
+    }
+    fn phone_used(
+        &self,
+        user: &Username,
+        credential_id: &[u8],
+        counter: u32,
+        now: u64,
+    ) -> Result<bool, StorageError> {
+        self.at(now);
+        self.store.phone_used(user, credential_id, counter, now)
+    }
+    fn phone_owner(&self, credential_id: &[u8]) -> Result<Option<Username>, StorageError> {
+        self.store.phone_owner(credential_id)
+    }
 }
 
 /// The store on `db` as `HOST`, with its clock in the test's hands.
@@ -282,7 +305,9 @@ fn a_host_calls_the_store_and_touches_nothing_else() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for wanted in ["account", "audit", "challenge", "pending", "remembered", "schema_version"] {
+    for wanted in
+        ["account", "audit", "challenge", "pending", "phone", "remembered", "schema_version"]
+    {
         assert!(tables.iter().any(|t| t == wanted), "{wanted} in {tables:?}");
     }
     let mut host =
@@ -373,13 +398,13 @@ fn the_schema_is_applied_once_and_again_does_nothing() {
     let server = server();
     let db = database(&server);
     let mut admin = server.pg.client(&db);
-    assert_eq!(pam_mfa_storage::schema::applied(&mut admin).unwrap(), vec![1, 2]);
+    assert_eq!(pam_mfa_storage::schema::applied(&mut admin).unwrap(), vec![1, 2, 3]);
     assert_eq!(pam_mfa_storage::schema::apply(&mut admin).unwrap(), Vec::<i32>::new());
     // A fresh database gets every version, and both runs agree.
     server.pg.psql("postgres", &format!("CREATE DATABASE {db}_fresh"));
     let mut fresh = server.pg.client(&format!("{db}_fresh"));
     assert_eq!(pam_mfa_storage::schema::applied(&mut fresh).unwrap(), Vec::<i32>::new());
-    assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), vec![1, 2]);
+    assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), vec![1, 2, 3]);
     assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), Vec::<i32>::new());
     // A database whose pgcrypto is elsewhere is refused, saying what to do.
     server.pg.psql("postgres", &format!("CREATE DATABASE {db}_crypto"));
@@ -452,6 +477,7 @@ fn a_hosts_clock_ends_no_lockout_early_the_databases_does() {
         remembered: Vec::new(),
         push_blocked_since: 0,
         limits_by_address: Default::default(),
+        phones: Vec::new(),
     };
     account.limits.locked_until = t + 600;
     subject.install(&alice, account).unwrap();

@@ -382,5 +382,6 @@ fn account_of(client: &mut postgres::Client, row: &postgres::Row) -> Result<Acco
         remembered,
         push_blocked_since: unsigned(row.try_get(15).map_err(e)?),
         limits_by_address: by_address,
+        phones: Vec::new(),
     })
 }
