@@ -23,6 +23,8 @@ packages=(
   postgresql-15     # the fleet store's database; the tests start their own servers
                     # (initdb, pg_ctl, a free port), whatever the package set up
   openssl           # the fleet tests' CA, server and host certificates
+  chromium          # the phone approver's tests: headless, with a virtual passkey
+  libnss3-tools     # certutil: that browser trusts the tests' own CA
 )
 
 missing=()

@@ -165,6 +165,68 @@ pub trait Enroll {
         replace: bool,
         proof: &str,
     ) -> Result<u32, MfaError>;
+    /// A one-time link that adds a phone: (link, seconds it can be used).
+    fn add_phone(&self, user: &str, proof: &str) -> Result<(String, u64), MfaError>;
+    /// Waits until a phone used `link`: its test request (id, number,
+    /// seconds, phone name); an empty id when `timeout_ms` passed first.
+    fn wait_phone(
+        &self,
+        link: &str,
+        timeout_ms: u32,
+    ) -> Result<(String, u32, u64, String), MfaError>;
+    /// The user's phones: (passkey id, name, added at, last used).
+    fn phones(&self, user: &str) -> Result<Vec<(String, String, u64, u64)>, MfaError>;
+    /// Removes a phone by passkey id or name; false when there is none.
+    fn remove_phone(&self, user: &str, phone: &str) -> Result<bool, MfaError>;
+}
+
+/// The web approver (mfa-web): its own user and root.
+#[zbus::proxy(
+    interface = "io.github.pam_mfa.Web1",
+    default_service = "io.github.pam_mfa",
+    default_path = "/io/github/pam_mfa"
+)]
+pub trait Web {
+    /// Hears `RequestsChanged` from now on; returns the passkeys' origin.
+    fn register(&self) -> Result<String, MfaError>;
+    /// An add-phone link's user and the passkey ids that user has.
+    fn check_link(&self, token: &str) -> Result<(String, Vec<Vec<u8>>), MfaError>;
+    /// A phone registered through a link: (user, test request id, seconds).
+    fn add_phone(
+        &self,
+        token: &str,
+        credential_id: &[u8],
+        public_key: &[u8],
+        name: &str,
+    ) -> Result<(String, String, u64), MfaError>;
+    /// A passkey signed `challenge`: (user, phone name).
+    fn sign_in(
+        &self,
+        challenge: &[u8],
+        credential_id: &[u8],
+        authenticator_data: &[u8],
+        client_data_json: &[u8],
+        signature: &[u8],
+    ) -> Result<(String, String), MfaError>;
+    /// The user's pending requests: (id, context, seconds left).
+    fn pending(&self, user: &str) -> Result<Vec<(String, HashMap<String, String>, u64)>, MfaError>;
+    /// Approves with the number typed and the passkey's signature over both.
+    #[allow(clippy::too_many_arguments)]
+    fn approve(
+        &self,
+        user: &str,
+        id: &str,
+        number: u32,
+        credential_id: &[u8],
+        authenticator_data: &[u8],
+        client_data_json: &[u8],
+        signature: &[u8],
+    ) -> Result<u32, MfaError>;
+    fn deny(&self, user: &str, id: &str) -> Result<u32, MfaError>;
+    fn report(&self, user: &str, id: &str) -> Result<u32, MfaError>;
+    /// A request of `user` was made.
+    #[zbus(signal)]
+    fn requests_changed(&self, user: &str) -> zbus::Result<()>;
 }
 
 /// Administration: root only.
@@ -287,6 +349,9 @@ impl Mfad {
     }
     pub async fn approver(&self) -> zbus::Result<ApproverProxy<'static>> {
         ApproverProxy::new(&self.conn).await
+    }
+    pub async fn web(&self) -> zbus::Result<WebProxy<'static>> {
+        WebProxy::new(&self.conn).await
     }
 }
 
@@ -568,6 +633,51 @@ impl Client {
     pub fn forget_devices(&mut self, user: &str) -> Result<u32, ClientError> {
         let user = user.to_string();
         self.run(|m| async move { m.enroll().await?.forget_devices(&user).await })
+    }
+
+    /// A one-time link adding a phone to `user`: (link, seconds it works).
+    pub fn add_phone(&mut self, user: &str, proof: &str) -> Result<(String, u64), ClientError> {
+        let (user, proof) = (user.to_string(), proof.to_string());
+        self.run(|m| async move { m.enroll().await?.add_phone(&user, &proof).await })
+    }
+
+    /// Waits up to `wait` for a phone to use `link`: its test request
+    /// (id, number, seconds, name), or `None` when none did yet.
+    pub fn wait_phone(
+        &mut self,
+        link: &str,
+        wait: Duration,
+    ) -> Result<Option<(String, u32, u64, String)>, ClientError> {
+        let link = link.to_string();
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        let bound = wait + self.timeout;
+        let told = self.run_within(bound, |m| async move {
+            m.enroll().await?.wait_phone(&link, wait_ms).await
+        })?;
+        Ok((!told.0.is_empty()).then_some(told))
+    }
+
+    /// Waits up to `wait` for the outcome of the caller's own test request.
+    pub fn wait_test(&mut self, id: &str, wait: Duration) -> Result<ChallengeOutcome, ClientError> {
+        let id = id.to_string();
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        let bound = wait + self.timeout;
+        let outcome = self.run_within(bound, |m| async move {
+            m.approver().await?.wait_test(&id, wait_ms).await
+        })?;
+        ChallengeOutcome::try_from(outcome)
+            .map_err(|n| ClientError::Unavailable(format!("mfad answered an unknown outcome {n}")))
+    }
+
+    /// `user`'s phones: (passkey id, name, added at, last used).
+    pub fn phones(&mut self, user: &str) -> Result<Vec<(String, String, u64, u64)>, ClientError> {
+        let user = user.to_string();
+        self.run(|m| async move { m.enroll().await?.phones(&user).await })
+    }
+
+    pub fn remove_phone(&mut self, user: &str, phone: &str) -> Result<bool, ClientError> {
+        let (user, phone) = (user.to_string(), phone.to_string());
+        self.run(|m| async move { m.enroll().await?.remove_phone(&user, &phone).await })
     }
 
     pub fn has_approver(&mut self, user: &str) -> Result<bool, ClientError> {

@@ -26,6 +26,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("policy", "Who must use a second factor. Users not covered get PAM_IGNORE: the rest of the stack decides. The PAM line can override the lists (require_group=, exempt_user=, exempt_group=)."),
     ("remember", "Remember this device: after a code from an SSH key and a remote address, skip the second factor for that user, key, address and service for a while. Off by default; mfa-enroll --forget-devices forgets them all."),
     ("bus", "How mfad and its clients meet."),
+    ("web", "The phone approver: mfa-web serves a page where a phone signed in with a passkey approves requests by typing the number (README, Approve on your phone). mfad reads public_url and user too: it checks every passkey signature itself."),
     ("store", "Where mfad keeps enrollments: files on this host (the default), or one PostgreSQL database shared by a fleet of hosts, where codes are checked inside the database and no host can read a secret (README, Fleet)."),
 ];
 
@@ -221,6 +222,41 @@ pub const KEYS: &[KeyDoc] = &[
         section: "store",
         key: "fallback",
         doc: "While the database cannot be reached: \"none\" refuses every second factor (there is no mode that lets users in); \"local\" checks codes of users enrolled in this host's own file store (state_dir) only: a break-glass account for the administrators, enrolled with mfa-enroll while backend is \"file\". Enrollment and number matching still need the database.",
+    },
+    KeyDoc {
+        section: "web",
+        key: "public_url",
+        doc: "The address phones open, https://host or https://host:port, with a DNS name (passkeys are bound to it: changing it makes every phone register again). Empty: no phone approver; mfa-enroll --add-phone says so.",
+    },
+    KeyDoc {
+        section: "web",
+        key: "listen",
+        doc: "The address and port mfa-web listens on (HTTPS only).",
+    },
+    KeyDoc {
+        section: "web",
+        key: "certificate",
+        doc: "PEM certificate chain of public_url's name, readable by mfa-web's user.",
+    },
+    KeyDoc {
+        section: "web",
+        key: "key",
+        doc: "PEM private key of certificate (mode 0600 or 0640, owned by root or mfa-web's user).",
+    },
+    KeyDoc {
+        section: "web",
+        key: "user",
+        doc: "The account mfa-web runs as: mfad answers its interface (io.github.pam_mfa.Web1) to this user and root only.",
+    },
+    KeyDoc {
+        section: "web",
+        key: "session_seconds",
+        doc: "How long a phone stays signed in to the page, 60 to 3600 seconds; each approval is signed by the passkey anyway.",
+    },
+    KeyDoc {
+        section: "web",
+        key: "link_seconds",
+        doc: "How long the link of mfa-enroll --add-phone can be used (once), 60 to 1800 seconds.",
     },
 ];
 

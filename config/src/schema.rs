@@ -29,6 +29,7 @@ pub struct Config {
     pub remember: RememberConfig,
     pub bus: BusConfig,
     pub store: StoreConfig,
+    pub web: WebConfig,
 }
 
 /// What the PAM module reads of the config: only the keys it uses, each
@@ -261,6 +262,144 @@ impl TryFrom<String> for Connection {
     }
 }
 
+/// `[web]`: the phone approver (mfa-web), and what mfad checks of it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub public_url: PublicUrl,
+    pub listen: Listen,
+    pub certificate: MaybePath,
+    pub key: MaybePath,
+    pub user: SystemUser,
+    pub session_seconds: Ranged<60, 3600>,
+    pub link_seconds: Ranged<60, 1800>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            public_url: PublicUrl(String::new()),
+            listen: Listen(std::net::SocketAddr::from(([0, 0, 0, 0], 8443))),
+            certificate: MaybePath(None),
+            key: MaybePath(None),
+            user: SystemUser("pam-mfa-web".into()),
+            session_seconds: Ranged(600),
+            link_seconds: Ranged(300),
+        }
+    }
+}
+
+impl WebConfig {
+    /// The relying-party id of passkeys: the host of `public_url`.
+    pub fn rp_id(&self) -> Option<&str> {
+        self.public_url.host()
+    }
+}
+
+/// `https://host[:port]` with no path, or "" (no web approver). It is the
+/// WebAuthn origin: passkeys are bound to its host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The origin, e.g. `https://approver.example:8443`; `None` when unset.
+    pub fn origin(&self) -> Option<&str> {
+        (!self.0.is_empty()).then_some(self.0.as_str())
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        let rest = self.0.strip_prefix("https://")?;
+        Some(rest.rsplit_once(':').map_or(rest, |(host, _)| host))
+    }
+}
+
+impl TryFrom<String> for PublicUrl {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if value.is_empty() {
+            return Ok(PublicUrl(value));
+        }
+        let value = value.trim_end_matches('/').to_string();
+        let bad = || {
+            format!("{value:?} is not https://host or https://host:port (no path; a DNS name, as passkeys need)")
+        };
+        let rest = value.strip_prefix("https://").ok_or_else(bad)?;
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+            && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+        if !host_ok || !port_ok {
+            return Err(bad());
+        }
+        Ok(PublicUrl(value))
+    }
+}
+
+impl From<PublicUrl> for String {
+    fn from(u: PublicUrl) -> String {
+        u.0
+    }
+}
+
+/// An address and port to listen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Listen(pub std::net::SocketAddr);
+
+impl TryFrom<String> for Listen {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        value.parse().map(Listen).map_err(|_| {
+            format!("{value:?} is not an address and port, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"")
+        })
+    }
+}
+
+impl From<Listen> for String {
+    fn from(l: Listen) -> String {
+        l.0.to_string()
+    }
+}
+
+/// The name of a system account.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SystemUser(String);
+
+impl SystemUser {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SystemUser {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match pam_mfa_protocol::username::Username::parse(&value) {
+            Ok(_) => Ok(SystemUser(value)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl From<SystemUser> for String {
+    fn from(u: SystemUser) -> String {
+        u.0
+    }
+}
+
 /// An absolute path, or "" for none.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
@@ -311,6 +450,7 @@ impl Default for Config {
             remember: RememberConfig::default(),
             bus: BusConfig::default(),
             store: StoreConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }

@@ -397,6 +397,24 @@ impl Service {
 
     /// Replaces the recovery codes; unless `admin`, after a current code
     /// (a recovery code cannot renew the set it belongs to).
+    /// Whether `user` may add a phone: enrolled, and unless `admin` with
+    /// a current code (it is used up like any code).
+    pub fn may_add_phone(
+        &self,
+        user: &Username,
+        proof: &str,
+        admin: bool,
+        now: u64,
+    ) -> Result<(), ServiceError> {
+        if self.store.summary(user, now)?.is_none() {
+            return Err(Refusal::NotEnrolled.into());
+        }
+        if !admin {
+            self.require_proof(user, proof, now)?;
+        }
+        Ok(())
+    }
+
     pub fn new_recovery_codes(
         &self,
         user: &Username,

@@ -56,15 +56,28 @@ pub enum Method {
     NewRecoveryCodes,
     ForgetDevices,
     ImportGoogleAuthenticator,
+    AddPhone,
+    WaitPhone,
+    Phones,
+    RemovePhone,
     // Admin1
     ListUsers,
     Reset,
     UnblockPush,
+    // Web1
+    WebRegister,
+    CheckLink,
+    WebAddPhone,
+    SignIn,
+    WebPending,
+    WebApprove,
+    WebDeny,
+    WebReport,
 }
 
 /// Each method with its interface (the part after `io.github.pam_mfa.`)
 /// and member name.
-pub const METHODS: [(Method, &str, &str); 27] = [
+pub const METHODS: [(Method, &str, &str); 39] = [
     (Method::IsEnrolled, "Pam1", "IsEnrolled"),
     (Method::VerifyCode, "Pam1", "VerifyCode"),
     (Method::CreateChallenge, "Pam1", "CreateChallenge"),
@@ -89,9 +102,21 @@ pub const METHODS: [(Method, &str, &str); 27] = [
     (Method::NewRecoveryCodes, "Enroll1", "NewRecoveryCodes"),
     (Method::ForgetDevices, "Enroll1", "ForgetDevices"),
     (Method::ImportGoogleAuthenticator, "Enroll1", "ImportGoogleAuthenticator"),
+    (Method::AddPhone, "Enroll1", "AddPhone"),
+    (Method::WaitPhone, "Enroll1", "WaitPhone"),
+    (Method::Phones, "Enroll1", "Phones"),
+    (Method::RemovePhone, "Enroll1", "RemovePhone"),
     (Method::ListUsers, "Admin1", "ListUsers"),
     (Method::Reset, "Admin1", "Reset"),
     (Method::UnblockPush, "Admin1", "UnblockPush"),
+    (Method::WebRegister, "Web1", "Register"),
+    (Method::CheckLink, "Web1", "CheckLink"),
+    (Method::WebAddPhone, "Web1", "AddPhone"),
+    (Method::SignIn, "Web1", "SignIn"),
+    (Method::WebPending, "Web1", "Pending"),
+    (Method::WebApprove, "Web1", "Approve"),
+    (Method::WebDeny, "Web1", "Deny"),
+    (Method::WebReport, "Web1", "Report"),
 ];
 
 impl Method {
@@ -113,6 +138,10 @@ pub enum Rule {
     /// Anyone, for the caller's own user only: the user is the caller's,
     /// never an argument (approvers).
     OwnUser,
+    /// The web approver's user (`[web] user`) and root: it acts for the
+    /// users whose phones signed in, and every phone's signature is
+    /// checked here (`web.rs`).
+    WebUser,
 }
 
 impl Rule {
@@ -123,6 +152,7 @@ impl Rule {
             Rule::RootOnly => "root-only",
             Rule::RootOrSelf => "root-or-self",
             Rule::OwnUser => "own-user",
+            Rule::WebUser => "web-user",
         }
     }
 }
@@ -149,14 +179,26 @@ pub const fn rule(method: Method) -> Rule {
         | Method::Status
         | Method::NewRecoveryCodes
         | Method::ForgetDevices
-        | Method::ImportGoogleAuthenticator => Rule::RootOrSelf,
+        | Method::ImportGoogleAuthenticator
+        | Method::AddPhone
+        | Method::Phones
+        | Method::RemovePhone => Rule::RootOrSelf,
         Method::Register
         | Method::Pending
         | Method::Approve
         | Method::Deny
         | Method::Report
         | Method::StartTest
-        | Method::WaitTest => Rule::OwnUser,
+        | Method::WaitTest
+        | Method::WaitPhone => Rule::OwnUser,
+        Method::WebRegister
+        | Method::CheckLink
+        | Method::WebAddPhone
+        | Method::SignIn
+        | Method::WebPending
+        | Method::WebApprove
+        | Method::WebDeny
+        | Method::WebReport => Rule::WebUser,
     }
 }
 
@@ -168,6 +210,8 @@ pub fn authorize(method: Method, caller: u32, target: Option<u32>) -> Result<(),
             Rule::RootOnly => false,
             Rule::RootOrSelf => target == Some(caller),
             Rule::OwnUser => true,
+            // Who the web user is, is the config's: `web.rs` checks it.
+            Rule::WebUser => false,
         };
     if allowed {
         Ok(())
@@ -194,7 +238,7 @@ async fn check_caller(
 }
 
 /// The sender's unique name.
-fn sender_of(header: &Header<'_>) -> Result<String, MfaError> {
+pub(crate) fn sender_of(header: &Header<'_>) -> Result<String, MfaError> {
     header
         .sender()
         .map(|s| s.to_string())
@@ -220,7 +264,7 @@ fn username_of_uid(uid: u32) -> Result<Username, MfaError> {
         })
 }
 
-fn not_taken(e: NotTaken) -> MfaError {
+pub(crate) fn not_taken(e: NotTaken) -> MfaError {
     match e {
         NotTaken::Unknown => MfaError::NoSuchChallenge,
         NotTaken::Ended(outcome) => MfaError::ChallengeEnded { outcome: outcome.into() },
@@ -230,7 +274,7 @@ fn not_taken(e: NotTaken) -> MfaError {
 }
 
 /// The identity of the sender of the current message, from the bus daemon.
-async fn caller_uid(header: &Header<'_>, conn: &Connection) -> Result<u32, MfaError> {
+pub(crate) async fn caller_uid(header: &Header<'_>, conn: &Connection) -> Result<u32, MfaError> {
     let sender = header
         .sender()
         .ok_or_else(|| MfaError::AccessDenied("the message has no sender".into()))?;
@@ -257,7 +301,7 @@ pub fn forget_caller(unique_name: &str) {
     callers().remove(unique_name);
 }
 
-fn parse_user(user: &str) -> Result<Username, MfaError> {
+pub(crate) fn parse_user(user: &str) -> Result<Username, MfaError> {
     Username::parse(user).map_err(|e| MfaError::InvalidArgument(e.to_string()))
 }
 
@@ -277,7 +321,7 @@ fn groups_of(user: &str) -> Vec<String> {
         .collect()
 }
 
-fn uid_of(user: &Username) -> Option<u32> {
+pub(crate) fn uid_of(user: &Username) -> Option<u32> {
     nix::unistd::User::from_name(user.as_str()).ok().flatten().map(|u| u.uid.as_raw())
 }
 
@@ -366,7 +410,7 @@ const STORE_DOWN: &str =
 
 /// Runs one store operation off the async executor (a store may wait on
 /// a disk or a database).
-async fn stored<T: Send + 'static>(
+pub(crate) async fn stored<T: Send + 'static>(
     service: &Arc<Service>,
     work: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, MfaError> {
@@ -505,10 +549,24 @@ async fn tell_approvers(
             tracing::warn!(approver = %approver, error = %e, "cannot notify an approver");
         }
     }
+    for web in approvers.web() {
+        let sent = conn
+            .emit_signal(
+                Some(web.as_str()),
+                names::OBJECT_PATH,
+                names::WEB_INTERFACE,
+                "RequestsChanged",
+                &(user,),
+            )
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(web = %web, error = %e, "cannot notify the web approver");
+        }
+    }
 }
 
 /// Makes, keeps and announces a challenge.
-async fn open_challenge(
+pub(crate) async fn open_challenge(
     service: &Arc<Service>,
     approvers: &Approvers,
     conn: &Connection,
@@ -825,8 +883,57 @@ impl PamInterface {
     ) -> Result<bool, MfaError> {
         let user = parse_user(user)?;
         check(Method::HasApprover, &user, &header, conn).await?;
-        Ok(self.approvers.any_can_approve(user.as_str()))
+        if self.approvers.any_can_approve(user.as_str()) {
+            return Ok(true);
+        }
+        // A phone approves through the web approver, when it is online.
+        if self.approvers.web().is_empty() {
+            return Ok(false);
+        }
+        let phones = stored(&self.service, move |store| store.phones(&user)).await?;
+        Ok(!phones.is_empty())
     }
+}
+
+/// "This was not me": denies request `id` of `me`, logs it with its whole
+/// context as a warning, and blocks push requests of the user until a
+/// code login or an administrator (`UnblockPush`) clears it. `by` says
+/// who reported (an approver's uid and session, or a phone).
+pub(crate) async fn report(
+    service: &Arc<Service>,
+    me: &Username,
+    id: &str,
+    by: &str,
+) -> Result<u32, MfaError> {
+    let now = clock::now();
+    let (wanted, reporter) = (id.to_string(), me.clone());
+    let (outcome, c) = stored(service, move |store| {
+        store.end_challenge(
+            &wanted,
+            ChallengeOutcome::Denied,
+            Ender::Reporter(reporter.as_str()),
+            now,
+        )
+    })
+    .await?
+    .map_err(not_taken)?;
+    let field = |key: &str| c.context.get(key).cloned().unwrap_or_default();
+    tracing::warn!(
+        user = %c.user,
+        service = ?field(context::SERVICE),
+        host = ?field(context::HOST),
+        rhost = ?field(context::RHOST),
+        tty = ?field(context::TTY),
+        command = ?field(context::COMMAND),
+        requested_at = ?field(context::TIME),
+        challenge = %c.id,
+        reported_by = %by,
+        "suspicious-request-reported"
+    );
+    let user = me.clone();
+    blocking(service, move |service| service.set_push_blocked(&user, Some(now))).await?;
+    tracing::warn!(user = %me, "push-blocked");
+    Ok(outcome.into())
 }
 
 /// `io.github.pam_mfa.Approver1`: approver agents (everyone, for their own
@@ -991,36 +1098,7 @@ impl ApproverInterface {
     ) -> Result<u32, MfaError> {
         let (me, uid) = self.approver(Method::Report, &header, conn).await?;
         let session = caller_session(&header, conn).await;
-        let now = clock::now();
-        let (wanted, reporter) = (id.to_string(), me.clone());
-        let (outcome, c) = stored(&self.service, move |store| {
-            store.end_challenge(
-                &wanted,
-                ChallengeOutcome::Denied,
-                Ender::Reporter(reporter.as_str()),
-                now,
-            )
-        })
-        .await?
-        .map_err(not_taken)?;
-        let field = |key: &str| c.context.get(key).cloned().unwrap_or_default();
-        tracing::warn!(
-            user = %c.user,
-            service = ?field(context::SERVICE),
-            host = ?field(context::HOST),
-            rhost = ?field(context::RHOST),
-            tty = ?field(context::TTY),
-            command = ?field(context::COMMAND),
-            requested_at = ?field(context::TIME),
-            challenge = %c.id,
-            reporter_uid = uid,
-            reporter_session = ?session,
-            "suspicious-request-reported"
-        );
-        let user = me.clone();
-        blocking(&self.service, move |service| service.set_push_blocked(&user, Some(now))).await?;
-        tracing::warn!(user = %me, "push-blocked");
-        Ok(outcome.into())
+        report(&self.service, &me, id, &format!("uid {uid}, session {session:?}")).await
     }
 
     /// The seed guide's test: a challenge for the caller's own user that
@@ -1074,6 +1152,7 @@ impl ApproverInterface {
 /// themselves; root for anyone).
 pub struct EnrollInterface {
     pub service: Arc<Service>,
+    pub links: Arc<crate::web::Links>,
 }
 
 impl EnrollInterface {
@@ -1220,6 +1299,111 @@ impl EnrollInterface {
         let proof = zeroize::Zeroizing::new(proof.to_string());
         self.logged("imported-google-authenticator", user, caller, move |service, user| {
             service.import(user, &parsed, replace, &proof, caller == 0, clock::now())
+        })
+        .await
+    }
+
+    /// Opens a link that adds a phone to `user` (`mfa-enroll --add-phone`),
+    /// after a current code as `proof` (root: none needed). Returns (the
+    /// link, seconds it can be used). It adds one phone, once; the caller
+    /// then waits for it with `WaitPhone` and shows the test number.
+    async fn add_phone(
+        &self,
+        user: &str,
+        proof: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, u64), MfaError> {
+        let user = parse_user(user)?;
+        checked_code(proof, true)?;
+        let caller = check(Method::AddPhone, &user, &header, conn).await?;
+        let web = &self.service.config().web;
+        let Some(origin) = web.public_url.origin().map(str::to_string) else {
+            return Err(MfaError::InvalidArgument(
+                "no web approver is configured: set [web] public_url in the config (README, Approve on your phone)".into(),
+            ));
+        };
+        let seconds = web.link_seconds.get();
+        let proof = zeroize::Zeroizing::new(proof.to_string());
+        let opened = user.clone();
+        self.logged("phone-link-opened", user, caller, move |service, user| {
+            service.may_add_phone(user, &proof, caller == 0, clock::now())
+        })
+        .await?;
+        let token = crate::web::token(&self.service)?;
+        let now = clock::now();
+        self.links.open(&token, opened.as_str(), &sender_of(&header)?, now + seconds, now);
+        Ok((format!("{origin}/add#t={token}"), seconds))
+    }
+
+    /// Waits until a phone used the caller's `link` (or `timeout_ms`
+    /// passes: then the id is empty). Returns the phone's test request:
+    /// (id, number to show, seconds to answer, the phone's name). The
+    /// phone is active once it approved it (`Approver1.WaitTest` tells).
+    async fn wait_phone(
+        &self,
+        link: &str,
+        timeout_ms: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(String, u32, u64, String), MfaError> {
+        check_caller(Method::WaitPhone, &header, conn).await?;
+        let token = link.rsplit_once("#t=").map_or(link, |(_, t)| t);
+        let mut seen = self.links.watch(token, &sender_of(&header)?).ok_or_else(|| {
+            MfaError::InvalidArgument(
+                "no such link of this caller (it expired, or was replaced)".into(),
+            )
+        })?;
+        let limit = std::time::Duration::from_millis(u64::from(timeout_ms));
+        let registered = match tokio::time::timeout(limit, seen.wait_for(Option::is_some)).await {
+            Ok(Ok(now)) => now.clone(),
+            _ => None,
+        };
+        Ok(registered.unwrap_or_default())
+    }
+
+    /// The phones of `user`: (passkey id, base64url; name; added at; last used).
+    async fn phones(
+        &self,
+        user: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<(String, String, u64, u64)>, MfaError> {
+        use base64::Engine;
+        let user = parse_user(user)?;
+        check(Method::Phones, &user, &header, conn).await?;
+        let phones = stored(&self.service, move |store| store.phones(&user)).await?;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        Ok(phones
+            .into_iter()
+            .map(|p| (b64.encode(&p.credential_id), p.name, p.added_at, p.last_used))
+            .collect())
+    }
+
+    /// Removes the phone of `user` whose passkey id (as `Phones` gives
+    /// it) or name is `phone`; `false` when there is none.
+    async fn remove_phone(
+        &self,
+        user: &str,
+        phone: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, MfaError> {
+        use base64::Engine;
+        let user = parse_user(user)?;
+        let caller = check(Method::RemovePhone, &user, &header, conn).await?;
+        let wanted = phone.to_string();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        self.logged("phone-removed", user, caller, move |service, user| {
+            let store = service.store();
+            let Some(found) = store
+                .phones(user)?
+                .into_iter()
+                .find(|p| p.name == wanted || b64.encode(&p.credential_id) == wanted)
+            else {
+                return Ok(false);
+            };
+            Ok(store.remove_phone(user, &found.credential_id)?)
         })
         .await
     }

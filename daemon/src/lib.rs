@@ -9,3 +9,4 @@ pub mod clock;
 pub mod push;
 pub mod random;
 pub mod sessions;
+pub mod web;

@@ -16,6 +16,7 @@ use pam_mfa_daemon::bus::{AdminInterface, ApproverInterface, EnrollInterface, Pa
 use pam_mfa_daemon::push::Approvers;
 use pam_mfa_daemon::random::OsRandom;
 use pam_mfa_daemon::sessions::Sessions;
+use pam_mfa_daemon::web::WebInterface;
 use pam_mfa_protocol::names;
 
 const HELP: &str = "\
@@ -144,6 +145,7 @@ async fn serve(
         .unwrap_or_else(|| "localhost".into());
     let service = Arc::new(Service::new(config, store, Box::new(OsRandom), &host));
     let approvers = Arc::new(Approvers::default());
+    let links = Arc::new(pam_mfa_daemon::web::Links::default());
     let state_dir = service.config().state_dir.as_path().to_path_buf();
     let sessions =
         Arc::new(Sessions::load(Some(Sessions::file_in(&state_dir)), &Sessions::boot_id()));
@@ -162,10 +164,22 @@ async fn serve(
             ApproverInterface {
                 service: Arc::clone(&service),
                 approvers: Arc::clone(&approvers),
-                sessions,
+                sessions: Arc::clone(&sessions),
             },
         )
-        .serve_at(names::OBJECT_PATH, EnrollInterface { service: Arc::clone(&service) })
+        .serve_at(
+            names::OBJECT_PATH,
+            EnrollInterface { service: Arc::clone(&service), links: Arc::clone(&links) },
+        )
+        .serve_at(
+            names::OBJECT_PATH,
+            WebInterface {
+                service: Arc::clone(&service),
+                approvers: Arc::clone(&approvers),
+                sessions: Arc::clone(&sessions),
+                links,
+            },
+        )
         .serve_at(names::OBJECT_PATH, AdminInterface { service: Arc::clone(&service) })
         .build()
         .await

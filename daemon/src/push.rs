@@ -1,6 +1,6 @@
 //! Which approver connections are online, for whom, and whether their
 //! login session may approve: what the D-Bus transport knows of approvers
-//! (a phone's web session is another transport's business). The
+//! (phones are reached through the web approver, which is told too). The
 //! challenges themselves are the store's
 //! ([`pam_mfa_core::storage::Storage`]).
 
@@ -12,6 +12,8 @@ pub struct Approvers {
     /// approver connection (unique name) -> (user it approves for, whether
     /// its session may approve under `approver_session`)
     online: Mutex<HashMap<String, (String, bool)>>,
+    /// connections of the web approver (mfa-web), told of every user's requests
+    web: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Approvers {
@@ -38,9 +40,24 @@ impl Approvers {
         self.online().values().any(|(u, can)| u == user && *can)
     }
 
+    /// `connection` is the web approver: it hears of every request.
+    pub fn register_web(&self, connection: &str) {
+        self.web_online().insert(connection.to_string());
+    }
+
+    /// The web approver's connections.
+    pub fn web(&self) -> Vec<String> {
+        self.web_online().iter().cloned().collect()
+    }
+
+    fn web_online(&self) -> MutexGuard<'_, std::collections::HashSet<String>> {
+        self.web.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A connection left the bus: it is no longer an approver.
     pub fn forget(&self, connection: &str) {
         self.online().remove(connection);
+        self.web_online().remove(connection);
     }
 }
 

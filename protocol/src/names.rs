@@ -10,6 +10,8 @@ pub const PAM_INTERFACE: &str = "io.github.pam_mfa.Pam1";
 pub const ENROLL_INTERFACE: &str = "io.github.pam_mfa.Enroll1";
 /// Approver agents: everyone, for their own challenges (daemon-checked).
 pub const APPROVER_INTERFACE: &str = "io.github.pam_mfa.Approver1";
+/// The web approver (mfa-web): its own user and root (policy and daemon).
+pub const WEB_INTERFACE: &str = "io.github.pam_mfa.Web1";
 /// Administration: root only.
 pub const ADMIN_INTERFACE: &str = "io.github.pam_mfa.Admin1";
 /// Prefix of the D-Bus error names mfad returns.

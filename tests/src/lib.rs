@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod boot;
+pub mod browser;
 pub mod fleet;
 pub mod libpam;
 pub mod postgres;

@@ -47,11 +47,12 @@ fn committed(interface: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-const INTERFACES: [&str; 4] = [
+const INTERFACES: [&str; 5] = [
     "io.github.pam_mfa.Pam1",
     "io.github.pam_mfa.Approver1",
     "io.github.pam_mfa.Enroll1",
     "io.github.pam_mfa.Admin1",
+    "io.github.pam_mfa.Web1",
 ];
 
 #[test]

@@ -213,7 +213,7 @@ fn not_me_denies_logs_the_request_and_blocks_push_until_a_code_login() {
         "rhost=\"192.0.2.7\"",
         "tty=\"/dev/pts/7\"",
         "command=",
-        "reporter_uid=",
+        "reported_by=\"uid ",
     ] {
         assert!(report.contains(field), "{field} missing in {report:?}");
     }

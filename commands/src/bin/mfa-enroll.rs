@@ -12,6 +12,7 @@ use pam_mfa_config::i18n::{self, Texts};
 use pam_mfa_config::schema::Config;
 use pam_mfa_config::{say, say_part};
 use pam_mfa_protocol::timefmt::utc;
+use pam_mfa_protocol::wire::ChallengeOutcome;
 use serde_json::json;
 
 /// mfad bounds the wrong first codes (`[enroll] confirm_tries`, at most 10)
@@ -28,6 +29,9 @@ enum Action {
     List,
     Reset(String),
     UnblockPush(String),
+    AddPhone,
+    Phones,
+    RemovePhone(String),
 }
 
 struct Options {
@@ -100,6 +104,9 @@ const OPTIONS: &[Opt] = &[
     Opt::optional("--status"),
     Opt::value("--reset"),
     Opt::value("--unblock-push"),
+    Opt::flag("--add-phone"),
+    Opt::flag("--phones"),
+    Opt::value("--remove-phone"),
     Opt::value("--user"),
     Opt::value("--qr"),
 ];
@@ -146,6 +153,9 @@ fn parse_args(t: &Texts, raw: &[String]) -> Result<Options, Failure> {
             }
             "--reset" => set(Action::Reset(value))?,
             "--unblock-push" => set(Action::UnblockPush(value))?,
+            "--add-phone" => set(Action::AddPhone)?,
+            "--phones" => set(Action::Phones)?,
+            "--remove-phone" => set(Action::RemovePhone(value))?,
             "--user" => options.user = Some(value),
             "--qr" => {
                 options.qr = match value.as_str() {
@@ -225,6 +235,35 @@ fn run(t: &Texts, options: Options, config: &Config) -> Result<(), Failure> {
             Ok(())
         }
         Action::Import(path) => import(&mut client, &options, &user, path, &out),
+        Action::AddPhone => add_phone(&mut client, &options, &user, &out),
+        Action::Phones => {
+            let phones = client.phones(&user).map_err(refused)?;
+            if out.json {
+                let list: Vec<_> = phones
+                    .iter()
+                    .map(|(id, name, added, used)| {
+                        json!({"id": id, "name": name, "added_at": added, "last_used": used})
+                    })
+                    .collect();
+                say!("{}", json!({"user": user, "phones": list}));
+            } else if phones.is_empty() {
+                say!("{}", t.enroll_phones_none(&user));
+            } else {
+                for (id, name, added, used) in &phones {
+                    let used = if *used == 0 { t.enroll_phone_never() } else { utc(*used) };
+                    say!("{}", t.enroll_phone_line(name, utc(*added), used, id));
+                }
+            }
+            Ok(())
+        }
+        Action::RemovePhone(phone) => {
+            if client.remove_phone(&user, phone).map_err(refused)? {
+                say!("{}", t.enroll_phone_removed(&user, phone));
+                Ok(())
+            } else {
+                Err(Failure::refused("NoSuchPhone", t.enroll_phone_not_found(&user, phone)))
+            }
+        }
         Action::ForgetDevices => {
             let count = client.forget_devices(&user).map_err(refused)?;
             if out.json {
@@ -394,6 +433,82 @@ fn enroll(client: &mut Client, options: &Options, user: &str, out: &Output) -> R
         }
     }
     Err(Failure::refused("WrongCode", t.enroll_gave_up()))
+}
+
+/// `--add-phone`: a current code, then the link as a QR code; waits for
+/// the phone's passkey, shows the test number, and waits for the phone to
+/// type it: only then is the phone active.
+fn add_phone(
+    client: &mut Client,
+    options: &Options,
+    user: &str,
+    out: &Output,
+) -> Result<(), Failure> {
+    let t = out.t;
+    let refused = |e| Failure::from_client(t, e);
+    let proof = if nix::unistd::getuid().is_root() {
+        String::new()
+    } else {
+        out.ask(&t.enroll_ask_current())?
+    };
+    let (link, seconds) = client.add_phone(user, &proof).map_err(refused)?;
+    if out.json {
+        say!(
+            "{}",
+            json!({"event": "phone_link", "user": user, "link": link, "expires_in": seconds})
+        );
+    } else {
+        say!(
+            "{}
+",
+            t.enroll_phone_scan(duration(t, seconds))
+        );
+        if let Some(style) = options.qr {
+            let drawn =
+                qr::render(&link, style).map_err(|e| Failure::other(t.enroll_qr_failed(e)))?;
+            say_part!("{drawn}");
+        }
+        say!("\n   {link}\n");
+        say!("{}", t.enroll_phone_waiting());
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let (id, number, expires_in, name) = loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Failure::refused("PendingExpired", t.enroll_phone_link_expired()));
+        }
+        let wait = left.min(std::time::Duration::from_secs(30));
+        if let Some(told) = client.wait_phone(&link, wait).map_err(refused)? {
+            break told;
+        }
+    };
+    if out.json {
+        say!(
+            "{}",
+            json!({"event": "phone_test", "id": id, "number": number, "name": name, "expires_in": expires_in})
+        );
+    } else {
+        say!("\n{}\n\n        {number}\n", t.enroll_phone_test(&name));
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(expires_in + 1);
+    let outcome = loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let outcome =
+            client.wait_test(&id, left.min(std::time::Duration::from_secs(30))).map_err(refused)?;
+        if outcome != ChallengeOutcome::Pending || left.is_zero() {
+            break outcome;
+        }
+    };
+    if outcome == ChallengeOutcome::Approved {
+        if out.json {
+            say!("{}", json!({"event": "phone_added", "user": user, "name": name}));
+        } else {
+            say!("{}", t.enroll_phone_ready(&name, user));
+        }
+        Ok(())
+    } else {
+        Err(Failure::refused("PhoneNotAdded", t.enroll_phone_not_added(outcome.as_str())))
+    }
 }
 
 fn show_setup(

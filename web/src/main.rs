@@ -1,0 +1,153 @@
+//! mfa-web: the phone approver. A page served over HTTPS (rustls) by its
+//! own system user, where a phone signed in with a passkey sees its user's
+//! requests as they are made (server-sent events) and approves one by
+//! typing the number, signing that very request with the passkey.
+//!
+//! It holds no key and decides nothing: passkeys are registered here with
+//! webauthn-rs's passkey flow, but every signature (a sign-in, an
+//! approval) goes to mfad's `io.github.pam_mfa.Web1`, which checks it
+//! against the key it keeps. Here: sessions, CSRF, rate limits, origins.
+
+mod http;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use pam_mfa_config::schema::Config;
+use pam_mfa_protocol::names;
+
+const HELP: &str = "\
+Usage: mfa-web [--config PATH]
+
+The phone approver of pam-mfa: serves https://[web] public_url on [web]
+listen, where phones registered with `mfa-enroll --add-phone` sign in with
+their passkey and approve sign-in requests by typing the number shown.
+Runs as its own user ([web] user, normally pam-mfa-web) and talks to mfad
+over the bus named in [bus].
+
+Options:
+  --config PATH  the config file (default /etc/pam-mfa/config.toml)
+  --help         this text
+  --version      the version
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut config_path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            "--version" => {
+                println!("mfa-web {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "--config" => match args.next() {
+                Some(path) => config_path = Some(std::path::PathBuf::from(path)),
+                None => return usage("--config needs a path"),
+            },
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    tracing_subscriber::fmt().with_target(false).with_writer(std::io::stderr).init();
+    let config = match Config::load_trusted(config_path.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mfa-web: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("mfa-web: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mfa-web: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("mfa-web: {problem}\nTry 'mfa-web --help'.");
+    ExitCode::from(2)
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let web = &config.web;
+    let origin = web
+        .public_url
+        .origin()
+        .ok_or("set [web] public_url (https://host:port, the address phones open)")?
+        .to_string();
+    let rp_id = web.rp_id().ok_or("[web] public_url has no host")?.to_string();
+    let (Some(cert), Some(key)) = (web.certificate.get(), web.key.get()) else {
+        return Err("set [web] certificate and key (PEM files): mfa-web serves HTTPS only".into());
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls =
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
+            format!(
+                "cannot read [web] certificate {} and key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+
+    let address = config.bus.address.as_str().to_string();
+    let bound = std::time::Duration::from_millis(config.bus.timeout_ms.get());
+    let mfad = tokio::time::timeout(
+        bound,
+        pam_mfa_client::genuine_owner(&address, config.bus.service_user.as_str()),
+    )
+    .await
+    .map_err(|_| format!("mfad did not answer on {address} in time"))??;
+    let proxy = mfad.web().await.map_err(|e| format!("cannot talk to mfad: {e}"))?;
+    let mut changes = proxy
+        .receive_requests_changed()
+        .await
+        .map_err(|e| format!("cannot listen to mfad: {e}"))?;
+    let told = proxy.register().await.map_err(|e| {
+        format!(
+            "mfad refused this web approver ({e}): run as [web] user, with the packaged bus policy"
+        )
+    })?;
+    if told != origin {
+        return Err(format!("mfad checks passkeys for {told}, this config says {origin}"));
+    }
+
+    let app = Arc::new(http::App::new(proxy, &origin, &rp_id, web.session_seconds.get())?);
+    let events = Arc::clone(&app);
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(signal) = changes.next().await {
+            if let Ok(args) = signal.args() {
+                events.tell(args.user());
+            }
+        }
+        tracing::error!("the bus connection to mfad ended");
+        std::process::exit(1);
+    });
+
+    let listen = web.listen.0;
+    tracing::info!(listen = %listen, origin = %origin, bus = %address, name = names::BUS_NAME, "ready");
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(2)));
+    });
+    axum_server::bind_rustls(listen, tls)
+        .handle(handle)
+        .serve(http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .await
+        .map_err(|e| format!("cannot serve on {listen}: {e}"))
+}
