@@ -18,6 +18,8 @@ use pam_mfa_tests::{bin, command, wait_for, Bus, Mfad, PamService};
 
 const ALICE: &str = "mfa-phone-alice";
 const HOST: &str = "approver.test";
+/// The same server under another name: another web origin.
+const EVIL: &str = "evil.approver.test";
 const SHORT: Duration = Duration::from_secs(20);
 
 struct Web {
@@ -41,7 +43,7 @@ fn start() -> Web {
     require_root();
     ensure_user(ALICE, false);
     let ca = TestCa::new("pam-mfa phone test CA");
-    let (cert, key) = ca.server_cert(HOST, &[HOST]);
+    let (cert, key) = ca.server_cert(HOST, &[HOST, EVIL]);
     let port = free_port();
     let origin = format!("https://{HOST}:{port}");
     let bus = Bus::start();
@@ -167,7 +169,7 @@ fn answer(tab: &Tab, number: u32) -> String {
 fn a_phone_added_with_a_passkey_approves_a_request_signed_over_it() {
     let w = start();
     let (_app, _) = w.mfad.enroll_with_recovery(ALICE);
-    let browser = Browser::start(&w.ca_cert, &[HOST], "en-US");
+    let browser = Browser::start(&w.ca_cert, &[HOST, EVIL], "en-US");
     let tab = browser.open("about:blank");
     let passkey = tab.add_authenticator();
     add_phone(&w, &tab, ALICE, "Test phone");
@@ -215,4 +217,224 @@ fn a_phone_added_with_a_passkey_approves_a_request_signed_over_it() {
     drop(tab);
     drop(browser);
     assert!(!w.log().contains("panicked"), "{}", w.log());
+}
+
+const BOB: &str = "mfa-phone-bob";
+
+/// Page-side helpers for tests that speak the API themselves: base64url,
+/// a POST with the session's CSRF token, and a passkey signature.
+const API_JS: &str = r#"window.__t = {
+  b2a: b => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''),
+  a2b: s => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)), c => c.charCodeAt(0)),
+  async post(path, body) {
+    const s = await fetch('/api/session');
+    const csrf = s.ok ? (await s.json()).csrf : '';
+    const r = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, body: JSON.stringify(body)});
+    return {status: r.status, body: await r.json()};
+  },
+  async sign(publicKey) {
+    const pk = {...publicKey, challenge: this.a2b(publicKey.challenge)};
+    if (pk.allowCredentials) pk.allowCredentials = pk.allowCredentials.map(c => ({...c, id: this.a2b(c.id)}));
+    const c = await navigator.credentials.get({publicKey: pk});
+    return {id: c.id, rawId: this.b2a(c.rawId), type: c.type, response: {
+      authenticatorData: this.b2a(c.response.authenticatorData),
+      clientDataJSON: this.b2a(c.response.clientDataJSON),
+      signature: this.b2a(c.response.signature)}};
+  },
+  async approve(id, number) {
+    const begun = await this.post('/api/approve/begin', {id, number});
+    if (begun.status != 200) return begun;
+    const credential = await this.sign(begun.body.publicKey);
+    const done = await this.post('/api/approve/finish', {id, number, credential});
+    done.credential = credential;
+    return done;
+  },
+  async pending() { return (await (await fetch('/api/requests')).json()).requests; },
+}; true"#;
+
+fn api(tab: &Tab) {
+    assert_eq!(tab.eval(API_JS), serde_json::json!(true));
+}
+
+/// The id of the one pending request the page's user sees.
+fn pending_id(tab: &Tab) -> String {
+    tab.wait_for("window.__t.pending().then(r => r.length == 1)", SHORT, "one pending request");
+    tab.eval("window.__t.pending().then(r => r[0].id)").as_str().unwrap().to_string()
+}
+
+/// mfad's log lines since `from` bytes.
+fn log_since(w: &Web, from: usize) -> String {
+    w.mfad.log_text().get(from..).unwrap_or("").to_string()
+}
+
+/// `phone`'s browser, with its own passkey, signed in to the page as `user`.
+fn phone_of(w: &Web, user: &str, name: &str) -> (Browser, Tab, String) {
+    let browser = Browser::start(&w.ca_cert, &[HOST, EVIL], "en-US");
+    let tab = browser.open("about:blank");
+    let passkey = tab.add_authenticator();
+    add_phone(w, &tab, user, name);
+    tab.goto(&format!("{}/", w.origin));
+    state(&tab, "list");
+    api(&tab);
+    (browser, tab, passkey)
+}
+
+#[test]
+fn a_phone_is_refused_for_each_reason_and_changes_nothing_then() {
+    let w = start();
+    ensure_user(BOB, false);
+    w.mfad.enroll_with_recovery(ALICE);
+    w.mfad.enroll_with_recovery(BOB);
+    let (_alice_browser, alice, alice_key) = phone_of(&w, ALICE, "Alice's phone");
+    let (_bob_browser, bob, _) = phone_of(&w, BOB, "Bob's phone");
+    let pam = PamService::new(&format!("mode=push config={}", w.mfad.config.display()));
+    let request = pam.start_push(ALICE, None);
+    let id = pending_id(&alice);
+    let number = request.number;
+
+    // Another user's request answers as if it did not exist.
+    assert_eq!(bob.eval("window.__t.pending().then(r => r.length)"), serde_json::json!(0));
+    for (path, body) in [
+        ("/api/approve/begin", format!("{{id: '{id}', number: {number}}}")),
+        ("/api/deny", format!("{{id: '{id}'}}")),
+        ("/api/report", format!("{{id: '{id}'}}")),
+    ] {
+        let answer = bob.eval(&format!("window.__t.post('{path}', {body})"));
+        assert_eq!(answer["status"], 404, "{path}: {answer}");
+        assert_eq!(answer["body"]["error"], "unknown", "{path}: {answer}");
+    }
+
+    // A bogus signature, then a missing user verification: each refused by
+    // mfad for its reason, and the request still waits.
+    for (bogus, bad_uv, reason) in
+        [(true, false, "bad-signature"), (false, true, "no-user-verification")]
+    {
+        let from = w.mfad.log_text().len();
+        alice.override_bits(&alice_key, bogus, bad_uv, false);
+        let answer = alice.eval(&format!("window.__t.approve('{id}', {number})"));
+        assert_eq!(answer["status"], 403, "{reason}: {answer}");
+        assert_eq!(answer["body"]["error"], "refused", "{reason}: {answer}");
+        let log = log_since(&w, from);
+        assert!(
+            log.lines().any(|l| l.contains("passkey-refused")
+                && l.contains(&format!("reason=\"{reason}\""))
+                || l.contains("passkey-refused") && l.contains(&format!("reason={reason}"))),
+            "{reason} not in {log}"
+        );
+        assert_eq!(pending_id(&alice), id, "a refused passkey changes nothing");
+    }
+    alice.override_bits(&alice_key, false, false, false);
+
+    // The right approval, kept for a replay.
+    let approved = alice.eval(&format!("window.__t.approve('{id}', {number})"));
+    assert_eq!(approved["body"]["outcome"], "approved", "{approved}");
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+
+    // Replayed: on the ended request, and moved to a new one.
+    let replay = format!(
+        "window.__t.post('/api/approve/finish', {{id: '{id}', number: {number}, credential: {}}})",
+        approved["credential"]
+    );
+    let answer = alice.eval(&replay);
+    assert_eq!(answer["body"]["error"], "unknown", "the ended request: {answer}");
+    let next = pam.start_push(ALICE, None);
+    let next_id = pending_id(&alice);
+    let from = w.mfad.log_text().len();
+    let moved = format!(
+        "window.__t.post('/api/approve/finish', {{id: '{next_id}', number: {}, credential: {}}})",
+        next.number, approved["credential"]
+    );
+    let answer = alice.eval(&moved);
+    assert_eq!(answer["body"]["error"], "refused", "moved to another request: {answer}");
+    let log = log_since(&w, from);
+    assert!(log.contains("wrong-challenge"), "{log}");
+    assert_eq!(pending_id(&alice), next_id, "the new request still waits");
+
+    // Bob's passkey cannot approve Alice's request, even signed over it.
+    let from = w.mfad.log_text().len();
+    let signed_by_bob = bob.eval(&format!(
+        "window.__t.sign({{challenge: '{}', rpId: '{HOST}', userVerification: 'required'}})",
+        alice.eval(&format!(
+            "window.__t.post('/api/approve/begin', {{id: '{next_id}', number: {}}})",
+            next.number
+        ))["body"]["publicKey"]["challenge"]
+            .as_str()
+            .unwrap()
+    ));
+    let answer = alice.eval(&format!(
+        "window.__t.post('/api/approve/finish', {{id: '{next_id}', number: {}, credential: {signed_by_bob}}})",
+        next.number
+    ));
+    assert_eq!(answer["body"]["error"], "refused", "{answer}");
+    assert!(log_since(&w, from).contains("unknown-phone"), "{}", log_since(&w, from));
+    assert_eq!(pending_id(&alice), next_id);
+    let denied = alice.eval(&format!("window.__t.post('/api/deny', {{id: '{next_id}'}})"));
+    assert_eq!(denied["body"]["outcome"], "denied", "{denied}");
+    assert_eq!(next.finish().result(), "PAM_AUTH_ERR");
+}
+
+#[test]
+fn a_post_from_another_origin_is_refused_and_mfad_refuses_its_assertion() {
+    let w = start();
+    w.mfad.enroll_with_recovery(ALICE);
+    let (_browser, alice, _) = phone_of(&w, ALICE, "Alice's phone");
+    let pam = PamService::new(&format!("mode=push config={}", w.mfad.config.display()));
+    let request = pam.start_push(ALICE, None);
+    let id = pending_id(&alice);
+    let begun = alice.eval(&format!(
+        "window.__t.post('/api/approve/begin', {{id: '{id}', number: {}}})",
+        request.number
+    ));
+    let challenge = begun["body"]["publicKey"]["challenge"].as_str().unwrap().to_string();
+
+    // The same server under another name: another origin, same passkeys' RP ID.
+    let port = w.origin.rsplit(':').next().unwrap();
+    let other = format!("https://{EVIL}:{port}");
+    alice.goto(&format!("{other}/"));
+    api(&alice);
+    let answer = alice.eval("window.__t.post('/api/signin/begin', {})");
+    assert_eq!(answer["status"], 403, "{answer}");
+    assert!(w.log().contains("origin-refused"), "{}", w.log());
+
+    // Signed there over the right request and number: mfad refuses the origin.
+    let signed = alice.eval(&format!(
+        "window.__t.sign({{challenge: '{challenge}', rpId: '{HOST}', userVerification: 'required'}})"
+    ));
+    let from = w.mfad.log_text().len();
+    let refused = web_approve(&w, ALICE, &id, request.number, &signed);
+    assert!(refused.contains("wrong-origin"), "{refused}");
+    assert!(log_since(&w, from).contains("wrong-origin"));
+    let run = request.finish();
+    assert_ne!(run.result(), "PAM_SUCCESS", "{}", run.text);
+}
+
+/// Calls mfad's Web1.Approve (as root, as mfa-web would) with an
+/// assertion the page made; returns the error text ("" when taken).
+fn web_approve(
+    w: &Web,
+    user: &str,
+    id: &str,
+    number: u32,
+    credential: &serde_json::Value,
+) -> String {
+    use base64::Engine;
+    let b64 = |key: &str| {
+        let text = credential["response"][key]
+            .as_str()
+            .unwrap_or_else(|| credential[key].as_str().unwrap());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
+    };
+    let (raw, data, client, signature) =
+        (b64("rawId"), b64("authenticatorData"), b64("clientDataJSON"), b64("signature"));
+    let config = pam_mfa_config::schema::Config::load(&w.mfad.config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let conn =
+            zbus::connection::Builder::address(config.bus.address.as_str()).build().await.unwrap();
+        let web = pam_mfa_client::WebProxy::new(&conn).await.unwrap();
+        match web.approve(user, id, number, &raw, &data, &client, &signature).await {
+            Ok(outcome) => format!("taken: {outcome}"),
+            Err(e) => e.to_string(),
+        }
+    })
 }
