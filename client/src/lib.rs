@@ -76,6 +76,8 @@ pub trait Pam {
     fn cancel_challenge(&self, id: &str) -> Result<u32, MfaError>;
     /// Whether an approver of `user` is online.
     fn has_approver(&self, user: &str) -> Result<bool, MfaError>;
+    /// Whether `user` has a phone and the web approver is online.
+    fn has_phone(&self, user: &str) -> Result<bool, MfaError>;
     /// Whether the device in `context` (SSH key, remote host, service) is
     /// remembered for `user`.
     fn is_remembered(&self, user: &str, context: HashMap<String, String>)
@@ -678,6 +680,11 @@ impl Client {
     pub fn remove_phone(&mut self, user: &str, phone: &str) -> Result<bool, ClientError> {
         let (user, phone) = (user.to_string(), phone.to_string());
         self.run(|m| async move { m.enroll().await?.remove_phone(&user, &phone).await })
+    }
+
+    pub fn has_phone(&mut self, user: &str) -> Result<bool, ClientError> {
+        let user = user.to_string();
+        self.run(|m| async move { m.pam().await?.has_phone(&user).await })
     }
 
     pub fn has_approver(&mut self, user: &str) -> Result<bool, ClientError> {

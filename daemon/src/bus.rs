@@ -36,6 +36,7 @@ pub enum Method {
     WaitChallenge,
     CancelChallenge,
     HasApprover,
+    HasPhone,
     IsRemembered,
     Covered,
     GrantSession,
@@ -77,13 +78,14 @@ pub enum Method {
 
 /// Each method with its interface (the part after `io.github.pam_mfa.`)
 /// and member name.
-pub const METHODS: [(Method, &str, &str); 39] = [
+pub const METHODS: [(Method, &str, &str); 40] = [
     (Method::IsEnrolled, "Pam1", "IsEnrolled"),
     (Method::VerifyCode, "Pam1", "VerifyCode"),
     (Method::CreateChallenge, "Pam1", "CreateChallenge"),
     (Method::WaitChallenge, "Pam1", "WaitChallenge"),
     (Method::CancelChallenge, "Pam1", "CancelChallenge"),
     (Method::HasApprover, "Pam1", "HasApprover"),
+    (Method::HasPhone, "Pam1", "HasPhone"),
     (Method::IsRemembered, "Pam1", "IsRemembered"),
     (Method::Covered, "Pam1", "Covered"),
     (Method::GrantSession, "Pam1", "GrantSession"),
@@ -166,6 +168,7 @@ pub const fn rule(method: Method) -> Rule {
         | Method::WaitChallenge
         | Method::CancelChallenge
         | Method::HasApprover
+        | Method::HasPhone
         | Method::IsRemembered
         | Method::Covered
         | Method::GrantSession
@@ -887,6 +890,23 @@ impl PamInterface {
             return Ok(true);
         }
         // A phone approves through the web approver, when it is online.
+        if self.approvers.web().is_empty() {
+            return Ok(false);
+        }
+        let phones = stored(&self.service, move |store| store.phones(&user)).await?;
+        Ok(!phones.is_empty())
+    }
+
+    /// Whether `user` has a phone and the web approver is online: the
+    /// prompt then says to approve on the phone.
+    async fn has_phone(
+        &self,
+        user: &str,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, MfaError> {
+        let user = parse_user(user)?;
+        check(Method::HasPhone, &user, &header, conn).await?;
         if self.approvers.web().is_empty() {
             return Ok(false);
         }

@@ -364,9 +364,15 @@ fn push(
         }
     };
     let started = std::time::Instant::now();
+    // Where to approve: a phone when the user has one (an old mfad that
+    // cannot say is taken as "no phone").
+    let phone = daemon.has_phone(user.as_str()).unwrap_or(false);
+    let t = &args.texts;
     let over_ssh = attempt.context.get(context::SERVICE).is_some_and(|s| s.starts_with("sshd"));
     if over_ssh {
-        let answer = match pam.prompt_visible(&args.texts.pam_push_over_ssh(number)) {
+        let prompt =
+            if phone { t.pam_push_over_ssh_phone(number) } else { t.pam_push_over_ssh(number) };
+        let answer = match pam.prompt_visible(&prompt) {
             Ok(answer) => answer,
             Err(rc) => {
                 let _ = daemon.cancel_challenge(&id);
@@ -381,8 +387,10 @@ fn push(
                 Step::Again => PamCode::AuthErr,
             };
         }
+    } else if phone {
+        pam.info(&t.pam_push_waiting_phone(number, expires_in));
     } else {
-        pam.info(&args.texts.pam_push_waiting(number, expires_in));
+        pam.info(&t.pam_push_waiting(number, expires_in));
     }
     let left = std::time::Duration::from_secs(expires_in).saturating_sub(started.elapsed());
     let outcome = match daemon.wait_challenge(&id, left) {
@@ -495,6 +503,7 @@ mod tests {
         codes_seen: Vec<String>,
         push: Option<ChallengeOutcome>,
         cancelled: bool,
+        phone: bool,
     }
 
     impl Fake {
@@ -502,7 +511,14 @@ mod tests {
             enrolled: Result<bool, DaemonError>,
             outcome: Result<(VerifyOutcome, u64), DaemonError>,
         ) -> Fake {
-            Fake { enrolled, outcome, codes_seen: vec![], push: None, cancelled: false }
+            Fake {
+                enrolled,
+                outcome,
+                codes_seen: vec![],
+                push: None,
+                cancelled: false,
+                phone: false,
+            }
         }
     }
 
@@ -521,6 +537,9 @@ mod tests {
         }
         fn has_approver(&mut self, _: &str) -> Result<bool, DaemonError> {
             Ok(self.push.is_some())
+        }
+        fn has_phone(&mut self, _: &str) -> Result<bool, DaemonError> {
+            Ok(self.phone)
         }
         fn create_challenge(
             &mut self,
@@ -758,6 +777,16 @@ mod tests {
         answer: Option<&str>,
         push: Option<ChallengeOutcome>,
     ) -> (PamCode, Script, Fake) {
+        run_push_with(mode, service, answer, push, false)
+    }
+
+    fn run_push_with(
+        mode: Mode,
+        service: &str,
+        answer: Option<&str>,
+        push: Option<ChallengeOutcome>,
+        phone: bool,
+    ) -> (PamCode, Script, Fake) {
         struct Svc<'a>(Script, &'a str);
         impl PamHandler for Svc<'_> {
             fn user(&self) -> Result<String, PamCode> {
@@ -788,7 +817,8 @@ mod tests {
             ..Script::default()
         };
         let pam = Svc(script, service);
-        let mut fake = Fake { push, ..Fake::new(Ok(true), Ok((VerifyOutcome::Accepted, 0))) };
+        let mut fake =
+            Fake { push, phone, ..Fake::new(Ok(true), Ok((VerifyOutcome::Accepted, 0))) };
         let args = Args { mode, ..Args::default() };
         let rc = authenticate_with(&pam, &args, &mut fake);
         (rc, pam.0, fake)
@@ -799,6 +829,19 @@ mod tests {
         let (rc, script, _) = run_push(Mode::Push, "sudo", None, Some(ChallengeOutcome::Approved));
         assert_eq!(rc, PamCode::Success);
         assert!(script.shown.borrow()[0].contains("type 71 in mfa-approve"), "{:?}", script.shown);
+    }
+
+    #[test]
+    fn a_user_with_a_phone_is_told_to_approve_on_it_with_the_number() {
+        for service in ["sudo", "sshd"] {
+            let approved = Some(ChallengeOutcome::Approved);
+            let (rc, script, _) = run_push_with(Mode::Push, service, Some(""), approved, true);
+            assert_eq!(rc, PamCode::Success, "{service}");
+            let shown = script.shown.borrow().join("\n");
+            assert!(shown.contains("approve on your phone by typing 71"), "{service}: {shown}");
+            let (_, script, _) = run_push_with(Mode::Push, service, Some(""), approved, false);
+            assert!(!script.shown.borrow().join("\n").contains("phone"), "{service}: no phone");
+        }
     }
 
     #[test]

@@ -85,6 +85,10 @@ impl Daemon for BusDaemon {
         self.client()?.has_approver(user).map_err(convert)
     }
 
+    fn has_phone(&mut self, user: &str) -> Result<bool, DaemonError> {
+        self.client()?.has_phone(user).map_err(convert)
+    }
+
     fn create_challenge(
         &mut self,
         user: &str,

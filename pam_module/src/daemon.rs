@@ -57,6 +57,8 @@ pub trait Daemon {
         context: &HashMap<String, String>,
     ) -> Result<(VerifyOutcome, u64), DaemonError>;
     fn has_approver(&mut self, user: &str) -> Result<bool, DaemonError>;
+    /// Whether `user` approves on a phone (one registered, the web approver online).
+    fn has_phone(&mut self, user: &str) -> Result<bool, DaemonError>;
     /// (challenge id, number to show, seconds to expiry)
     fn create_challenge(
         &mut self,

@@ -183,6 +183,11 @@ fn a_phone_added_with_a_passkey_approves_a_request_signed_over_it() {
     state(&tab, "list");
     let pam = PamService::new(&format!("mode=push config={}", w.mfad.config.display()));
     let request = pam.start_push(ALICE, None);
+    let shown = request.shown();
+    assert!(
+        shown.contains(&format!("approve on your phone by typing {}", request.number)),
+        "{shown}"
+    );
     assert_eq!(answer(&tab, request.number), "approved");
     let run = request.finish();
     assert_eq!(run.result(), "PAM_SUCCESS", "{}", run.text);
