@@ -552,6 +552,12 @@ async fn tell_approvers(
             tracing::warn!(approver = %approver, error = %e, "cannot notify an approver");
         }
     }
+    tell_web(conn, approvers, user).await;
+}
+
+/// `RequestsChanged` to the web approver: a request of `user` was made or
+/// ended, so the user's open pages list them again (never a number).
+pub(crate) async fn tell_web(conn: &Connection, approvers: &Approvers, user: &str) {
     for web in approvers.web() {
         let sent = conn
             .emit_signal(
@@ -745,6 +751,7 @@ impl PamInterface {
         .await?;
         match ended {
             Ok((outcome, c)) => {
+                tell_web(conn, &self.approvers, &c.user).await;
                 tracing::info!(user = %c.user, challenge = %c.id, result = outcome.as_str(), "challenge-ended");
                 Ok(outcome.into())
             }
@@ -1063,6 +1070,7 @@ impl ApproverInterface {
         .await?;
         match result {
             Ok((outcome, c)) => {
+                tell_web(conn, &self.approvers, &c.user).await;
                 if outcome == ChallengeOutcome::Approved && !c.test {
                     self.sessions.note_success(&c.user, &c.creator, clock::now());
                 }
@@ -1100,6 +1108,7 @@ impl ApproverInterface {
         .await?;
         match denied {
             Ok((outcome, c)) => {
+                tell_web(conn, &self.approvers, &c.user).await;
                 tracing::info!(user = %c.user, approver_uid = uid, challenge = %c.id, result = outcome.as_str(), "challenge-ended");
                 Ok(outcome.into())
             }
@@ -1118,7 +1127,10 @@ impl ApproverInterface {
     ) -> Result<u32, MfaError> {
         let (me, uid) = self.approver(Method::Report, &header, conn).await?;
         let session = caller_session(&header, conn).await;
-        report(&self.service, &me, id, &format!("uid {uid}, session {session:?}")).await
+        let outcome =
+            report(&self.service, &me, id, &format!("uid {uid}, session {session:?}")).await?;
+        tell_web(conn, &self.approvers, me.as_str()).await;
+        Ok(outcome)
     }
 
     /// The seed guide's test: a challenge for the caller's own user that

@@ -453,6 +453,7 @@ impl WebInterface {
         })
         .await?;
         let (outcome, c) = answered.map_err(bus::not_taken)?;
+        bus::tell_web(conn, &self.approvers, &c.user).await;
         if !active {
             self.links.close(&c.id);
             if outcome == ChallengeOutcome::Approved {
@@ -506,6 +507,7 @@ impl WebInterface {
         .await?
         .map_err(bus::not_taken)?;
         self.links.close(&c.id);
+        bus::tell_web(conn, &self.approvers, &c.user).await;
         tracing::info!(user = %c.user, challenge = %c.id, result = outcome.as_str(), by = "phone", "challenge-ended");
         Ok(outcome.into())
     }
@@ -520,7 +522,9 @@ impl WebInterface {
     ) -> Result<u32, MfaError> {
         self.caller(Method::WebReport, &header, conn).await?;
         let user = bus::parse_user(user)?;
-        bus::report(&self.service, &user, id, "phone").await
+        let outcome = bus::report(&self.service, &user, id, "phone").await?;
+        bus::tell_web(conn, &self.approvers, user.as_str()).await;
+        Ok(outcome)
     }
 
     /// Sent to the web approver when a request of `user` is made.

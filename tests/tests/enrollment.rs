@@ -6,73 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::io::{BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use pam_mfa_tests::system::{ensure_user, require_root};
 use pam_mfa_tests::{
-    begin_json, bin, command, now, Bus, JsonEnrollment, Mfad, Otpauth, PamService,
+    begin_json, bin, command, now, terminal_qr_to_pgm, zbarimg, Bus, JsonEnrollment, Mfad, Otpauth,
+    PamService,
 };
 
 use pam_mfa_tests::wrong_code as wrong;
-
-/// Turns the QR code drawn in the terminal into a PGM image, module by
-/// module, without pam-mfa's code: a half block is two modules.
-fn terminal_qr_to_pgm(screen: &str, ascii: bool) -> Vec<u8> {
-    let mut rows: Vec<Vec<bool>> = Vec::new();
-    for line in screen.lines() {
-        if ascii {
-            if !line.contains("##") {
-                continue;
-            }
-            let chars: Vec<char> = line.chars().collect();
-            rows.push(chars.chunks(2).map(|c| c[0] == '#').collect());
-        } else {
-            if !line.contains("\x1b[30;107m") {
-                continue;
-            }
-            let text = line.replace("\x1b[30;107m", "").replace("\x1b[0m", "");
-            rows.push(text.chars().map(|c| c == '█' || c == '▀').collect());
-            rows.push(text.chars().map(|c| c == '█' || c == '▄').collect());
-        }
-    }
-    assert!(!rows.is_empty(), "no QR code on the screen:\n{screen}");
-    let scale = 6;
-    let border = 4; // extra light border in case the quiet zone is missing
-    let width = (rows[0].len() + 2 * border) * scale;
-    let height = (rows.len() + 2 * border) * scale;
-    let mut pgm = format!("P5\n{width} {height}\n255\n").into_bytes();
-    for y in 0..height {
-        for x in 0..width {
-            let (my, mx) = ((y / scale).checked_sub(border), (x / scale).checked_sub(border));
-            let dark = match (my, mx) {
-                (Some(my), Some(mx)) => {
-                    rows.get(my).and_then(|r| r.get(mx)).copied().unwrap_or(false)
-                }
-                _ => false,
-            };
-            pgm.push(if dark { 0 } else { 255 });
-        }
-    }
-    pgm
-}
-
-/// Decodes a PGM image with zbarimg.
-fn zbarimg(pgm: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("qr.pgm");
-    std::fs::write(&path, pgm).unwrap();
-    let out = Command::new("zbarimg")
-        .args(["--raw", "-q", "-Sdisable", "-Sqrcode.enable"])
-        .arg(&path)
-        .output()
-        .expect("zbarimg not found: apt-get install zbar-tools");
-    assert!(
-        out.status.success(),
-        "zbarimg found no code: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// Runs mfa-enroll as root for `user` with `--qr=STYLE`, reads the screen up
 /// to the code prompt, decodes the QR, answers with oathtool's code for the

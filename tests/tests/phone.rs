@@ -50,7 +50,7 @@ fn start() -> Web {
     let mfad = Mfad::start(
         &bus,
         &format!(
-            "[web]\npublic_url = \"{origin}\"\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\nkey = \"{}\"\nuser = \"root\"\n",
+            "[push]\nrequest_burst = 20\n[web]\npublic_url = \"{origin}\"\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\nkey = \"{}\"\nuser = \"root\"\n",
             cert.display(),
             key.display()
         ),
@@ -155,14 +155,15 @@ fn add_phone(w: &Web, tab: &Tab, user: &str, name: &str) {
 
 /// The card of the request the page shows, answered with `number`; returns its outcome.
 fn answer(tab: &Tab, number: u32) -> String {
-    tab.wait_for("document.querySelector('.request:not([data-outcome])')", SHORT, "a request card");
-    tab.fill(".request:not([data-outcome]) .number", &number.to_string());
-    tab.click(".request:not([data-outcome]) .approve");
-    tab.wait_for("document.querySelector('.request[data-outcome]')", SHORT, "an outcome");
-    tab.eval("document.querySelector('.request[data-outcome]').dataset.outcome")
-        .as_str()
-        .unwrap()
-        .to_string()
+    let waiting = "document.querySelector('.request:not([data-outcome])')";
+    tab.wait_for(waiting, SHORT, "a request card");
+    let id = tab.eval(&format!("{waiting}.dataset.id"));
+    let card = format!(".request[data-id='{}']", id.as_str().unwrap());
+    tab.fill(&format!("{card} .number"), &number.to_string());
+    tab.click(&format!("{card} .approve"));
+    let done = format!("document.querySelector(\"{card}[data-outcome]\")");
+    tab.wait_for(&done, SHORT, "an outcome");
+    tab.eval(&format!("{done}.dataset.outcome")).as_str().unwrap().to_string()
 }
 
 #[test]
@@ -442,4 +443,187 @@ fn web_approve(
             Err(e) => e.to_string(),
         }
     })
+}
+
+/// Where the tests leave screenshots (README shows copies of them).
+fn screenshot(tab: &Tab, name: &str) {
+    let dir = pam_mfa_tests::workspace().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    tab.screenshot(&path);
+    let png = std::fs::read(&path).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name}");
+}
+
+/// `mfa-enroll --add-phone` as the user in a terminal, the seed's way: a
+/// current code first, then the QR code, read off the screen with zbarimg.
+struct Terminal {
+    child: Child,
+    screen: mpsc::Receiver<u8>,
+    seen: Vec<u8>,
+}
+
+impl Terminal {
+    fn add_phone(w: &Web, user: &str, code: &str) -> Terminal {
+        let mut child = pam_mfa_tests::in_this_session(user, &w.mfad.user_bin())
+            .arg("--config")
+            .arg(&w.mfad.config)
+            .arg("--add-phone")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, screen) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut byte = [0u8; 1];
+            while std::io::Read::read(&mut stdout, &mut byte).unwrap_or(0) == 1 {
+                if tx.send(byte[0]).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut t = Terminal { child, screen, seen: Vec::new() };
+        t.until("Current code from your authenticator app: ");
+        let mut stdin = t.child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, format!("{code}\n").as_bytes()).unwrap();
+        t
+    }
+
+    /// The two-digit number on a line of its own after `text`.
+    fn number_after(&mut self, text: &str) -> String {
+        loop {
+            let screen = self.until(text);
+            let after = screen.rsplit(text).next().unwrap_or("");
+            let found = after
+                .split_inclusive('\n')
+                .filter(|line| line.ends_with('\n'))
+                .map(str::trim)
+                .find(|w| w.len() == 2 && w.bytes().all(|b| b.is_ascii_digit()));
+            if let Some(number) = found {
+                return number.to_string();
+            }
+            let byte =
+                self.screen.recv_timeout(SHORT).unwrap_or_else(|_| panic!("no number:\n{screen}"));
+            self.seen.push(byte);
+        }
+    }
+
+    /// Reads the screen until it shows `text`; returns all of it so far.
+    fn until(&mut self, text: &str) -> String {
+        while !String::from_utf8_lossy(&self.seen).contains(text) {
+            let byte = self.screen.recv_timeout(SHORT).unwrap_or_else(|_| {
+                panic!("{text:?} not shown:\n{}", String::from_utf8_lossy(&self.seen))
+            });
+            self.seen.push(byte);
+        }
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    fn finish(mut self) -> (i32, String) {
+        let status = self.child.wait().unwrap();
+        while let Ok(byte) = self.screen.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(byte);
+        }
+        (status.code().unwrap_or(-1), String::from_utf8_lossy(&self.seen).into_owned())
+    }
+}
+
+#[test]
+fn the_seeds_way_two_phones_from_the_terminal_qr_one_removed_in_dutch_too() {
+    let w = start();
+    let (app, _) = w.mfad.enroll_with_recovery(ALICE);
+
+    // The first phone, from the QR code the terminal draws.
+    let mut terminal = Terminal::add_phone(&w, ALICE, &app.code_now());
+    let screen = terminal.until("Waiting for the phone");
+    let link = pam_mfa_tests::zbarimg(&pam_mfa_tests::terminal_qr_to_pgm(&screen, false));
+    assert!(link.starts_with(&format!("{}/add#t=", w.origin)), "{link}");
+    assert!(screen.contains(&link), "the link is printed as text too");
+    let first = Browser::start(&w.ca_cert, &[HOST, EVIL], "en-US");
+    let one = first.open("about:blank");
+    one.add_authenticator();
+    one.goto(&link);
+    state(&one, "add");
+    one.fill("#add-name", "Pixel");
+    one.click("#add-create");
+    state(&one, "test");
+    let number = terminal.number_after("Last step");
+    one.fill("#test-number", &number);
+    one.click("#test-approve");
+    state(&one, "ready");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Done: Pixel approves sign-ins of mfa-phone-alice now"), "{screen}");
+
+    // A used link adds nothing more.
+    let token = link.rsplit("#t=").next().unwrap();
+    api(&one);
+    let again = one.eval(&format!("window.__t.post('/api/register/begin', {{token: '{token}'}})"));
+    assert_eq!(
+        (again["status"].clone(), again["body"]["error"].clone()),
+        (400.into(), "refused".into()),
+        "{again}"
+    );
+
+    // The second phone, in Dutch: the page speaks the browser's language.
+    let second = Browser::start(&w.ca_cert, &[HOST, EVIL], "nl-NL");
+    let two = second.open("about:blank");
+    let two_key = two.add_authenticator();
+    add_phone(&w, &two, ALICE, "iPhone");
+    two.goto(&format!("{}/", w.origin));
+    state(&two, "list");
+    assert_eq!(two.eval("document.documentElement.lang"), serde_json::json!("nl"));
+    assert!(two.eval("document.body.innerText").as_str().unwrap().contains("Afmelden"));
+    let listed = w.mfad.enroll_cmd(&["--phones", "--json", "--user", ALICE]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["phones"].as_array().unwrap().len(), 2, "{listed}");
+
+    // Either phone approves; the screenshots come from the first.
+    one.goto(&format!("{}/", w.origin));
+    state(&one, "list");
+    one.click("#signout");
+    state(&one, "signin");
+    screenshot(&one, "sign-in");
+    one.click("#signin");
+    state(&one, "list");
+    let pam = PamService::new(&format!("mode=push config={}", w.mfad.config.display()));
+    let request = pam.start_push(ALICE, None);
+    one.wait_for("document.querySelector('.request:not([data-outcome])')", SHORT, "a card");
+    screenshot(&one, "request");
+    assert_eq!(answer(&two, request.number), "approved");
+    // The other phone's page drops the request as it ends, live.
+    one.wait_for(
+        "!document.querySelector('.request:not([data-outcome])')",
+        SHORT,
+        "the request gone from the other phone",
+    );
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+    let request = pam.start_push(ALICE, None);
+    assert_eq!(answer(&one, request.number), "approved");
+    screenshot(&one, "approved");
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
+
+    // Removed, the second phone can neither sign in nor approve.
+    let id = listed["phones"].as_array().unwrap().iter().find(|p| p["name"] == "iPhone").unwrap()
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let removed = w.mfad.enroll_cmd(&["--remove-phone", &id, "--user", ALICE]);
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    let request = pam.start_push(ALICE, None);
+    api(&two);
+    let pending = pending_id(&two);
+    let refused = two.eval(&format!("window.__t.approve('{pending}', {})", request.number));
+    assert_eq!(refused["body"]["error"], "refused", "{refused}");
+    assert!(w.mfad.log_text().contains("unknown-phone"));
+    two.click("#signout");
+    state(&two, "signin");
+    let _ = two_key;
+    let signin = two.eval("window.__t.post('/api/signin/begin', {}).then(b => window.__t.sign(b.body.publicKey)).then(c => window.__t.post('/api/signin/finish', {credential: c}))");
+    assert_eq!(signin["body"]["error"], "refused", "{signin}");
+    assert_eq!(answer(&one, request.number), "approved", "the first phone still approves");
+    assert_eq!(request.finish().result(), "PAM_SUCCESS");
 }

@@ -13,6 +13,7 @@ mod http;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use nix::sys::signal::{SigSet, Signal};
 use pam_mfa_config::schema::Config;
 use pam_mfa_protocol::names;
 
@@ -59,6 +60,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // SIGTERM and SIGINT go to a thread of their own (sigwait), as in mfad:
+    // tokio's signal driver keeps a process-wide socket pair, which feature
+    // unification would put into pam_mfa.so inside sshd too.
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGTERM);
+    stop_signals.add(Signal::SIGINT);
+    if let Err(e) = stop_signals.thread_block() {
+        eprintln!("mfa-web: cannot block the stop signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = stop_tx.send(stop_signals.wait());
+    });
     let runtime =
         match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
             Ok(runtime) => runtime,
@@ -67,7 +82,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, stop_rx)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mfa-web: {e}");
@@ -81,7 +96,10 @@ fn usage(problem: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(
+    config: Config,
+    stop: tokio::sync::oneshot::Receiver<nix::Result<Signal>>,
+) -> Result<(), String> {
     let web = &config.web;
     let origin = web
         .public_url
@@ -142,7 +160,8 @@ async fn serve(config: Config) -> Result<(), String> {
     let handle = axum_server::Handle::new();
     let stopping = handle.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        let signal = stop.await;
+        tracing::info!(signal = ?signal, "stopping");
         stopping.graceful_shutdown(Some(std::time::Duration::from_secs(2)));
     });
     axum_server::bind_rustls(listen, tls)
