@@ -1,36 +1,36 @@
 //! A real browser for the tests: Debian's headless Chromium driven over
-//! the DevTools protocol (with `chromiumoxide`), behind a synchronous API
-//! for plain `#[test]` functions. Each [`Browser`] is its own Chromium in
-//! its own process group, with a temporary HOME (whose NSS database
-//! trusts the test's CA, and only it: no "ignore certificate errors") and
-//! a temporary profile; test host names resolve to 127.0.0.1. Every call
-//! waits a bounded time and panics with a clear message on failure.
+//! the DevTools protocol, behind a synchronous API for plain `#[test]`
+//! functions. Each [`Browser`] is its own Chromium in its own process
+//! group, with a temporary HOME (whose NSS database trusts the test's CA,
+//! and only it: no "ignore certificate errors") and a temporary profile;
+//! test host names resolve to 127.0.0.1. Every call waits a bounded time
+//! and panics with a clear message on failure.
+//!
+//! The protocol client is this file's own: one plain `ws://127.0.0.1`
+//! WebSocket (`tungstenite`, blocking) to the browser, each tab a flat
+//! session on it (`Target.attachToTarget`), JSON in and out. No async
+//! runtime: a DevTools crate built on tokio's "process" feature would,
+//! by Cargo's feature unification, give every binary of the workspace
+//! (the PAM module too) tokio's signal driver and the socket pair it
+//! keeps open.
 //!
 //! Chromium must be installed (`apt-get install chromium libnss3-tools`):
 //! tests that use it fail, they do not skip, when it is missing.
 
-use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::future::Future;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use chromiumoxide::cdp::browser_protocol::emulation::SetLocaleOverrideParams;
-use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
-use chromiumoxide::cdp::browser_protocol::log::EventEntryAdded;
-use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
-use chromiumoxide::cdp::js_protocol::runtime::{
-    EvaluateParams, EventConsoleApiCalled, EventExceptionThrown, RemoteObject,
-};
-use chromiumoxide::handler::viewport::Viewport;
-use chromiumoxide::handler::HandlerConfig;
-use chromiumoxide::page::ScreenshotParams;
-use chromiumoxide::types::{Method, MethodId};
-use futures::StreamExt;
+use base64::Engine as _;
 use serde_json::{json, Value};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, WebSocket};
 
 use crate::system;
 
@@ -44,12 +44,14 @@ const CALL: Duration = Duration::from_secs(30);
 const ELEMENT: Duration = Duration::from_secs(10);
 /// The emulated phone: CSS pixels and device scale factor.
 const PHONE: (u32, u32, f64) = (390, 844, 2.0);
+/// The longest a caller holds the socket to read one message, so that
+/// callers on other threads (other tabs) take turns.
+const POLL: Duration = Duration::from_millis(50);
 
 /// One headless Chromium with its own temporary HOME and profile, ended
 /// (its whole process group) and removed when dropped.
 pub struct Browser {
-    rt: Arc<tokio::runtime::Runtime>,
-    browser: chromiumoxide::Browser,
+    cdp: Arc<Cdp>,
     lang: String,
     /// Chromium's process group, ended before `dir` is removed.
     _group: Group,
@@ -102,57 +104,51 @@ impl Browser {
         let group = Group(cmd.spawn().unwrap_or_else(|e| panic!("{CHROMIUM}: {e}")));
         let ws_url = devtools_url(&profile, &group)
             .unwrap_or_else(|why| panic!("chromium did not start: {why}\n{}", log_tail(&log_path)));
-        let rt = Arc::new(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .thread_name("chromium-cdp")
-                .build()
-                .unwrap(),
-        );
-        let config = HandlerConfig {
-            // chromiumoxide's default ignores certificate errors: trust
-            // must come from the CA alone.
-            ignore_https_errors: false,
-            viewport: Some(Viewport {
-                width: PHONE.0,
-                height: PHONE.1,
-                device_scale_factor: Some(PHONE.2),
-                emulating_mobile: true,
-                is_landscape: false,
-                has_touch: true,
-            }),
-            request_timeout: CALL,
-            ..HandlerConfig::default()
-        };
-        let connect = chromiumoxide::Browser::connect_with_config(ws_url.clone(), config);
-        let (browser, mut handler) = match within(&rt, CALL, connect) {
-            Some(Ok(pair)) => pair,
-            Some(Err(e)) => {
-                panic!("connecting to chromium at {ws_url}: {e}\n{}", log_tail(&log_path))
-            }
-            None => panic!("connecting to chromium at {ws_url} took more than {CALL:?}"),
-        };
-        // The handler drives every request and event; it ends with the
-        // connection.
-        rt.spawn(async move { while handler.next().await.is_some() {} });
-        Browser { rt, browser, lang: lang.to_string(), _group: group, dir }
+        let cdp = Cdp::connect(&ws_url).unwrap_or_else(|e| {
+            panic!("connecting to chromium at {ws_url}: {e}\n{}", log_tail(&log_path))
+        });
+        Browser { cdp: Arc::new(cdp), lang: lang.to_string(), _group: group, dir }
     }
 
     /// A new tab (its own page, phone-sized) at `url`, waited until
     /// loaded; panics when the navigation fails (a certificate error, say).
     pub fn open(&self, url: &str) -> Tab {
-        let page = self.block("opening a tab", CALL, self.browser.new_page("about:blank"));
+        let call = |method: &str, params: Value| {
+            self.cdp
+                .call(None, method, params, CALL)
+                .unwrap_or_else(|e| panic!("chromium: opening a tab: {method}: {e}"))
+        };
+        let created = call("Target.createTarget", json!({ "url": "about:blank" }));
+        let target = created["targetId"].as_str().unwrap_or_else(|| panic!("{created}"));
+        let attached =
+            call("Target.attachToTarget", json!({ "targetId": target, "flatten": true }));
+        let session = attached["sessionId"].as_str().unwrap_or_else(|| panic!("{attached}"));
+        // Its console is kept from now on (events of other sessions are not).
+        self.cdp.state().console.insert(session.to_string(), Vec::new());
+        // From here on a panic closes the tab.
         let tab = Tab {
-            rt: Arc::clone(&self.rt),
-            page,
-            console: Arc::new(Mutex::new(Vec::new())),
+            cdp: Arc::clone(&self.cdp),
+            target: target.to_string(),
+            session: session.to_string(),
             log: self.dir.path().join("chromium.log"),
         };
-        tab.listen();
+        // Console calls, exceptions; browser log entries (a failed load).
+        tab.cdp("Runtime.enable", json!({}));
+        tab.cdp("Log.enable", json!({}));
+        let (width, height, scale) = PHONE;
+        tab.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({
+                "width": width,
+                "height": height,
+                "deviceScaleFactor": scale,
+                "mobile": true,
+                "screenOrientation": { "type": "portraitPrimary", "angle": 0 },
+            }),
+        );
+        tab.cdp("Emulation.setTouchEmulationEnabled", json!({ "enabled": true }));
         // ICU style ("nl_NL"): the locale of the page's `Intl`.
-        let locale = SetLocaleOverrideParams::builder().locale(self.lang.replace('-', "_")).build();
-        tab.block("setting the locale", CALL, tab.page.emulate_locale(locale));
+        tab.cdp("Emulation.setLocaleOverride", json!({ "locale": self.lang.replace('-', "_") }));
         tab.goto(url);
         tab
     }
@@ -161,28 +157,22 @@ impl Browser {
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("chromium.log")).unwrap_or_default()
     }
-
-    fn block<F: Future>(&self, what: &str, limit: Duration, fut: F) -> <F::Output as ResultLike>::Ok
-    where
-        F::Output: ResultLike,
-    {
-        block(&self.rt, what, limit, fut)
-    }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
         // Ask it to quit; then `group` ends whatever is left, and `dir`
         // is removed.
-        let _ = within(&self.rt, Duration::from_secs(3), self.browser.close());
+        let _ = self.cdp.call(None, "Browser.close", json!({}), Duration::from_secs(3));
     }
 }
 
 /// One tab of a [`Browser`], closed when dropped.
 pub struct Tab {
-    rt: Arc<tokio::runtime::Runtime>,
-    page: chromiumoxide::Page,
-    console: Arc<Mutex<Vec<String>>>,
+    cdp: Arc<Cdp>,
+    target: String,
+    /// The tab's session on the browser's connection.
+    session: String,
     /// Chromium's output, quoted when a load fails.
     log: PathBuf,
 }
@@ -200,10 +190,10 @@ impl Tab {
     /// Goes to `url` and waits until it is loaded, or returns Chromium's
     /// error (e.g. `net::ERR_CERT_AUTHORITY_INVALID`).
     pub fn navigate(&self, url: &str) -> Result<(), String> {
-        match within(&self.rt, CALL, self.page.goto(url)) {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err(format!("no load within {CALL:?}")),
+        // The answer comes once the navigation is committed, or failed.
+        let nav = self.call("Page.navigate", json!({ "url": url }), CALL)?;
+        if let Some(error) = nav["errorText"].as_str().filter(|e| !e.is_empty()) {
+            return Err(error.to_string());
         }
         self.wait_for("document.readyState === 'complete'", CALL, &format!("{url} to load"));
         Ok(())
@@ -212,8 +202,7 @@ impl Tab {
     /// Sends the DevTools command `method` with `params` to this tab and
     /// returns its result.
     pub fn cdp(&self, method: &str, params: Value) -> Value {
-        let cmd = Raw { method: method.to_string(), params };
-        self.block(method, CALL, self.page.execute(cmd)).result
+        self.call(method, params, CALL).unwrap_or_else(|e| panic!("chromium: {method}: {e}"))
     }
 
     /// Adds a virtual passkey authenticator (CTAP 2.1, internal, resident
@@ -278,23 +267,19 @@ impl Tab {
     }
 
     fn try_eval(&self, js: &str, limit: Duration) -> Result<Value, String> {
-        let params = EvaluateParams::builder()
-            .expression(js)
-            .await_promise(true)
-            .return_by_value(true)
-            .user_gesture(true)
-            .build()
-            .unwrap();
-        let reply = match within(&self.rt, limit, self.page.execute(params)) {
-            Some(Ok(reply)) => reply.result,
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err(format!("no answer within {limit:?}")),
-        };
-        if let Some(details) = reply.exception_details {
-            let what = details.exception.as_ref().map(describe).unwrap_or_default();
-            return Err(format!("{} {what}", details.text));
+        let params = json!({
+            "expression": js,
+            "awaitPromise": true,
+            "returnByValue": true,
+            "userGesture": true,
+        });
+        let reply = self.call("Runtime.evaluate", params, limit)?;
+        if let Some(details) = reply.get("exceptionDetails") {
+            let what = details.get("exception").map(describe).unwrap_or_default();
+            return Err(format!("{} {what}", details["text"].as_str().unwrap_or_default()));
         }
-        Ok(reply.result.value.unwrap_or(Value::Null))
+        // No value: `undefined`.
+        Ok(reply["result"]["value"].clone())
     }
 
     /// Waits until the JS expression `js` is truthy, up to `limit`; panics
@@ -333,7 +318,7 @@ impl Tab {
         self.eval(&format!(
             "(() => {{ const e = document.querySelector({sel}); e.focus(); e.value = ''; }})()"
         ));
-        self.block("typing", CALL, self.page.execute(InsertTextParams::new(text)));
+        self.cdp("Input.insertText", json!({ "text": text }));
         let value = self.eval(&format!(
             "(() => {{ const e = document.querySelector({sel});
                 e.dispatchEvent(new Event('change', {{ bubbles: true }})); return e.value; }})()"
@@ -350,71 +335,285 @@ impl Tab {
             ELEMENT,
             &format!("{selector} to be displayed"),
         );
-        self.block("clicking", CALL, async {
-            self.page.find_element(selector).await?.click().await?;
-            Ok::<_, chromiumoxide::error::CdpError>(())
-        });
+        // Scrolled into view unless wholly visible already, then the
+        // center of its first box (CSS pixels of the viewport).
+        let point = self.eval(&format!(
+            "(async e => {{
+                const seen = await new Promise(resolve => {{
+                    const o = new IntersectionObserver(entries => {{
+                        o.disconnect(); resolve(entries[0].intersectionRatio); }});
+                    o.observe(e);
+                }});
+                if (seen !== 1) e.scrollIntoView({{ block: 'center', inline: 'center', behavior: 'instant' }});
+                const r = [...e.getClientRects()].find(r => r.width * r.height > 1);
+                return r ? [r.left + r.width / 2, r.top + r.height / 2] : null;
+            }})(document.querySelector({sel}))"
+        ));
+        let (Some(x), Some(y)) = (point[0].as_f64(), point[1].as_f64()) else {
+            panic!("clicking {selector}: it has no box to click ({point})");
+        };
+        self.cdp("Input.dispatchMouseEvent", json!({ "type": "mouseMoved", "x": x, "y": y }));
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.cdp(
+                "Input.dispatchMouseEvent",
+                json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+            );
+        }
     }
 
     /// Saves a PNG screenshot of the (phone-sized) viewport to `path`.
     pub fn screenshot(&self, path: &Path) {
-        let params = ScreenshotParams::builder().format(CaptureScreenshotFormat::Png).build();
-        let png = self.block("screenshot", CALL, self.page.screenshot(params));
+        self.cdp("Page.bringToFront", json!({}));
+        let shot = self.cdp("Page.captureScreenshot", json!({ "format": "png" }));
+        let data = shot["data"].as_str().unwrap_or_else(|| panic!("no screenshot data"));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap_or_else(|e| panic!("screenshot data: {e}"));
         fs::write(path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 
     /// The console messages, uncaught exceptions and browser log entries
     /// (a failed load, say) seen so far, for assertion messages.
     pub fn console(&self) -> Vec<String> {
-        self.console.lock().unwrap().clone()
+        // Whatever the browser has sent meanwhile first.
+        self.cdp.drain();
+        self.cdp.state().console.get(&self.session).cloned().unwrap_or_default()
     }
 
-    /// Records console calls, exceptions and log entries into `console`.
-    fn listen(&self) {
-        let page = &self.page;
-        let (calls, thrown, entries) = self.block("listening", CALL, async {
-            let calls = page.event_listener::<EventConsoleApiCalled>().await?;
-            let thrown = page.event_listener::<EventExceptionThrown>().await?;
-            let entries = page.event_listener::<EventEntryAdded>().await?;
-            page.enable_log().await?;
-            Ok::<_, chromiumoxide::error::CdpError>((calls, thrown, entries))
-        });
-        let calls = calls.map(|call| {
-            let args: Vec<String> = call.args.iter().map(describe).collect();
-            format!("console.{}: {}", call.r#type.as_ref(), args.join(" "))
-        });
-        let thrown = thrown.map(|e| {
-            let d = &e.exception_details;
-            let what = d.exception.as_ref().map(describe).unwrap_or_default();
-            let url = d.url.clone().unwrap_or_default();
-            format!("exception: {} {what} ({url}:{})", d.text, d.line_number)
-        });
-        let entries = entries.map(|e| {
-            let entry = &e.entry;
-            let url = entry.url.clone().unwrap_or_default();
-            format!("log.{}: {} {url}", entry.level.as_ref(), entry.text)
-        });
-        let mut lines = futures::stream::select(futures::stream::select(calls, thrown), entries);
-        let console = Arc::clone(&self.console);
-        self.rt.spawn(async move {
-            while let Some(line) = lines.next().await {
-                console.lock().unwrap().push(line);
-            }
-        });
-    }
-
-    fn block<F: Future>(&self, what: &str, limit: Duration, fut: F) -> <F::Output as ResultLike>::Ok
-    where
-        F::Output: ResultLike,
-    {
-        block(&self.rt, what, limit, fut)
+    fn call(&self, method: &str, params: Value, limit: Duration) -> Result<Value, String> {
+        self.cdp.call(Some(&self.session), method, params, limit)
     }
 }
 
 impl Drop for Tab {
     fn drop(&mut self) {
-        let page = self.page.clone();
-        let _ = within(&self.rt, Duration::from_secs(2), page.close());
+        let close = json!({ "targetId": self.target });
+        let _ = self.cdp.call(None, "Target.closeTarget", close, Duration::from_secs(2));
+        self.cdp.state().console.remove(&self.session);
+    }
+}
+
+/// A DevTools protocol connection: one WebSocket to the browser, shared
+/// by its tabs (each a session on it). There is no reader thread: a caller
+/// reads (a message at a time, holding the socket at most [`POLL`]) until
+/// its own answer is in, keeping the answers of others' calls for them and
+/// the console events of the tabs.
+struct Cdp {
+    ws: Mutex<WebSocket<TcpStream>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The id of the last command sent.
+    last_id: u64,
+    /// The ids of the calls waiting for their answers…
+    waiting: HashSet<u64>,
+    /// …and the answers read for them.
+    answers: HashMap<u64, Value>,
+    /// The console lines of each tab's session.
+    console: HashMap<String, Vec<String>>,
+    /// Why the connection is no more.
+    lost: Option<String>,
+}
+
+impl Cdp {
+    /// Connects to the browser at `url` (`ws://127.0.0.1:port/devtools/browser/…`).
+    fn connect(url: &str) -> Result<Cdp, String> {
+        let host = url.strip_prefix("ws://").and_then(|rest| rest.split('/').next());
+        let addr: SocketAddr = host
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| format!("not a ws://address:port/ URL: {url}"))?;
+        let stream = TcpStream::connect_timeout(&addr, CALL).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(CALL)).map_err(|e| e.to_string())?;
+        stream.set_write_timeout(Some(CALL)).map_err(|e| e.to_string())?;
+        // Screenshots are large messages.
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(256 << 20))
+            .max_frame_size(Some(256 << 20));
+        let (ws, _) = tungstenite::client::client_with_config(url, stream, Some(config))
+            .map_err(|e| format!("WebSocket handshake: {e}"))?;
+        Ok(Cdp { ws: Mutex::new(ws), state: Mutex::new(State::default()) })
+    }
+
+    /// Sends the command `method` with `params` to the tab `session` (or
+    /// to the browser) and waits up to `limit` for its result.
+    fn call(
+        &self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+        limit: Duration,
+    ) -> Result<Value, String> {
+        let start = Instant::now();
+        let id = {
+            let mut state = self.state();
+            if let Some(why) = &state.lost {
+                return Err(format!("the DevTools connection is lost: {why}"));
+            }
+            state.last_id += 1;
+            let id = state.last_id;
+            state.waiting.insert(id);
+            id
+        };
+        let mut command = json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = session {
+            command["sessionId"] = session.into();
+        }
+        let sent = lock(&self.ws).send(Message::text(command.to_string()));
+        if let Err(e) = sent {
+            self.lose(format!("sending: {e}"));
+        }
+        loop {
+            {
+                let mut state = self.state();
+                let done = if let Some(answer) = state.answers.remove(&id) {
+                    Some(result(answer))
+                } else if let Some(why) = &state.lost {
+                    Some(Err(format!("the DevTools connection is lost: {why}")))
+                } else if start.elapsed() >= limit {
+                    Some(Err(format!("no answer within {limit:?}")))
+                } else {
+                    None
+                };
+                if let Some(done) = done {
+                    // A late answer is dropped.
+                    state.waiting.remove(&id);
+                    return done;
+                }
+            }
+            self.read(limit.saturating_sub(start.elapsed()).min(POLL));
+        }
+    }
+
+    /// Reads what the browser has sent already (console events, say).
+    fn drain(&self) {
+        for _ in 0..10_000 {
+            if !self.read(Duration::from_millis(1)) {
+                break;
+            }
+        }
+    }
+
+    /// Reads a message, waiting up to `wait` for it, and files it; false
+    /// when none came.
+    fn read(&self, wait: Duration) -> bool {
+        let mut ws = lock(&self.ws);
+        // (Zero would mean no limit.)
+        if let Err(e) = ws.get_mut().set_read_timeout(Some(wait.max(Duration::from_millis(1)))) {
+            self.lose(format!("socket: {e}"));
+            return false;
+        }
+        // A read that times out leaves a partial message buffered, for
+        // the next read to finish.
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                drop(ws);
+                self.file(text.as_str());
+                true
+            }
+            Ok(Message::Close(frame)) => {
+                self.lose(format!("closed by chromium ({frame:?})"));
+                false
+            }
+            Ok(_) => true,
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                false
+            }
+            Err(e) => {
+                self.lose(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Files a message: an answer for its caller, a tab's console event
+    /// in its console; the rest is not needed.
+    fn file(&self, text: &str) {
+        let Ok(message) = serde_json::from_str::<Value>(text) else {
+            return;
+        };
+        let mut state = self.state();
+        if let Some(id) = message["id"].as_u64() {
+            if state.waiting.contains(&id) {
+                state.answers.insert(id, message);
+            }
+        } else if let (Some(session), Some(line)) =
+            (message["sessionId"].as_str(), console_line(&message))
+        {
+            if let Some(console) = state.console.get_mut(session) {
+                console.push(line);
+            }
+        }
+    }
+
+    fn lose(&self, why: String) {
+        self.state().lost.get_or_insert(why);
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+/// Locks `mutex`, even one a panicking thread held (the data stays sound:
+/// no update is left half done).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A command's answer: its result, or its error as text.
+fn result(mut answer: Value) -> Result<Value, String> {
+    match answer.get("error") {
+        Some(error) => {
+            let message = error["message"].as_str().unwrap_or_default();
+            let data = error["data"].as_str().map(|d| format!(": {d}")).unwrap_or_default();
+            Err(format!("{message} ({}){data}", error["code"]))
+        }
+        None => Ok(answer["result"].take()),
+    }
+}
+
+/// A console call, an uncaught exception or a browser log entry as a
+/// line of text; None for other events.
+fn console_line(event: &Value) -> Option<String> {
+    let params = &event["params"];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    match event["method"].as_str()? {
+        "Runtime.consoleAPICalled" => {
+            let args: Vec<String> = match &params["args"] {
+                Value::Array(args) => args.iter().map(describe).collect(),
+                _ => Vec::new(),
+            };
+            Some(format!("console.{}: {}", text(&params["type"]), args.join(" ")))
+        }
+        "Runtime.exceptionThrown" => {
+            let d = &params["exceptionDetails"];
+            let what = d.get("exception").map(describe).unwrap_or_default();
+            let (message, url) = (text(&d["text"]), text(&d["url"]));
+            Some(format!("exception: {message} {what} ({url}:{})", d["lineNumber"]))
+        }
+        "Log.entryAdded" => {
+            let entry = &params["entry"];
+            let (level, message, url) =
+                (text(&entry["level"]), text(&entry["text"]), text(&entry["url"]));
+            Some(format!("log.{level}: {message} {url}"))
+        }
+        _ => None,
+    }
+}
+
+/// A remote object (a console argument, an exception) as text.
+fn describe(object: &Value) -> String {
+    match (&object["value"], &object["description"]) {
+        (Value::String(s), _) => s.clone(),
+        (Value::Null, Value::String(description)) => description.clone(),
+        (Value::Null, _) if object["subtype"] == "null" => "null".to_string(),
+        (Value::Null, _) => object["type"].as_str().unwrap_or_default().to_string(),
+        (value, _) => value.to_string(),
     }
 }
 
@@ -482,75 +681,6 @@ impl TestCa {
 
 fn openssl(dir: &Path, args: &[&str], more: &[&str]) {
     system::run(Command::new("openssl").current_dir(dir).args(args).args(more));
-}
-
-/// A DevTools command by name, with JSON parameters and result.
-#[derive(Debug)]
-struct Raw {
-    method: String,
-    params: Value,
-}
-
-impl serde::Serialize for Raw {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.params.serialize(s)
-    }
-}
-
-impl Method for Raw {
-    fn identifier(&self) -> MethodId {
-        Cow::Owned(self.method.clone())
-    }
-}
-
-impl chromiumoxide::types::Command for Raw {
-    type Response = Value;
-}
-
-/// What a protocol call returns: a `Result` whose error can be shown.
-trait ResultLike {
-    type Ok;
-    fn into_result(self) -> Result<Self::Ok, String>;
-}
-
-impl<T, E: std::fmt::Display> ResultLike for Result<T, E> {
-    type Ok = T;
-    fn into_result(self) -> Result<T, String> {
-        self.map_err(|e| e.to_string())
-    }
-}
-
-/// Runs `fut` on `rt`, panicking with `what` when it fails or takes more
-/// than `limit`.
-fn block<F: Future>(
-    rt: &tokio::runtime::Runtime,
-    what: &str,
-    limit: Duration,
-    fut: F,
-) -> <F::Output as ResultLike>::Ok
-where
-    F::Output: ResultLike,
-{
-    match within(rt, limit, fut) {
-        Some(out) => out.into_result().unwrap_or_else(|e| panic!("chromium: {what}: {e}")),
-        None => panic!("chromium: {what} took more than {limit:?}"),
-    }
-}
-
-/// Runs `fut` on `rt` for at most `limit`.
-fn within<F: Future>(rt: &tokio::runtime::Runtime, limit: Duration, fut: F) -> Option<F::Output> {
-    // The timer is made inside the runtime, which it needs.
-    rt.block_on(async { tokio::time::timeout(limit, fut).await.ok() })
-}
-
-/// A remote object (a console argument, an exception) as text.
-fn describe(object: &RemoteObject) -> String {
-    match (&object.value, &object.description) {
-        (Some(Value::String(s)), _) => s.clone(),
-        (Some(value), _) => value.to_string(),
-        (None, Some(description)) => description.clone(),
-        (None, None) => object.r#type.as_ref().to_string(),
-    }
 }
 
 /// The Accept-Language list for `lang`: "nl-NL" gives "nl-NL,nl".

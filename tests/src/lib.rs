@@ -7,6 +7,7 @@ pub mod boot;
 pub mod browser;
 pub mod fleet;
 pub mod libpam;
+pub mod phone;
 pub mod postgres;
 pub mod system;
 

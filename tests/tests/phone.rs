@@ -6,165 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::io::BufRead;
-use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pam_mfa_tests::browser::{Browser, Tab, TestCa};
-use pam_mfa_tests::system::{ensure_user, free_port, require_root};
-use pam_mfa_tests::{bin, command, wait_for, Bus, Mfad, PamService};
-
-const ALICE: &str = "mfa-phone-alice";
-const HOST: &str = "approver.test";
-/// The same server under another name: another web origin.
-const EVIL: &str = "evil.approver.test";
-const SHORT: Duration = Duration::from_secs(20);
-
-struct Web {
-    _ca: TestCa,
-    _bus: Bus,
-    mfad: Mfad,
-    web: Child,
-    origin: String,
-    ca_cert: PathBuf,
-}
-
-impl Drop for Web {
-    fn drop(&mut self) {
-        let _ = self.web.kill();
-        let _ = self.web.wait();
-    }
-}
-
-/// mfad with `[web]`, and mfa-web serving it on a free port.
-fn start() -> Web {
-    require_root();
-    ensure_user(ALICE, false);
-    let ca = TestCa::new("pam-mfa phone test CA");
-    let (cert, key) = ca.server_cert(HOST, &[HOST, EVIL]);
-    let port = free_port();
-    let origin = format!("https://{HOST}:{port}");
-    let bus = Bus::start();
-    let mfad = Mfad::start(
-        &bus,
-        &format!(
-            "[push]\nrequest_burst = 20\n[web]\npublic_url = \"{origin}\"\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\nkey = \"{}\"\nuser = \"root\"\n",
-            cert.display(),
-            key.display()
-        ),
-    );
-    let log = std::fs::File::create(mfad.dir.path().join("mfa-web.log")).unwrap();
-    let web = command(bin("mfa-web"))
-        .arg("--config")
-        .arg(&mfad.config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let up = wait_for(SHORT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    let ca_cert = ca.cert.clone();
-    let w = Web { _ca: ca, _bus: bus, mfad, web, origin, ca_cert };
-    assert!(up, "mfa-web did not listen: {}", w.log());
-    w
-}
-
-impl Web {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.mfad.dir.path().join("mfa-web.log")).unwrap_or_default()
-    }
-}
-
-/// `mfa-enroll --add-phone --json` as root for `user`, its lines as they come.
-struct Enrolling {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Enrolling {
-    fn start(w: &Web, user: &str) -> Enrolling {
-        let mut child = command(bin("mfa-enroll"))
-            .arg("--config")
-            .arg(&w.mfad.config)
-            .args(["--add-phone", "--json", "--qr", "none", "--user", user])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Enrolling { child, lines }
-    }
-
-    /// The next JSON event, which must be `event`.
-    fn next(&self, event: &str) -> serde_json::Value {
-        let line = self.lines.recv_timeout(SHORT).unwrap_or_else(|_| panic!("no {event} line"));
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["event"], event, "{line}");
-        value
-    }
-
-    fn finish(mut self) -> (i32, String) {
-        let status = self.child.wait().unwrap();
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
-        (status.code().unwrap_or(-1), err)
-    }
-}
-
-fn state(tab: &Tab, wanted: &str) {
-    tab.wait_for(
-        &format!("document.body.dataset.state === '{wanted}'"),
-        SHORT,
-        &format!("page state {wanted}"),
-    );
-}
-
-/// Adds a phone to `user` through the page in `tab` (a virtual passkey
-/// on it), passing the test number from the terminal. Returns its name.
-fn add_phone(w: &Web, tab: &Tab, user: &str, name: &str) {
-    let enrolling = Enrolling::start(w, user);
-    let link = enrolling.next("phone_link")["link"].as_str().unwrap().to_string();
-    assert!(link.starts_with(&format!("{}/add#t=", w.origin)), "{link}");
-    tab.goto(&link);
-    state(tab, "add");
-    tab.fill("#add-name", name);
-    tab.click("#add-create");
-    state(tab, "test");
-    let test = enrolling.next("phone_test");
-    assert_eq!(test["name"], name);
-    let number = test["number"].as_u64().unwrap();
-    tab.fill("#test-number", &number.to_string());
-    tab.click("#test-approve");
-    state(tab, "ready");
-    assert_eq!(enrolling.next("phone_added")["user"], user);
-    let (code, err) = enrolling.finish();
-    assert_eq!(code, 0, "{err}");
-}
-
-/// The card of the request the page shows, answered with `number`; returns its outcome.
-fn answer(tab: &Tab, number: u32) -> String {
-    let waiting = "document.querySelector('.request:not([data-outcome])')";
-    tab.wait_for(waiting, SHORT, "a request card");
-    let id = tab.eval(&format!("{waiting}.dataset.id"));
-    let card = format!(".request[data-id='{}']", id.as_str().unwrap());
-    tab.fill(&format!("{card} .number"), &number.to_string());
-    tab.click(&format!("{card} .approve"));
-    let done = format!("document.querySelector(\"{card}[data-outcome]\")");
-    tab.wait_for(&done, SHORT, "an outcome");
-    tab.eval(&format!("{done}.dataset.outcome")).as_str().unwrap().to_string()
-}
+use pam_mfa_tests::browser::{Browser, Tab};
+use pam_mfa_tests::phone::{
+    add_phone, answer, api, log_since, pending_id, phone_of, start, state, Web, ALICE, EVIL, HOST,
+    SHORT,
+};
+use pam_mfa_tests::system::ensure_user;
+use pam_mfa_tests::PamService;
 
 #[test]
 fn a_phone_added_with_a_passkey_approves_a_request_signed_over_it() {
@@ -226,64 +78,6 @@ fn a_phone_added_with_a_passkey_approves_a_request_signed_over_it() {
 }
 
 const BOB: &str = "mfa-phone-bob";
-
-/// Page-side helpers for tests that speak the API themselves: base64url,
-/// a POST with the session's CSRF token, and a passkey signature.
-const API_JS: &str = r#"window.__t = {
-  b2a: b => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''),
-  a2b: s => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)), c => c.charCodeAt(0)),
-  async post(path, body) {
-    const s = await fetch('/api/session');
-    const csrf = s.ok ? (await s.json()).csrf : '';
-    const r = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, body: JSON.stringify(body)});
-    return {status: r.status, body: await r.json()};
-  },
-  async sign(publicKey) {
-    const pk = {...publicKey, challenge: this.a2b(publicKey.challenge)};
-    if (pk.allowCredentials) pk.allowCredentials = pk.allowCredentials.map(c => ({...c, id: this.a2b(c.id)}));
-    const c = await navigator.credentials.get({publicKey: pk});
-    return {id: c.id, rawId: this.b2a(c.rawId), type: c.type, response: {
-      authenticatorData: this.b2a(c.response.authenticatorData),
-      clientDataJSON: this.b2a(c.response.clientDataJSON),
-      signature: this.b2a(c.response.signature)}};
-  },
-  async approve(id, number) {
-    const begun = await this.post('/api/approve/begin', {id, number});
-    if (begun.status != 200) return begun;
-    const credential = await this.sign(begun.body.publicKey);
-    const done = await this.post('/api/approve/finish', {id, number, credential});
-    done.credential = credential;
-    return done;
-  },
-  async pending() { return (await (await fetch('/api/requests')).json()).requests; },
-}; true"#;
-
-fn api(tab: &Tab) {
-    assert_eq!(tab.eval(API_JS), serde_json::json!(true));
-}
-
-/// The id of the one pending request the page's user sees.
-fn pending_id(tab: &Tab) -> String {
-    tab.wait_for("window.__t.pending().then(r => r.length == 1)", SHORT, "one pending request");
-    tab.eval("window.__t.pending().then(r => r[0].id)").as_str().unwrap().to_string()
-}
-
-/// mfad's log lines since `from` bytes.
-fn log_since(w: &Web, from: usize) -> String {
-    w.mfad.log_text().get(from..).unwrap_or("").to_string()
-}
-
-/// `phone`'s browser, with its own passkey, signed in to the page as `user`.
-fn phone_of(w: &Web, user: &str, name: &str) -> (Browser, Tab, String) {
-    let browser = Browser::start(&w.ca_cert, &[HOST, EVIL], "en-US");
-    let tab = browser.open("about:blank");
-    let passkey = tab.add_authenticator();
-    add_phone(w, &tab, user, name);
-    tab.goto(&format!("{}/", w.origin));
-    state(&tab, "list");
-    api(&tab);
-    (browser, tab, passkey)
-}
 
 #[test]
 fn a_phone_is_refused_for_each_reason_and_changes_nothing_then() {
