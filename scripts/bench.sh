@@ -15,4 +15,6 @@ export PAM_MFA_TEST_MODULE="$PWD/target/module/libpam_mfa.so"
 # run puts its Markdown into BENCHMARKS.md.
 rm -f target/bench-fleet.md
 target/release/pam-mfa-fleet-bench target/bench-fleet.md
+rm -f target/bench-phone.md
+target/release/pam-mfa-phone-bench target/bench-phone.md
 target/release/pam-mfa-bench BENCHMARKS.md

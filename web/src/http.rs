@@ -4,7 +4,7 @@
 //! mfad unread.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,8 +32,11 @@ const COOKIE: &str = "__Host-mfa";
 const CEREMONY_SECONDS: u64 = 180;
 /// What a phone gives WebAuthn to answer, in milliseconds.
 const PASSKEY_TIMEOUT_MS: u64 = 120_000;
-/// Passkey steps (sign-in, registration, approval) per address per minute.
-const STEPS_PER_MINUTE: u32 = 30;
+/// Passkey steps before a session (sign-in, registration) per address per minute.
+const SIGN_IN_STEPS_PER_MINUTE: u32 = 30;
+/// Approval steps (begin, finish) per signed-in user per minute: each needs
+/// the passkey, and mfad's own budget bounds the requests to approve.
+const APPROVAL_STEPS_PER_MINUTE: u32 = 240;
 /// Open sessions and ceremonies kept at most (each bounded in time too).
 const MAX_KEPT: usize = 10_000;
 
@@ -59,7 +62,8 @@ struct Kept {
     /// Registrations begun, by link token: (state, user, expiry).
     registrations: HashMap<String, (PasskeyRegistration, String, u64)>,
     /// Passkey steps per address in the current minute.
-    steps: HashMap<IpAddr, (u64, u32)>,
+    /// Passkey steps in the current minute, by address or by user.
+    steps: HashMap<String, (u64, u32)>,
 }
 
 pub struct App {
@@ -173,20 +177,21 @@ impl App {
         Ok(bytes)
     }
 
-    /// Counts a passkey step of `address`: refused past the minute's budget.
-    fn step(&self, address: IpAddr) -> Result<(), Failure> {
+    /// Counts a passkey step of `who` (an address, or a signed-in user):
+    /// refused past `budget` in the minute.
+    fn step(&self, who: String, budget: u32) -> Result<(), Failure> {
         let minute = now() / 60;
         let mut kept = self.kept();
         if kept.steps.len() > MAX_KEPT {
             kept.steps.retain(|_, (m, _)| *m == minute);
         }
-        let entry = kept.steps.entry(address).or_insert((minute, 0));
+        let entry = kept.steps.entry(who.clone()).or_insert((minute, 0));
         if entry.0 != minute {
             *entry = (minute, 0);
         }
         entry.1 += 1;
-        if entry.1 > STEPS_PER_MINUTE {
-            tracing::warn!(address = %address, "rate-limited");
+        if entry.1 > budget {
+            tracing::warn!(who = %who, "rate-limited");
             return Err(Failure(StatusCode::TOO_MANY_REQUESTS, "too-many", "slow down".into()));
         }
         Ok(())
@@ -425,7 +430,7 @@ async fn register_begin(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(body): Json<Token>,
 ) -> Answer {
-    app.step(peer.ip())?;
+    app.step(format!("address {}", peer.ip()), SIGN_IN_STEPS_PER_MINUTE)?;
     checked_token(&body.token)?;
     let (user, existing) = app.mfad.check_link(&body.token).await.map_err(refusal)?;
     let (options, state) = app
@@ -469,7 +474,7 @@ async fn register_finish(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(body): Json<Registered>,
 ) -> Result<Response, Failure> {
-    app.step(peer.ip())?;
+    app.step(format!("address {}", peer.ip()), SIGN_IN_STEPS_PER_MINUTE)?;
     checked_token(&body.token)?;
     let begun = app.kept().registrations.remove(&body.token);
     let Some((state, user, until)) = begun.filter(|(_, _, until)| *until > now()) else {
@@ -518,7 +523,7 @@ async fn sign_in_begin(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Answer {
-    app.step(peer.ip())?;
+    app.step(format!("address {}", peer.ip()), SIGN_IN_STEPS_PER_MINUTE)?;
     let challenge = app.random(32)?;
     let mut kept = app.kept();
     let t = now();
@@ -582,7 +587,7 @@ async fn sign_in_finish(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(body): Json<SignIn>,
 ) -> Result<Response, Failure> {
-    app.step(peer.ip())?;
+    app.step(format!("address {}", peer.ip()), SIGN_IN_STEPS_PER_MINUTE)?;
     let d = decoded(&body.credential)?;
     // The challenge it signed must be one drawn here and not used: taken now.
     let client: Value =
@@ -687,12 +692,11 @@ fn checked_id(id: &str) -> Result<(), Failure> {
 
 async fn approve_begin(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(body): Json<Numbered>,
 ) -> Answer {
     let (user, _, credential) = app.changing(&headers)?;
-    app.step(peer.ip())?;
+    app.step(format!("user {user}"), APPROVAL_STEPS_PER_MINUTE)?;
     checked_id(&body.id)?;
     if !(10..=99).contains(&body.number) {
         return Err(bad("the number has two digits"));
@@ -720,12 +724,11 @@ struct Approval {
 
 async fn approve_finish(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(body): Json<Approval>,
 ) -> Answer {
     let (user, phone, _) = app.changing(&headers)?;
-    app.step(peer.ip())?;
+    app.step(format!("user {user}"), APPROVAL_STEPS_PER_MINUTE)?;
     checked_id(&body.id)?;
     let d = decoded(&body.credential)?;
     let answered = app

@@ -565,6 +565,16 @@ fn main() {
             );
         }
     }
+    // The phone approver's (pam-mfa-phone-bench, run first by bench.sh).
+    match std::fs::read_to_string("target/bench-phone.md") {
+        Ok(phone) => md.push_str(&phone),
+        Err(e) => {
+            let _ = writeln!(
+                md,
+                "## 9. The phone\n\nNot measured in this run (target/bench-phone.md: {e})."
+            );
+        }
+    }
     let _ = writeln!(md);
     let _ = writeln!(md, "## Rerun\n\n```sh\nmake bench    # = bash scripts/bench.sh: release build, then this program, as root\n```");
     std::fs::write(&out_path, md).unwrap();
