@@ -145,6 +145,23 @@ impl Machine {
         .collect()
     }
 
+    /// A host program in the machine's network only (its loopback), with
+    /// the host's files: e.g. the host's openssl talking to a server inside.
+    pub fn in_network(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("timeout");
+        cmd.args([
+            "--kill-after=5",
+            COMMAND_LIMIT,
+            "nsenter",
+            "-t",
+            &self.leader.to_string(),
+            "-n",
+            "--",
+        ])
+        .args(args);
+        cmd
+    }
+
     /// A command inside the machine, bounded by COMMAND_LIMIT seconds.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("timeout");

@@ -87,10 +87,11 @@ pub struct Enrolling {
 }
 
 impl Enrolling {
-    pub fn start(w: &Web, user: &str) -> Enrolling {
+    /// For `user`, with mfad's config at `config`.
+    pub fn start(config: &std::path::Path, user: &str) -> Enrolling {
         let mut child = command(bin("mfa-enroll"))
             .arg("--config")
-            .arg(&w.mfad.config)
+            .arg(config)
             .args(["--add-phone", "--json", "--qr", "none", "--user", user])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -138,9 +139,14 @@ pub fn state(tab: &Tab, wanted: &str) {
 /// Adds a phone to `user` through the page in `tab` (a virtual passkey
 /// on it), passing the test number from the terminal. Returns its name.
 pub fn add_phone(w: &Web, tab: &Tab, user: &str, name: &str) {
-    let enrolling = Enrolling::start(w, user);
+    add_phone_at(&w.mfad.config, &w.origin, tab, user, name);
+}
+
+/// [`add_phone`] for the mfad of `config` and the web approver at `origin`.
+pub fn add_phone_at(config: &std::path::Path, origin: &str, tab: &Tab, user: &str, name: &str) {
+    let enrolling = Enrolling::start(config, user);
     let link = enrolling.next("phone_link")["link"].as_str().unwrap().to_string();
-    assert!(link.starts_with(&format!("{}/add#t=", w.origin)), "{link}");
+    assert!(link.starts_with(&format!("{origin}/add#t=")), "{link}");
     tab.goto(&link);
     state(tab, "add");
     tab.fill("#add-name", name);

@@ -544,3 +544,87 @@ TOML
     }
     machine.poweroff();
 }
+
+#[test]
+fn the_phone_approver_runs_sandboxed_under_systemd_as_its_own_user() {
+    let image = Image::new();
+    let ca = pam_mfa_tests::browser::TestCa::new("boot test CA");
+    let (cert, key) = ca.server_cert("approver.test", &["approver.test"]);
+    image.put(&cert, "/etc/pam-mfa/web/fullchain.pem");
+    image.put(&key, "/etc/pam-mfa/web/privkey.pem");
+    let machine = installed(&image);
+    // Installed, its user made, not enabled.
+    assert_eq!(machine.sh("systemctl is-enabled mfa-web").stdout, b"disabled\n");
+    machine.ok("getent passwd pam-mfa-web");
+    // README's setup: the key readable by mfa-web's group only.
+    machine.ok("set -e
+         chown root:pam-mfa-web /etc/pam-mfa/web/privkey.pem
+         chmod 0640 /etc/pam-mfa/web/privkey.pem
+         chmod 0644 /etc/pam-mfa/web/fullchain.pem
+         cat >> /etc/pam-mfa/config.toml <<'TOML'
+
+[web]
+public_url = \"https://approver.test:8443\"
+certificate = \"/etc/pam-mfa/web/fullchain.pem\"
+key = \"/etc/pam-mfa/web/privkey.pem\"
+TOML
+         systemctl restart mfad || true
+         systemctl enable --now mfa-web");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while machine.sh("systemctl is-active mfa-web").stdout != b"active\n" {
+        assert!(Instant::now() < deadline, "{}", machine.ok("systemctl status mfa-web || true"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let pid = machine.ok("systemctl show -p MainPID --value mfa-web").trim().to_string();
+    assert_eq!(machine.ok(&format!("ps -o user= -p {pid}")).trim(), "pam-mfa-web");
+    let served = pam_mfa_tests::wait_for(Duration::from_secs(10), || {
+        machine.ok("journalctl --no-pager -o cat -u mfad.service").contains("web-approver-online")
+    });
+    assert!(
+        served,
+        "{}",
+        machine.ok("journalctl --no-pager -o cat -u mfad.service -u mfa-web.service")
+    );
+
+    // Served over TLS with a certificate the test CA signed, strict headers.
+    let mut client = machine.in_network(&[
+        "openssl",
+        "s_client",
+        "-connect",
+        "127.0.0.1:8443",
+        "-servername",
+        "approver.test",
+        "-verify_return_error",
+        "-quiet",
+        "-CAfile",
+    ]);
+    client.arg(&ca.cert);
+    let out = pam_mfa_tests::with_input(&mut client, "GET / HTTP/1.1\r\nHost: approver.test:8443\r\nAccept-Language: nl\r\nConnection: close\r\n\r\n");
+    let page = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(page.starts_with("http/1.1 200"), "{page}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(page.contains("content-security-policy: default-src 'none'"), "{page}");
+    assert!(page.contains("<html lang=\"nl\">"), "{page}");
+
+    // Web1 is for mfa-web's user: anyone else is refused by the bus policy.
+    add_user(&machine, "alice", "");
+    let other = machine.sh("runuser -u alice -- dbus-send --system --print-reply --dest=io.github.pam_mfa /io/github/pam_mfa io.github.pam_mfa.Web1.Register");
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("AccessDenied"), "{other:?}");
+
+    // A link for a phone, with the public address.
+    enroll_as_root(&machine, "alice");
+    let first =
+        machine.sh("timeout 5 mfa-enroll --add-phone --user alice --json --qr none | head -n 1");
+    let line = String::from_utf8_lossy(&first.stdout);
+    assert!(line.contains("\"link\":\"https://approver.test:8443/add#t="), "{line}");
+
+    // Network only on its port: another one is not bound, and it says so.
+    machine.ok("sed -i 's/^public_url = .*/&\\nlisten = \"0.0.0.0:9443\"/' /etc/pam-mfa/config.toml; systemctl restart mfa-web || true");
+    let failed = pam_mfa_tests::wait_for(Duration::from_secs(20), || {
+        machine
+            .ok("journalctl --no-pager -o cat -u mfa-web.service")
+            .contains("cannot serve on 0.0.0.0:9443")
+    });
+    assert!(failed, "{}", machine.ok("journalctl --no-pager -o cat -u mfa-web.service"));
+    machine.poweroff();
+}

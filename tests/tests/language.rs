@@ -221,5 +221,5 @@ fn mfa_approve_describes_and_approves_a_request_in_dutch() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Geweigerd."));
     let run = request.finish();
     assert_eq!(run.result(), "PAM_AUTH_ERR", "{}", run.text);
-    assert!(run.errors.contains(&"De aanmelding is geweigerd in mfa-approve.".to_string()));
+    assert!(run.errors.contains(&"De aanmelding is geweigerd in je goedkeurder.".to_string()));
 }
