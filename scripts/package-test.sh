@@ -47,9 +47,17 @@ for page in man1/mfa-enroll.1.gz nl/man1/mfa-enroll.1.gz nl/man1/mfa-approve.1.g
 done
 echo "mfa-enroll speaks English and Dutch; man pages in both"
 
-echo "== the unit"
+echo "== the units"
 systemd-analyze verify /lib/systemd/system/mfad.service
 systemd-analyze security --offline=true /lib/systemd/system/mfad.service | tail -n 1
+systemd-analyze verify /lib/systemd/system/mfa-web.service
+systemd-analyze security --offline=true /lib/systemd/system/mfa-web.service | tail -n 1
+getent passwd pam-mfa-web >/dev/null || { echo "no pam-mfa-web user" >&2; exit 1; }
+if [ -e /etc/systemd/system/multi-user.target.wants/mfa-web.service ]; then
+  echo "mfa-web is enabled by the package: it must only be installed" >&2; exit 1
+fi
+/usr/sbin/mfa-web --help | grep -q "phone approver" || { echo "mfa-web --help says nothing" >&2; exit 1; }
+echo "mfa-web installed, its user made, not enabled"
 
 started_bus=""
 reload() { dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig 2>/dev/null; }

@@ -25,7 +25,7 @@ put() { # put MODE SOURCE TARGET
   install -D -m "$1" "$2" "$dest$3"
   echo "$3"
 }
-subst() { sed -e "s#/usr/sbin/mfad#$prefix/sbin/mfad#g" -e "s#/usr/bin/mfa-approve#$prefix/bin/mfa-approve#g" "$1"; }
+subst() { sed -e "s#/usr/sbin/mfad#$prefix/sbin/mfad#g" -e "s#/usr/sbin/mfa-web#$prefix/sbin/mfa-web#g" -e "s#/usr/bin/mfa-approve#$prefix/bin/mfa-approve#g" "$1"; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -34,13 +34,16 @@ put 0755 "$rel/mfad" "$prefix/sbin/mfad"
 put 0755 "$rel/mfa-enroll" "$prefix/bin/mfa-enroll"
 put 0755 "$rel/mfa-approve" "$prefix/bin/mfa-approve"
 put 0755 "$rel/mfa-db" "$prefix/sbin/mfa-db"
+put 0755 "$rel/mfa-web" "$prefix/sbin/mfa-web"
 put 0644 target/module/libpam_mfa.so "$pamdir/pam_mfa.so"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-  "$dest$prefix/sbin/mfad" "$dest$prefix/sbin/mfa-db" "$dest$prefix/bin/mfa-enroll" "$dest$prefix/bin/mfa-approve" \
+  "$dest$prefix/sbin/mfad" "$dest$prefix/sbin/mfa-db" "$dest$prefix/sbin/mfa-web" "$dest$prefix/bin/mfa-enroll" "$dest$prefix/bin/mfa-approve" \
   "$dest$pamdir/pam_mfa.so"
 
 subst packaging/systemd/system/mfad.service > "$tmp/mfad.service"
 put 0644 "$tmp/mfad.service" "$unitdir/mfad.service"
+subst packaging/systemd/system/mfa-web.service > "$tmp/mfa-web.service"
+put 0644 "$tmp/mfa-web.service" "$unitdir/mfa-web.service"
 subst packaging/systemd/user/mfa-approve.service > "$tmp/mfa-approve.service"
 put 0644 "$tmp/mfa-approve.service" "$userunitdir/mfa-approve.service"
 put 0644 packaging/dbus/io.github.pam_mfa.conf "$dbusdir/system.d/io.github.pam_mfa.conf"
