@@ -52,7 +52,13 @@ fn main() -> ExitCode {
             other => return usage(&format!("unknown argument {other:?}")),
         }
     }
-    tracing_subscriber::fmt().with_target(false).with_writer(std::io::stderr).init();
+    // Colours only for a person at a terminal, never into the journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
     let config = match Config::load_trusted(config_path.as_deref()) {
         Ok(config) => config,
         Err(e) => {

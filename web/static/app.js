@@ -530,12 +530,9 @@ function paintList() {
 function openEvents() {
   closeEvents();
   const source = new EventSource('/api/events');
-  let opened = false;
   source.addEventListener('request', () => refresh());
-  source.addEventListener('open', () => {
-    if (opened) refresh();
-    opened = true;
-  });
+  // Listed again once listening: a request made before then is not missed.
+  source.addEventListener('open', () => refresh());
   source.addEventListener('error', () => {
     if (source.readyState === EventSource.CLOSED) {
       closeEvents();
