@@ -969,6 +969,7 @@ pub struct ApproverInterface {
     pub service: Arc<Service>,
     pub approvers: Arc<Approvers>,
     pub sessions: Arc<Sessions>,
+    pub links: Arc<crate::web::Links>,
 }
 
 impl ApproverInterface {
@@ -1055,6 +1056,11 @@ impl ApproverInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, MfaError> {
         let (me, uid) = self.approver(Method::Approve, &header, conn).await?;
+        // A phone being added answers its own test request, nobody else.
+        if self.links.is_phone_test(id) {
+            tracing::warn!(approver_uid = uid, challenge = %id, "approval-refused-phone-test");
+            return Err(MfaError::NoSuchChallenge);
+        }
         let user = self.target_user(id, &me, uid).await;
         let session = caller_session(&header, conn).await;
         // Root approving another user's request ([push] allow_root_approval)

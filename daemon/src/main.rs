@@ -165,6 +165,7 @@ async fn serve(
                 service: Arc::clone(&service),
                 approvers: Arc::clone(&approvers),
                 sessions: Arc::clone(&sessions),
+                links: Arc::clone(&links),
             },
         )
         .serve_at(

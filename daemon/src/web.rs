@@ -119,6 +119,13 @@ impl Links {
         })
     }
 
+    /// Whether `challenge` is the test request of a phone being added: only
+    /// that phone may answer it (another phone or mfa-approve would make
+    /// mfa-enroll say "done" while the new phone was never checked).
+    pub fn is_phone_test(&self, challenge: &str) -> bool {
+        self.links().values().any(|l| l.phone.as_ref().is_some_and(|(_, id)| id == challenge))
+    }
+
     /// The test request was answered: the link is done, whatever the answer.
     fn close(&self, challenge: &str) {
         self.links().retain(|_, l| l.phone.as_ref().is_none_or(|(_, id)| id != challenge));
@@ -435,6 +442,9 @@ impl WebInterface {
         let signed = assertion(credential_id, authenticator_data, client_data_json, signature)?;
         let asks = self.request(&user, id).await?;
         let (phone, active) = self.phone_of(&user, &signed.credential_id, Some(id)).await?;
+        if active && self.links.is_phone_test(id) {
+            return Err(refused(user.as_str(), Some(&phone), "approve", Refusal::UnknownPhone));
+        }
         let challenge = passkey::approval_challenge(id, &asks, number);
         self.checked(&user, &phone, active, &signed, &challenge, "approve").await?;
         // The passkey stands for the session rule: the phone is not the
@@ -576,11 +586,13 @@ mod tests {
         assert_eq!(links.take("t1", 50), None, "used");
         assert_eq!(links.user_of("t1", 50), None);
         assert!(links.waiting_phone("alice", "c1", &[7]).is_some());
+        assert!(links.is_phone_test("c1") && !links.is_phone_test("c2"));
         assert!(links.waiting_phone("bob", "c1", &[7]).is_none(), "another user's");
         assert!(links.waiting_phone("alice", "c2", &[7]).is_none(), "another request");
         assert!(links.waiting_phone("alice", "c1", &[8]).is_none(), "another passkey");
         links.close("c1");
         assert!(links.waiting_phone("alice", "c1", &[7]).is_none());
+        assert!(!links.is_phone_test("c1"));
     }
 
     #[test]

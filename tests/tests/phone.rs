@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use pam_mfa_tests::browser::{Browser, Tab};
 use pam_mfa_tests::phone::{
-    add_phone, answer, api, log_since, pending_id, phone_of, start, state, Web, ALICE, EVIL, HOST,
-    SHORT,
+    add_phone, answer, api, log_since, pending_id, phone_of, start, state, Enrolling, Web, ALICE,
+    EVIL, HOST, SHORT,
 };
 use pam_mfa_tests::system::ensure_user;
 use pam_mfa_tests::PamService;
@@ -365,7 +365,32 @@ fn the_seeds_way_two_phones_from_the_terminal_qr_one_removed_in_dutch_too() {
     let second = Browser::start(&w.ca_cert, &[HOST, EVIL], "nl-NL");
     let two = second.open("about:blank");
     let two_key = two.add_authenticator();
-    add_phone(&w, &two, ALICE, "iPhone");
+    // Its test request is for the new phone alone: the first phone, signed
+    // over it with the right number, and mfa-approve are both refused.
+    let adding = Enrolling::start(&w.mfad.config, ALICE);
+    let link = adding.next("phone_link")["link"].as_str().unwrap().to_string();
+    two.goto(&link);
+    state(&two, "add");
+    two.fill("#add-name", "iPhone");
+    two.click("#add-create");
+    state(&two, "test");
+    let test = adding.next("phone_test");
+    let (test_id, test_number) = (test["id"].as_str().unwrap(), test["number"].as_u64().unwrap());
+    one.goto(&format!("{}/", w.origin));
+    state(&one, "list");
+    api(&one);
+    let from = w.mfad.log_text().len();
+    let by_first = one.eval(&format!("window.__t.approve('{test_id}', {test_number})"));
+    assert_eq!(by_first["body"]["error"], "refused", "{by_first}");
+    assert!(log_since(&w, from).contains("unknown-phone"), "{}", log_since(&w, from));
+    let by_approver = approver_approve(&w, test_id, test_number);
+    assert!(by_approver.contains("NoSuchChallenge"), "{by_approver}");
+    assert!(log_since(&w, from).contains("approval-refused-phone-test"), "{}", log_since(&w, from));
+    two.fill("#test-number", &test_number.to_string());
+    two.click("#test-approve");
+    state(&two, "ready");
+    assert_eq!(adding.next("phone_added")["name"], "iPhone");
+    assert_eq!(adding.finish().0, 0);
     two.goto(&format!("{}/", w.origin));
     state(&two, "list");
     assert_eq!(two.eval("document.documentElement.lang"), serde_json::json!("nl"));
@@ -420,4 +445,20 @@ fn the_seeds_way_two_phones_from_the_terminal_qr_one_removed_in_dutch_too() {
     assert_eq!(signin["body"]["error"], "refused", "{signin}");
     assert_eq!(answer(&one, request.number), "approved", "the first phone still approves");
     assert_eq!(request.finish().result(), "PAM_SUCCESS");
+}
+
+/// Approver1.Approve as root (as `mfa-approve` calls it); the error, or
+/// "taken".
+fn approver_approve(w: &Web, id: &str, number: u64) -> String {
+    let config = pam_mfa_config::schema::Config::load(&w.mfad.config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let conn =
+            zbus::connection::Builder::address(config.bus.address.as_str()).build().await.unwrap();
+        let approver = pam_mfa_client::ApproverProxy::new(&conn).await.unwrap();
+        match approver.approve(id, u32::try_from(number).unwrap()).await {
+            Ok(outcome) => format!("taken: {outcome}"),
+            Err(e) => format!("{e:?}"),
+        }
+    })
 }

@@ -452,6 +452,7 @@ fn add_phone(
         out.ask(&t.enroll_ask_current())?
     };
     let (link, seconds) = client.add_phone(user, &proof).map_err(refused)?;
+    let had = client.phones(user).map_err(refused)?.len();
     if out.json {
         say!(
             "{}",
@@ -499,7 +500,19 @@ fn add_phone(
             break outcome;
         }
     };
+    // mfad keeps the phone right after it takes the approval (which wakes
+    // us first): see that it did, for at most two seconds.
+    let mut kept = false;
     if outcome == ChallengeOutcome::Approved {
+        for _ in 0..20 {
+            kept = client.phones(user).map_err(refused)?.len() > had;
+            if kept {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    if kept {
         if out.json {
             say!("{}", json!({"event": "phone_added", "user": user, "name": name}));
         } else {
