@@ -329,6 +329,16 @@ fn the_seeds_way_two_phones_from_the_terminal_qr_one_removed_in_dutch_too() {
     let w = start();
     let (app, _) = w.mfad.enroll_with_recovery(ALICE);
 
+    // The password and a shell are not enough: without a current code, no link.
+    let (refused, screen) = Terminal::add_phone(&w, ALICE, "000000").finish();
+    assert_ne!(refused, 0, "{screen}");
+    assert!(!screen.contains("/add#t="), "a link without the second factor:\n{screen}");
+    let log = w.mfad.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("phone-link-opened") && l.contains("result=\"refused\"")),
+        "{log}"
+    );
+
     // The first phone, from the QR code the terminal draws.
     let mut terminal = Terminal::add_phone(&w, ALICE, &app.code_now());
     let screen = terminal.until("Waiting for the phone");

@@ -236,15 +236,7 @@ impl App {
 
     /// The session of the request's cookie: (user, phone, credential, csrf).
     fn session(&self, headers: &HeaderMap) -> Result<(String, String, Vec<u8>, String), Failure> {
-        let id = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == COOKIE)
-            .map(|(_, value)| value.to_string())
-            .ok_or_else(signed_out)?;
+        let id = session_cookie(headers).ok_or_else(signed_out)?;
         let kept = self.kept();
         let s = kept.sessions.get(&id).filter(|s| s.expires_at > now()).ok_or_else(signed_out)?;
         Ok((s.user.clone(), s.phone.clone(), s.credential.clone(), s.csrf.clone()))
@@ -409,6 +401,18 @@ fn checked_token(token: &str) -> Result<(), Failure> {
         return Err(Failure(StatusCode::BAD_REQUEST, "refused", "not a link token".into()));
     }
     Ok(())
+}
+
+/// The value of the session cookie the request carries.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
 }
 
 /// The WebAuthn user handle of a user name: stable (a phone registered
@@ -625,15 +629,7 @@ async fn session(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
 
 async fn sign_out(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, Failure> {
     app.changing(&headers)?;
-    let id = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_string())
-        .unwrap_or_default();
+    let id = session_cookie(&headers).unwrap_or_default();
     app.kept().sessions.remove(&id);
     let gone = format!("{COOKIE}=; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     Ok(([(header::SET_COOKIE, gone)], Json(json!({}))).into_response())
