@@ -258,6 +258,16 @@ pub const KEYS: &[KeyDoc] = &[
         key: "link_seconds",
         doc: "How long the link of mfa-enroll --add-phone can be used (once), 60 to 1800 seconds.",
     },
+    KeyDoc {
+        section: "web",
+        key: "connection",
+        doc: "Fleet mode: mfa-web works on the fleet's database instead of this host's mfad, as a libpq connection string with its own role (made by mfa-db add-web), e.g. \"host=db1.example dbname=mfa user=phones target_session_attrs=read-write\". That role may list requests and answer them only with a user's phone; the database keeps each answer's signature. TLS, timeouts: as [store] says. Empty: mfa-web talks to mfad on the bus.",
+    },
+    KeyDoc {
+        section: "web",
+        key: "password_file",
+        doc: "Fleet mode: a file (mode 0600, owned by mfa-web's user) holding the password of connection's role, if the database asks for one.",
+    },
 ];
 
 /// The default of `key`, as TOML, from the parser's own defaults

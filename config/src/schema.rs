@@ -273,6 +273,8 @@ pub struct WebConfig {
     pub user: SystemUser,
     pub session_seconds: Ranged<60, 3600>,
     pub link_seconds: Ranged<60, 1800>,
+    pub connection: Connection,
+    pub password_file: MaybePath,
 }
 
 impl Default for WebConfig {
@@ -285,6 +287,8 @@ impl Default for WebConfig {
             user: SystemUser("pam-mfa-web".into()),
             session_seconds: Ranged(600),
             link_seconds: Ranged(300),
+            connection: Connection(String::new()),
+            password_file: MaybePath(None),
         }
     }
 }

@@ -228,9 +228,20 @@ pub fn an_installed_account_is_kept_whole(make: &dyn Fn() -> Subject) {
         Some((T - 1000, 2, 0))
     );
     assert_eq!(ok(store.users()), vec![(alice.clone(), T - 1000), (user("bob"), T - 5)]);
-    // Installing again replaces (an import over an old enrollment).
-    ok(store.install(&alice, account(T)));
+    // Installing again replaces (an import over an old enrollment), with
+    // the phones of the account installed, their counters too.
+    let mut moved = account(T);
+    let mut pixel = phone(5, "pixel");
+    pixel.sign_count = 7;
+    moved.phones.push(pixel.clone());
+    ok(store.install(&alice, moved));
     assert_eq!(ok(store.summary(&alice, T)).map(|s| s.enrolled_at), Some(T));
+    let phones = ok(store.phones(&alice));
+    assert_eq!(
+        phones.iter().map(|p| (&p.name, p.sign_count)).collect::<Vec<_>>(),
+        [(&pixel.name, 7)]
+    );
+    assert!(!ok(store.phone_used(&alice, &[5; 16], 7, T)), "its counter came along");
 }
 
 pub fn a_step_is_accepted_once(make: &dyn Fn() -> Subject) {
@@ -742,6 +753,17 @@ pub fn phones_are_kept_until_removed_with_their_user(make: &dyn Fn() -> Subject)
     assert_eq!(ok(store.phone_owner(&[2; 16])), None, "an administrator's reset removes phones");
     ok(store.install(&alice, account(T)));
     assert!(ok(store.phones(&alice)).is_empty(), "a new enrollment starts with none");
+
+    // Enrolling again (a new secret, confirmed) starts over, as it
+    // forgets remembered devices: no phone of the old enrollment approves.
+    assert!(ok(store.add_phone(&alice, phone(4, "old"))));
+    let later = T + 600;
+    let secret = begun(store, &alice, pending(later + 300, 3), later);
+    let confirmed =
+        ok(store.confirm_enrollment(&alice, &code_of(&secret, later), 1, recovery_set().1, later));
+    assert_eq!(confirmed, Confirmation::Confirmed);
+    assert!(ok(store.phones(&alice)).is_empty(), "enrolling again removes the phones");
+    assert_eq!(ok(store.phone_owner(&[4; 16])), None);
 }
 
 pub fn racing_uses_of_a_phone_advance_its_counter_once(make: &dyn Fn() -> Subject) {

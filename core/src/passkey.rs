@@ -48,6 +48,81 @@ pub struct Assertion {
     pub signature: Vec<u8>,
 }
 
+/// A phone's approval as the store kept it: the phone's key, its
+/// signature, and the request's number and context, to be checked again
+/// by the host that made the request (`approval_challenge`, `verify`).
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// Without a counter: the store has checked that one already.
+    pub phone: Phone,
+    pub assertion: Assertion,
+    pub number: u32,
+    pub context: Context,
+}
+
+/// Phones a user may have at once.
+pub const MAX_PHONES: usize = 10;
+/// Longest passkey credential id WebAuthn allows.
+pub const MAX_CREDENTIAL_ID: usize = 1023;
+/// Bounds of what a phone sends back (authenticator data with extensions,
+/// client data JSON, a DER signature).
+pub const MAX_ASSERTION_PART: usize = 4096;
+/// Longest phone name kept.
+pub const MAX_PHONE_NAME: usize = 64;
+
+/// Says which part is empty or too long: `Err("the credential id must be 1 to 1023 bytes")`.
+pub fn bounded(what: &str, value: &[u8], max: usize) -> Result<(), String> {
+    if value.is_empty() || value.len() > max {
+        return Err(format!("{what} must be 1 to {max} bytes"));
+    }
+    Ok(())
+}
+
+impl Assertion {
+    /// An assertion as received, each part within its bounds.
+    pub fn new(
+        credential_id: Vec<u8>,
+        authenticator_data: Vec<u8>,
+        client_data_json: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> Result<Assertion, String> {
+        bounded("the credential id", &credential_id, MAX_CREDENTIAL_ID)?;
+        for (what, part) in [
+            ("the authenticator data", &authenticator_data),
+            ("the client data", &client_data_json),
+            ("the signature", &signature),
+        ] {
+            bounded(what, part, MAX_ASSERTION_PART)?;
+        }
+        Ok(Assertion { credential_id, authenticator_data, client_data_json, signature })
+    }
+}
+
+/// A phone's name as kept: printable, short, never empty.
+pub fn phone_name(name: &str) -> String {
+    let clean: String =
+        name.chars().filter(|c| !c.is_control()).take(MAX_PHONE_NAME).collect::<String>();
+    let clean = clean.trim();
+    if clean.is_empty() {
+        "phone".into()
+    } else {
+        clean.into()
+    }
+}
+
+/// A refused passkey, logged (who, which phone, at which step, why);
+/// returns what to tell the caller.
+pub fn refused(user: &str, phone: Option<&Phone>, step: &str, refusal: Refusal) -> String {
+    tracing::warn!(
+        user = %user,
+        phone = ?phone.map(|p| p.name.as_str()).unwrap_or(""),
+        step,
+        reason = refusal.as_str(),
+        "passkey-refused"
+    );
+    format!("the passkey was not accepted: {}", refusal.as_str())
+}
+
 /// Why an assertion was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -188,6 +263,13 @@ fn check_client_data(json: &[u8], challenge: &[u8], relying: &Relying) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phone_names_are_kept_printable_and_short() {
+        assert_eq!(phone_name("  Pixel\n 8\u{7} "), "Pixel 8");
+        assert_eq!(phone_name("\n"), "phone");
+        assert_eq!(phone_name(&"x".repeat(100)).len(), MAX_PHONE_NAME);
+    }
     use ring::rand::SystemRandom;
     use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::challenge::{Approver, Challenge, NotTaken, SessionRule};
 use crate::challenges::{Announced, Budget, ChallengeBook, Ender, Listed, Refused, Waiter};
-use crate::passkey::{self, Phone};
+use crate::passkey::{self, Evidence, Phone};
 use pam_mfa_protocol::wire::ChallengeOutcome;
 
 use crate::account::{
@@ -221,6 +221,49 @@ pub trait Storage: Send + Sync {
     fn made_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
         None
     }
+
+    /// The links of `mfa-enroll --add-phone`, when the store keeps them
+    /// for a web approver elsewhere (a fleet's database); `None`: mfad
+    /// keeps them itself, for the web approver on its own bus.
+    fn shared_links(&self) -> Option<&dyn SharedLinks> {
+        None
+    }
+}
+
+/// What the maker of an add-phone link learns once a phone used it: the
+/// phone's test request (id, the number to show, seconds to answer) and
+/// the phone's name.
+pub type LinkUsed = (String, u32, u64, String);
+
+/// What the store keeps for a web approver on another machine: add-phone
+/// links (a host's mfad opens them and shows the test number; the web
+/// approver registers the phone) and the signatures of phones' answers.
+pub trait SharedLinks: Send + Sync {
+    /// Opens a link of `user` for `creator` (a bus name of this host), by
+    /// the SHA-256 of its token; `false`: the user is not enrolled.
+    fn open_link(
+        &self,
+        token_hash: &[u8; 32],
+        user: &Username,
+        creator: &str,
+        seconds: u64,
+    ) -> Result<bool, StorageError>;
+
+    /// `None`: no open link of this creator (expired, replaced, never
+    /// made); `Some(None)`: no phone used it yet.
+    fn link_state(
+        &self,
+        token_hash: &[u8; 32],
+        creator: &str,
+    ) -> Result<Option<Option<LinkUsed>>, StorageError>;
+
+    /// Whether `challenge` is a phone's test, which that phone alone answers.
+    fn is_phone_test(&self, challenge: &str) -> Result<bool, StorageError>;
+
+    /// The signature of the phone that approved `challenge` (one this host
+    /// made); `None` when no phone did. `Some` without a key: the phone is
+    /// gone.
+    fn phone_evidence(&self, challenge: &str) -> Result<Option<Option<Evidence>>, StorageError>;
 }
 
 /// A keeper of whole accounts, one per user, with no rules of its own.

@@ -502,8 +502,15 @@ async fn wait_for_outcome(
     let until_expiry = std::time::Duration::from_secs(expires_at.saturating_sub(now));
     let limit = std::time::Duration::from_millis(u64::from(limit_ms)).min(until_expiry);
     let _ = tokio::time::timeout(limit, rx.wait_for(Option::is_some)).await;
-    let id = id.to_string();
-    stored(service, move |store| store.settle_challenge(&id, clock::now())).await
+    let wanted = id.to_string();
+    let outcome =
+        stored(service, move |store| store.settle_challenge(&wanted, clock::now())).await?;
+    if outcome == ChallengeOutcome::Approved
+        && !crate::web::phone_approval_holds(service, id).await?
+    {
+        return Ok(ChallengeOutcome::Denied);
+    }
+    Ok(outcome)
 }
 
 /// Sends `ChallengeCreated` to each approver connection of the user.
@@ -897,14 +904,14 @@ impl PamInterface {
             return Ok(true);
         }
         // A phone approves through the web approver, when it is online.
-        if self.approvers.web().is_empty() {
+        if !crate::web::phones_reachable(&self.service, &self.approvers) {
             return Ok(false);
         }
         let phones = stored(&self.service, move |store| store.phones(&user)).await?;
         Ok(!phones.is_empty())
     }
 
-    /// Whether `user` has a phone and the web approver is online: the
+    /// Whether `user` has a phone and a web approver serves it: the
     /// prompt then says to approve on the phone.
     async fn has_phone(
         &self,
@@ -914,7 +921,7 @@ impl PamInterface {
     ) -> Result<bool, MfaError> {
         let user = parse_user(user)?;
         check(Method::HasPhone, &user, &header, conn).await?;
-        if self.approvers.web().is_empty() {
+        if !crate::web::phones_reachable(&self.service, &self.approvers) {
             return Ok(false);
         }
         let phones = stored(&self.service, move |store| store.phones(&user)).await?;
@@ -1057,7 +1064,7 @@ impl ApproverInterface {
     ) -> Result<u32, MfaError> {
         let (me, uid) = self.approver(Method::Approve, &header, conn).await?;
         // A phone being added answers its own test request, nobody else.
-        if self.links.is_phone_test(id) {
+        if crate::web::is_phone_test(&self.service, &self.links, id).await? {
             tracing::warn!(approver_uid = uid, challenge = %id, "approval-refused-phone-test");
             return Err(MfaError::NoSuchChallenge);
         }
@@ -1369,8 +1376,8 @@ impl EnrollInterface {
         })
         .await?;
         let token = crate::web::token(&self.service)?;
-        let now = clock::now();
-        self.links.open(&token, opened.as_str(), &sender_of(&header)?, now + seconds, now);
+        crate::web::open_link(&self.service, &self.links, &token, &opened, &sender_of(&header)?)
+            .await?;
         Ok((format!("{origin}/add#t={token}"), seconds))
     }
 
@@ -1387,16 +1394,10 @@ impl EnrollInterface {
     ) -> Result<(String, u32, u64, String), MfaError> {
         check_caller(Method::WaitPhone, &header, conn).await?;
         let token = link.rsplit_once("#t=").map_or(link, |(_, t)| t);
-        let mut seen = self.links.watch(token, &sender_of(&header)?).ok_or_else(|| {
-            MfaError::InvalidArgument(
-                "no such link of this caller (it expired, or was replaced)".into(),
-            )
-        })?;
         let limit = std::time::Duration::from_millis(u64::from(timeout_ms));
-        let registered = match tokio::time::timeout(limit, seen.wait_for(Option::is_some)).await {
-            Ok(Ok(now)) => now.clone(),
-            _ => None,
-        };
+        let creator = sender_of(&header)?;
+        let registered =
+            crate::web::wait_link(&self.service, &self.links, token, &creator, limit).await?;
         Ok(registered.unwrap_or_default())
     }
 

@@ -27,18 +27,9 @@ use crate::clock;
 use crate::push::Approvers;
 use crate::sessions::Sessions;
 
-/// Phones a user may have at once.
-pub const MAX_PHONES: usize = 10;
-/// Longest passkey credential id WebAuthn allows.
-const MAX_CREDENTIAL_ID: usize = 1023;
-/// Bounds of what a phone sends back (authenticator data with extensions,
-/// client data JSON, a DER signature).
-const MAX_ASSERTION_PART: usize = 4096;
-const MAX_PHONE_NAME: usize = 64;
-
 /// What the creator of a link learns once a phone used it: the test
 /// request it must approve (id, number to show, seconds, phone name).
-pub type Registered = (String, u32, u64, String);
+pub use pam_mfa_core::storage::LinkUsed as Registered;
 
 struct Link {
     user: String,
@@ -143,11 +134,9 @@ fn no_web() -> MfaError {
     MfaError::AccessDenied("no web approver is configured ([web] public_url)".into())
 }
 
-fn bounded(what: &str, value: &[u8], max: usize) -> Result<(), MfaError> {
-    if value.is_empty() || value.len() > max {
-        return Err(MfaError::InvalidArgument(format!("{what} must be 1 to {max} bytes")));
-    }
-    Ok(())
+/// A refused passkey, logged, as the caller is told.
+fn refused(user: &str, phone: Option<&Phone>, step: &str, refusal: Refusal) -> MfaError {
+    MfaError::AccessDenied(passkey::refused(user, phone, step, refusal))
 }
 
 fn assertion(
@@ -156,38 +145,8 @@ fn assertion(
     client_data_json: Vec<u8>,
     signature: Vec<u8>,
 ) -> Result<Assertion, MfaError> {
-    bounded("the credential id", &credential_id, MAX_CREDENTIAL_ID)?;
-    for (what, part) in [
-        ("the authenticator data", &authenticator_data),
-        ("the client data", &client_data_json),
-        ("the signature", &signature),
-    ] {
-        bounded(what, part, MAX_ASSERTION_PART)?;
-    }
-    Ok(Assertion { credential_id, authenticator_data, client_data_json, signature })
-}
-
-fn refused(user: &str, phone: Option<&Phone>, step: &str, refusal: Refusal) -> MfaError {
-    tracing::warn!(
-        user = %user,
-        phone = ?phone.map(|p| p.name.as_str()).unwrap_or(""),
-        step,
-        reason = refusal.as_str(),
-        "passkey-refused"
-    );
-    MfaError::AccessDenied(format!("the passkey was not accepted: {}", refusal.as_str()))
-}
-
-/// A phone's name as kept: printable, short, never empty.
-fn phone_name(name: &str) -> String {
-    let clean: String =
-        name.chars().filter(|c| !c.is_control()).take(MAX_PHONE_NAME).collect::<String>();
-    let clean = clean.trim();
-    if clean.is_empty() {
-        "phone".into()
-    } else {
-        clean.into()
-    }
+    Assertion::new(credential_id, authenticator_data, client_data_json, signature)
+        .map_err(MfaError::InvalidArgument)
 }
 
 /// `io.github.pam_mfa.Web1`: for mfa-web only (`[web] user`) and root.
@@ -329,7 +288,8 @@ impl WebInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(String, String, u64), MfaError> {
         self.caller(Method::WebAddPhone, &header, conn).await?;
-        bounded("the credential id", &credential_id, MAX_CREDENTIAL_ID)?;
+        passkey::bounded("the credential id", &credential_id, passkey::MAX_CREDENTIAL_ID)
+            .map_err(MfaError::InvalidArgument)?;
         if public_key.len() != 65 || public_key[0] != 4 {
             return Err(MfaError::InvalidArgument(
                 "the public key must be a P-256 point, SEC1 uncompressed (65 bytes)".into(),
@@ -346,15 +306,16 @@ impl WebInterface {
         if owner.is_some() {
             return Err(MfaError::InvalidArgument("this passkey is registered already".into()));
         }
-        if count >= MAX_PHONES {
+        if count >= passkey::MAX_PHONES {
             return Err(MfaError::InvalidArgument(format!(
-                "{user} has {MAX_PHONES} phones already: remove one first (mfa-enroll --remove-phone)"
+                "{user} has {} phones already: remove one first (mfa-enroll --remove-phone)",
+                passkey::MAX_PHONES
             )));
         }
         let phone = Phone {
             credential_id,
             public_key,
-            name: phone_name(name),
+            name: passkey::phone_name(name),
             added_at: now,
             sign_count: 0,
             last_used: 0,
@@ -545,6 +506,140 @@ impl WebInterface {
     ) -> zbus::Result<()>;
 }
 
+/// Opens an add-phone link of `user` for `creator`: in the store when it
+/// keeps links for a web approver elsewhere (a fleet), else here.
+pub async fn open_link(
+    service: &Arc<pam_mfa_core::service::Service>,
+    links: &Links,
+    token: &str,
+    user: &Username,
+    creator: &str,
+) -> Result<(), MfaError> {
+    let seconds = service.config().web.link_seconds.get();
+    if service.store().shared_links().is_none() {
+        let now = clock::now();
+        links.open(token, user.as_str(), creator, now + seconds, now);
+        return Ok(());
+    }
+    let (hash, who, by) = (key_of(token), user.clone(), creator.to_string());
+    let opened = bus::stored(service, move |store| match store.shared_links() {
+        Some(shared) => shared.open_link(&hash, &who, &by, seconds),
+        None => Ok(false),
+    })
+    .await?;
+    if !opened {
+        return Err(MfaError::NotEnrolled);
+    }
+    Ok(())
+}
+
+/// Waits up to `limit` until a phone used the link `token` of `creator`:
+/// its test request, or `None` when no phone came in time.
+pub async fn wait_link(
+    service: &Arc<pam_mfa_core::service::Service>,
+    links: &Links,
+    token: &str,
+    creator: &str,
+    limit: std::time::Duration,
+) -> Result<Option<Registered>, MfaError> {
+    let gone = || {
+        MfaError::InvalidArgument(
+            "no such link of this caller (it expired, or was replaced)".into(),
+        )
+    };
+    if service.store().shared_links().is_none() {
+        let mut seen = links.watch(token, creator).ok_or_else(gone)?;
+        return Ok(match tokio::time::timeout(limit, seen.wait_for(Option::is_some)).await {
+            Ok(Ok(now)) => now.clone(),
+            _ => None,
+        });
+    }
+    // The web approver is elsewhere: the database says when a phone came.
+    // Read four times a second: a phone is added once, by a person.
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let (hash, by) = (key_of(token), creator.to_string());
+        let state = bus::stored(service, move |store| match store.shared_links() {
+            Some(shared) => shared.link_state(&hash, &by),
+            None => Ok(None),
+        })
+        .await?;
+        match state {
+            None => return Err(gone()),
+            Some(Some(used)) => return Ok(Some(used)),
+            Some(None) if tokio::time::Instant::now() >= deadline => return Ok(None),
+            Some(None) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// Whether `challenge` is the test request of a phone being added.
+pub async fn is_phone_test(
+    service: &Arc<pam_mfa_core::service::Service>,
+    links: &Links,
+    challenge: &str,
+) -> Result<bool, MfaError> {
+    if links.is_phone_test(challenge) {
+        return Ok(true);
+    }
+    if service.store().shared_links().is_none() {
+        return Ok(false);
+    }
+    let id = challenge.to_string();
+    bus::stored(service, move |store| {
+        store.shared_links().map_or(Ok(false), |shared| shared.is_phone_test(&id))
+    })
+    .await
+}
+
+/// Whether a web approver serves phones: one online on this bus, or in a
+/// fleet the one of `[web] public_url`, on the database (this host cannot
+/// see it: the page says so if it is down).
+pub fn phones_reachable(service: &pam_mfa_core::service::Service, approvers: &Approvers) -> bool {
+    !approvers.web().is_empty()
+        || (service.store().shared_links().is_some() && relying(service).is_some())
+}
+
+/// In a fleet, whether the approval of `challenge` (made here) holds: a
+/// web approver answers on the database, so the phone's signature it
+/// kept there is checked again here, against the phone's key, over this
+/// request and its number. An approval by no phone (an approver on a
+/// host) is the database's word.
+pub async fn phone_approval_holds(
+    service: &Arc<pam_mfa_core::service::Service>,
+    challenge: &str,
+) -> Result<bool, MfaError> {
+    if service.store().shared_links().is_none() {
+        return Ok(true);
+    }
+    let id = challenge.to_string();
+    let evidence = bus::stored(service, move |store| match store.shared_links() {
+        Some(shared) => shared.phone_evidence(&id),
+        None => Ok(None),
+    })
+    .await?;
+    let refusal = match evidence {
+        None => return Ok(true),
+        Some(None) => Refusal::UnknownPhone,
+        Some(Some(e)) => {
+            let signed = passkey::approval_challenge(challenge, &e.context, e.number);
+            match relying(service) {
+                None => Refusal::WrongOrigin,
+                Some(relying) => match passkey::verify(&e.phone, &e.assertion, &signed, &relying) {
+                    Ok(_) => return Ok(true),
+                    Err(refusal) => refusal,
+                },
+            }
+        }
+    };
+    tracing::error!(
+        challenge = %challenge,
+        reason = refusal.as_str(),
+        "phone-approval-refused"
+    );
+    Ok(false)
+}
+
 fn bad_link() -> MfaError {
     MfaError::InvalidArgument(
         "this link cannot be used: it was used already, it expired, or it was never made".into(),
@@ -604,12 +699,5 @@ mod tests {
         links.open("t2", "alice", ":1.5", 100, 10);
         assert_eq!(links.user_of("t1", 50), None, "one link per user");
         assert!(seen.has_changed().is_err(), "the old link's waiter is let go");
-    }
-
-    #[test]
-    fn phone_names_are_kept_printable_and_short() {
-        assert_eq!(phone_name("  Pixel\n 8\u{7} "), "Pixel 8");
-        assert_eq!(phone_name("\n"), "phone");
-        assert_eq!(phone_name(&"x".repeat(100)).len(), MAX_PHONE_NAME);
     }
 }

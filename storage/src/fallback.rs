@@ -10,7 +10,7 @@ use pam_mfa_core::account::{
 use pam_mfa_core::challenge::{Approver, Challenge, NotTaken, SessionRule};
 use pam_mfa_core::challenges::{Announced, Budget, Ender, Listed, Refused, Waiter};
 use pam_mfa_core::passkey::Phone;
-use pam_mfa_core::storage::{Storage, StorageError, Summary};
+use pam_mfa_core::storage::{SharedLinks, Storage, StorageError, Summary};
 use pam_mfa_protocol::username::Username;
 use pam_mfa_protocol::wire::ChallengeOutcome;
 use zeroize::Zeroizing;
@@ -180,6 +180,9 @@ impl<P: Storage, L: Storage> Storage for Fallback<P, L> {
     }
     fn phone_owner(&self, credential_id: &[u8]) -> Result<Option<Username>, StorageError> {
         self.primary.phone_owner(credential_id)
+    }
+    fn shared_links(&self) -> Option<&dyn SharedLinks> {
+        self.primary.shared_links()
     }
     fn made_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
         self.primary.made_elsewhere()

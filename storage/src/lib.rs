@@ -8,6 +8,7 @@ pub mod fallback;
 pub mod file;
 pub mod postgres;
 pub mod schema;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,22 @@ pub fn settings(store: &StoreConfig) -> Result<postgres::Settings, String> {
             None => Ok(settings),
         },
     }
+}
+
+/// How mfa-web reaches the fleet's database in fleet mode: `[web]
+/// connection` and `password_file` (its own role), TLS and timeouts of
+/// `[store]`; `None` when `[web] connection` is empty.
+pub fn web_settings(config: &Config) -> Result<Option<postgres::Settings>, String> {
+    let web = &config.web;
+    if web.connection.as_str().is_empty() {
+        return Ok(None);
+    }
+    let mut store = config.store.clone();
+    store.connection = web.connection.clone();
+    store.password_file = web.password_file.clone();
+    let none = StoreConfig::default();
+    (store.client_cert, store.client_key) = (none.client_cert, none.client_key);
+    settings(&store).map(Some).map_err(|e| e.replace("[store] connection", "[web] connection"))
 }
 
 /// A file only its owner may read (a password, a private key).

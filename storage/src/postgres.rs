@@ -11,7 +11,7 @@
 //! own; the notice carries only the id, and the outcome is read from the
 //! database, so a NOTIFY from anyone else decides nothing.
 
-use pam_mfa_core::passkey::Phone;
+use pam_mfa_core::passkey::{Assertion, Evidence, Phone};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ use pam_mfa_core::account::{
 };
 use pam_mfa_core::challenge::{Approver, Challenge, Context, NotTaken, SessionRule};
 use pam_mfa_core::challenges::{Announced, Budget, Ender, Listed, Refused, Waiter};
-use pam_mfa_core::storage::{Storage, StorageError, Summary};
+use pam_mfa_core::storage::{LinkUsed, SharedLinks, Storage, StorageError, Summary};
 use pam_mfa_core::{limits, recovery};
 use pam_mfa_protocol::username::Username;
 use pam_mfa_protocol::wire::{ChallengeOutcome, VerifyOutcome};
@@ -36,9 +36,9 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 /// The channel the database's functions notify when a challenge ends.
-const ENDED: &str = "mfa_challenge";
+pub(crate) const ENDED: &str = "mfa_challenge";
 /// The channel they notify when a challenge is made.
-const MADE: &str = "mfa_challenge_new";
+pub(crate) const MADE: &str = "mfa_challenge_new";
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -161,7 +161,7 @@ impl ClientConfigRef<'_> {
 }
 
 /// One pooled connection and its prepared statements.
-struct Conn {
+pub(crate) struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
     used: Instant,
@@ -171,7 +171,7 @@ struct Conn {
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 impl Conn {
-    fn query(
+    pub(crate) fn query(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -189,7 +189,7 @@ impl Conn {
         Ok(s)
     }
 
-    fn query_opt(
+    pub(crate) fn query_opt(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -198,7 +198,7 @@ impl Conn {
     }
 
     /// The one row of a function that always returns one.
-    fn query_one(
+    pub(crate) fn query_one(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -208,7 +208,7 @@ impl Conn {
     }
 
     /// The first value of that row.
-    fn value<T: for<'a> FromSql<'a>>(
+    pub(crate) fn value<T: for<'a> FromSql<'a>>(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -222,7 +222,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Open connections, at most `pool_size` in use at once.
-struct Pool {
+pub(crate) struct Pool {
     settings: Settings,
     idle: Mutex<Vec<Conn>>,
     busy: Mutex<usize>,
@@ -241,6 +241,19 @@ impl Drop for Slot<'_> {
 }
 
 impl Pool {
+    pub(crate) fn new(settings: Settings) -> Arc<Pool> {
+        Arc::new(Pool {
+            settings,
+            idle: Mutex::new(Vec::new()),
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn corrupt(&self, message: String) -> StorageError {
+        StorageError::Corrupt { place: self.settings.place(), message }
+    }
+
     fn unavailable(&self, message: String) -> StorageError {
         StorageError::Unreachable { place: self.settings.place(), message }
     }
@@ -267,7 +280,7 @@ impl Pool {
     /// checked first (a failover leaves the pool's connections to a server
     /// that is gone) and replaced if it does not answer; `work` itself is
     /// never sent twice: once sent, it may have committed.
-    fn run<T>(
+    pub(crate) fn run<T>(
         &self,
         work: impl FnOnce(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, StorageError> {
@@ -383,20 +396,19 @@ impl PgStore {
     /// A store on the database of `settings`. Nothing is connected yet:
     /// mfad starts while the database is down and serves once it is up.
     pub fn open(settings: Settings) -> PgStore {
-        let pool = Arc::new(Pool {
-            settings,
-            idle: Mutex::new(Vec::new()),
-            busy: Mutex::new(0),
-            freed: Condvar::new(),
-        });
+        let pool = Pool::new(settings);
         let watched: Arc<Senders> = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (made, _) = tokio::sync::broadcast::channel(256);
         let heard = Heard { watched: Arc::clone(&watched), made: made.clone() };
-        let (p, s) = (Arc::clone(&pool), Arc::clone(&stop));
-        let spawned = std::thread::Builder::new()
-            .name("mfa-listen".into())
-            .spawn(move || listen(&p.settings, &heard, &s));
+        let spawned = spawn_listener(&pool, &stop, move |client, mut notices, fresh| {
+            if fresh {
+                let all: Vec<_> =
+                    lock(&heard.watched).keys().map(|id| (ENDED.to_string(), id.clone())).collect();
+                notices.extend(all);
+            }
+            tell(client, &heard, notices)
+        });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the challenge listener: waits end at expiry");
         }
@@ -415,7 +427,7 @@ impl PgStore {
     }
 
     fn corrupt(&self, message: String) -> StorageError {
-        StorageError::Corrupt { place: self.pool.settings.place(), message }
+        self.pool.corrupt(message)
     }
 
     fn outcome_of(&self, word: Option<String>) -> Result<ChallengeOutcome, StorageError> {
@@ -466,12 +478,29 @@ struct Heard {
     made: tokio::sync::broadcast::Sender<Announced>,
 }
 
-/// Wakes the waiters of challenges that ended and announces challenges
-/// made on other hosts, for as long as the store lives: LISTEN on a
-/// connection of its own, reconnecting after a second when it breaks;
-/// after each (re)connect every watched challenge is read again, in case
-/// it ended while nobody listened.
-fn listen(settings: &Settings, heard: &Heard, stop: &AtomicBool) {
+/// Starts a thread that hands the notices of challenges made and ended
+/// to `act` until `stop` (with `fresh` after each (re)connect: notices
+/// may have been missed while nobody listened).
+pub(crate) fn spawn_listener(
+    pool: &Arc<Pool>,
+    stop: &Arc<AtomicBool>,
+    act: impl FnMut(&mut Client, Vec<(String, String)>, bool) -> Result<(), postgres::Error>
+        + Send
+        + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (pool, stop) = (Arc::clone(pool), Arc::clone(stop));
+    std::thread::Builder::new()
+        .name("mfa-listen".into())
+        .spawn(move || listen(&pool.settings, &stop, act))
+}
+
+/// LISTENs for challenges made and ended, on a connection of its own, for
+/// as long as the store lives, reconnecting after a second when it breaks.
+fn listen(
+    settings: &Settings,
+    stop: &AtomicBool,
+    mut act: impl FnMut(&mut Client, Vec<(String, String)>, bool) -> Result<(), postgres::Error>,
+) {
     let place = settings.place();
     let mut said_down = false;
     while !stop.load(Ordering::Relaxed) {
@@ -495,9 +524,7 @@ fn listen(settings: &Settings, heard: &Heard, stop: &AtomicBool) {
             tracing::info!(database = %place, "challenge listener connected again");
             said_down = false;
         }
-        let all: Vec<(String, String)> =
-            lock(&heard.watched).keys().map(|id| (ENDED.to_string(), id.clone())).collect();
-        if tell(&mut client, heard, all).is_err() {
+        if act(&mut client, Vec::new(), true).is_err() {
             std::thread::sleep(Duration::from_secs(1));
             continue;
         }
@@ -510,7 +537,7 @@ fn listen(settings: &Settings, heard: &Heard, stop: &AtomicBool) {
                     break;
                 }
             };
-            if let Err(e) = tell(&mut client, heard, notices) {
+            if let Err(e) = act(&mut client, notices, false) {
                 tracing::warn!(database = %place, error = %describe(&e), "challenge listener failed; reconnecting");
                 std::thread::sleep(Duration::from_secs(1));
                 break;
@@ -786,7 +813,17 @@ impl Storage for PgStore {
                 ],
             )
             .map(|_| ())
-        })
+        })?;
+        // Its phones, each with its counter (mfa.install predates them).
+        for phone in &a.phones {
+            if !self.add_phone(user, phone.clone())? {
+                return Err(self.corrupt(format!("{user} was installed and is gone")));
+            }
+            if phone.sign_count > 0 {
+                self.phone_used(user, &phone.credential_id, phone.sign_count, 0)?;
+            }
+        }
+        Ok(())
     }
 
     fn replace_recovery(
@@ -942,6 +979,10 @@ impl Storage for PgStore {
         Some(self.made.subscribe())
     }
 
+    fn shared_links(&self) -> Option<&dyn SharedLinks> {
+        Some(self)
+    }
+
     fn cancel_challenges_of(&self, creator: &str, _now: u64) -> Result<Vec<String>, StorageError> {
         let rows = self
             .pool
@@ -950,19 +991,7 @@ impl Storage for PgStore {
     }
 
     fn phones(&self, user: &Username) -> Result<Vec<Phone>, StorageError> {
-        let rows = self.pool.run(|c| c.query("SELECT * FROM mfa.phones($1)", &[&user.as_str()]))?;
-        rows.iter()
-            .map(|row| {
-                Ok(Phone {
-                    credential_id: self.field(row, 0)?,
-                    public_key: self.field(row, 1)?,
-                    name: self.field(row, 2)?,
-                    added_at: unsigned(self.field(row, 3)?),
-                    sign_count: u32::try_from(self.field::<i64>(row, 4)?).unwrap_or(u32::MAX),
-                    last_used: unsigned(self.field(row, 5)?),
-                })
-            })
-            .collect()
+        phones(&self.pool, user.as_str())
     }
 
     fn add_phone(&self, user: &Username, phone: Phone) -> Result<bool, StorageError> {
@@ -1002,5 +1031,97 @@ impl Storage for PgStore {
         owner
             .map(|name| Username::parse(&name).map_err(|e| self.corrupt(format!("owner: {e}"))))
             .transpose()
+    }
+}
+
+/// The phones of `who` (`mfa.phones`, which hosts and the web approver may call).
+pub(crate) fn phones(pool: &Pool, who: &str) -> Result<Vec<Phone>, StorageError> {
+    let rows = pool.run(|c| c.query("SELECT * FROM mfa.phones($1)", &[&who]))?;
+    rows.iter()
+        .map(|row| {
+            let phone = Phone {
+                credential_id: row.try_get(0)?,
+                public_key: row.try_get(1)?,
+                name: row.try_get(2)?,
+                added_at: unsigned(row.try_get(3)?),
+                sign_count: u32::try_from(row.try_get::<_, i64>(4)?).unwrap_or(u32::MAX),
+                last_used: unsigned(row.try_get(5)?),
+            };
+            Ok(phone)
+        })
+        .collect::<Result<_, postgres::Error>>()
+        .map_err(|e| pool.corrupt(format!("phones: {e}")))
+}
+
+impl SharedLinks for PgStore {
+    fn open_link(
+        &self,
+        token_hash: &[u8; 32],
+        user: &Username,
+        creator: &str,
+        seconds: u64,
+    ) -> Result<bool, StorageError> {
+        let (hash, seconds) = (token_hash.as_slice(), big(seconds));
+        self.pool.run(|c| {
+            c.value(
+                "SELECT mfa.open_link($1, $2, $3, $4)",
+                &[&hash, &user.as_str(), &creator, &seconds],
+            )
+        })
+    }
+
+    fn link_state(
+        &self,
+        token_hash: &[u8; 32],
+        creator: &str,
+    ) -> Result<Option<Option<LinkUsed>>, StorageError> {
+        let hash = token_hash.as_slice();
+        let row = self
+            .pool
+            .run(|c| c.query_opt("SELECT * FROM mfa.link_state($1, $2)", &[&hash, &creator]))?;
+        let Some(row) = row else { return Ok(None) };
+        let id: Option<String> = self.field(&row, 0)?;
+        let Some(id) = id else { return Ok(Some(None)) };
+        let number: Option<i32> = self.field(&row, 1)?;
+        let seconds: Option<i64> = self.field(&row, 2)?;
+        let name: Option<String> = self.field(&row, 3)?;
+        let number = number.and_then(|n| u32::try_from(n).ok());
+        let (Some(number), Some(seconds)) = (number, seconds) else {
+            return Err(self.corrupt(format!("the test request {id} of a link is gone")));
+        };
+        Ok(Some(Some((id, number, unsigned(seconds), name.unwrap_or_default()))))
+    }
+
+    fn is_phone_test(&self, challenge: &str) -> Result<bool, StorageError> {
+        self.pool.run(|c| c.value("SELECT mfa.is_phone_test($1)", &[&challenge]))
+    }
+
+    fn phone_evidence(&self, challenge: &str) -> Result<Option<Option<Evidence>>, StorageError> {
+        let row = self
+            .pool
+            .run(|c| c.query_opt("SELECT * FROM mfa.phone_evidence($1)", &[&challenge]))?;
+        let Some(row) = row else { return Ok(None) };
+        let key: Option<Vec<u8>> = self.field(&row, 1)?;
+        let Some(public_key) = key else { return Ok(Some(None)) };
+        let credential_id: Vec<u8> = self.field(&row, 0)?;
+        let context: serde_json::Value = self.field(&row, 6)?;
+        let context: Context =
+            serde_json::from_value(context).map_err(|e| self.corrupt(format!("context: {e}")))?;
+        let phone = Phone {
+            credential_id: credential_id.clone(),
+            public_key,
+            name: String::new(),
+            added_at: 0,
+            sign_count: 0,
+            last_used: 0,
+        };
+        let assertion = Assertion {
+            credential_id,
+            authenticator_data: self.field(&row, 2)?,
+            client_data_json: self.field(&row, 3)?,
+            signature: self.field(&row, 4)?,
+        };
+        let number = u32::try_from(self.field::<i32>(&row, 5)?).unwrap_or(0);
+        Ok(Some(Some(Evidence { phone, assertion, number, context })))
     }
 }

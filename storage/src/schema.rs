@@ -11,6 +11,7 @@ pub const VERSIONS: &[(i32, &str, &str)] = &[
     (1, "totp", include_str!("../sql/001-totp.sql")),
     (2, "store", include_str!("../sql/002-store.sql")),
     (3, "phones", include_str!("../sql/003-phones.sql")),
+    (4, "web", include_str!("../sql/004-web.sql")),
 ];
 
 /// The version this build's store needs.
@@ -121,6 +122,6 @@ mod tests {
             assert_eq!(usize::try_from(*n).ok(), Some(i + 1));
             assert!(sql.contains(&format!("version {n}")), "file of version {n} says so");
         }
-        assert_eq!(latest(), 3);
+        assert_eq!(latest(), 4);
     }
 }

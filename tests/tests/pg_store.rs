@@ -49,7 +49,7 @@ fn server() -> Arc<Server> {
     let pg = Postgres::start();
     pg.psql("postgres", "CREATE DATABASE mfa_template");
     let applied = pam_mfa_storage::schema::apply(&mut pg.client("mfa_template")).unwrap();
-    assert_eq!(applied, vec![1, 2, 3]);
+    assert_eq!(applied, (1..=pam_mfa_storage::schema::latest()).collect::<Vec<_>>());
     pg.psql(
         "mfa_template",
         &format!(
@@ -398,13 +398,14 @@ fn the_schema_is_applied_once_and_again_does_nothing() {
     let server = server();
     let db = database(&server);
     let mut admin = server.pg.client(&db);
-    assert_eq!(pam_mfa_storage::schema::applied(&mut admin).unwrap(), vec![1, 2, 3]);
+    let all: Vec<i32> = (1..=pam_mfa_storage::schema::latest()).collect();
+    assert_eq!(pam_mfa_storage::schema::applied(&mut admin).unwrap(), all);
     assert_eq!(pam_mfa_storage::schema::apply(&mut admin).unwrap(), Vec::<i32>::new());
     // A fresh database gets every version, and both runs agree.
     server.pg.psql("postgres", &format!("CREATE DATABASE {db}_fresh"));
     let mut fresh = server.pg.client(&format!("{db}_fresh"));
     assert_eq!(pam_mfa_storage::schema::applied(&mut fresh).unwrap(), Vec::<i32>::new());
-    assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), vec![1, 2, 3]);
+    assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), all);
     assert_eq!(pam_mfa_storage::schema::apply(&mut fresh).unwrap(), Vec::<i32>::new());
     // A database whose pgcrypto is elsewhere is refused, saying what to do.
     server.pg.psql("postgres", &format!("CREATE DATABASE {db}_crypto"));

@@ -26,6 +26,10 @@ Usage:
       Makes NAME a host's login role: it may call the store's functions and
       nothing else. With --password-stdin, the password is read from standard
       input (else: authenticate it with a client certificate, CN=NAME).
+  mfa-db add-web NAME [--connection CONNINFO] [--password-stdin]
+      Makes NAME the login role of a web approver (mfa-web in fleet mode): it
+      may list a user's requests and answer them only with one of that user's
+      phones (the database keeps each signature), and read nothing secret.
   mfa-db status [--connection CONNINFO]
       The schema version, enrolled users and hosts.
   mfa-db import [--config PATH] [--keep USER]...
@@ -59,7 +63,9 @@ fn main() -> ExitCode {
         _ => ("", raw.as_slice()),
     };
     let (name, rest) = match (command, rest.split_first()) {
-        ("add-host", Some((name, rest))) if !name.starts_with('-') => (Some(name.clone()), rest),
+        ("add-host" | "add-web", Some((name, rest))) if !name.starts_with('-') => {
+            (Some(name.clone()), rest)
+        }
         _ => (None, rest),
     };
     // mfa-db speaks to administrators: English, like mfad.
@@ -93,8 +99,12 @@ fn main() -> ExitCode {
     let done = match command {
         "setup" => setup(&admin()),
         "add-host" => match name {
-            Some(name) => add_host(&admin(), &name, password_stdin),
+            Some(name) => add_role(&admin(), &name, Group::Host, password_stdin),
             None => return usage("add-host needs the host's role name"),
+        },
+        "add-web" => match name {
+            Some(name) => add_role(&admin(), &name, Group::Web, password_stdin),
+            None => return usage("add-web needs the web approver's role name"),
         },
         "status" => status(&admin()),
         "import" => import(config_path, &keep),
@@ -102,7 +112,7 @@ fn main() -> ExitCode {
             Some(c) => export(&c, config_path),
             None => return usage("export needs --connection (an administrator's)"),
         },
-        "" => return usage("which command? setup, add-host, status, import or export"),
+        "" => return usage("which command? setup, add-host, add-web, status, import or export"),
         other => return usage(&format!("unknown command {other:?}")),
     };
     match done {
@@ -166,7 +176,43 @@ fn role(name: &str) -> Result<String, String> {
     Ok(format!("\"{name}\""))
 }
 
-fn add_host(conninfo: &str, name: &str, password_stdin: bool) -> Result<(), String> {
+/// What a login role made by mfa-db is.
+#[derive(Clone, Copy)]
+enum Group {
+    Host,
+    Web,
+}
+
+impl Group {
+    fn role(self) -> &'static str {
+        match self {
+            Group::Host => "mfa_host",
+            Group::Web => "mfa_web",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Group::Host => "a host",
+            Group::Web => "a web approver",
+        }
+    }
+
+    /// The config section that names the role.
+    fn config(self, name: &str) -> String {
+        let connection = format!(
+            "connection = \"host=DB-HOSTS dbname=mfa user={name} target_session_attrs=read-write\""
+        );
+        match self {
+            Group::Host => format!("[store]\nbackend = \"postgres\"\n{connection}"),
+            Group::Web => {
+                format!("[web]\n{connection}\npassword_file = \"/etc/pam-mfa/web-db-password\"")
+            }
+        }
+    }
+}
+
+fn add_role(conninfo: &str, name: &str, group: Group, password_stdin: bool) -> Result<(), String> {
     let quoted = role(name)?;
     // The password first: nothing is made unless all of it can be.
     let verifier = if password_stdin {
@@ -174,7 +220,7 @@ fn add_host(conninfo: &str, name: &str, password_stdin: bool) -> Result<(), Stri
         std::io::stdin().read_line(&mut password).map_err(|e| format!("standard input: {e}"))?;
         let password = password.trim_end_matches(['\n', '\r']);
         if password.len() < 16 {
-            return Err("a host's password has at least 16 characters".into());
+            return Err(format!("{}'s password has at least 16 characters", group.what()));
         }
         // Only its SCRAM verifier leaves this process: the server (and its
         // log, should the statement fail) never sees the password.
@@ -188,9 +234,9 @@ fn add_host(conninfo: &str, name: &str, password_stdin: bool) -> Result<(), Stri
         .query_opt(
             "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls OR rolreplication, \
              (SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
-              WHERE m.member = r.oid AND g.rolname <> 'mfa_host') \
+              WHERE m.member = r.oid AND g.rolname <> $2) \
              FROM pg_roles r WHERE rolname = $1",
-            &[&name],
+            &[&name, &group.role()],
         )
         .map_err(|e| describe(&e))?;
     let exists = match existing {
@@ -201,15 +247,18 @@ fn add_host(conninfo: &str, name: &str, password_stdin: bool) -> Result<(), Stri
             );
             if powerful || memberships > 0 {
                 return Err(format!(
-                    "{name} exists and may do more than a host (a superuser, or a member of other roles): pick another name"
+                    "{name} exists and may do more than {} (a superuser, or a member of other roles): pick another name",
+                    group.what()
                 ));
             }
-            tx.batch_execute(&format!("GRANT mfa_host TO {quoted}; ALTER ROLE {quoted} LOGIN"))
+            let grant = group.role();
+            tx.batch_execute(&format!("GRANT {grant} TO {quoted}; ALTER ROLE {quoted} LOGIN"))
                 .map_err(|e| describe(&e))?;
             true
         }
         None => {
-            tx.batch_execute(&format!("CREATE ROLE {quoted} LOGIN IN ROLE mfa_host"))
+            let group = group.role();
+            tx.batch_execute(&format!("CREATE ROLE {quoted} LOGIN IN ROLE {group}"))
                 .map_err(|e| describe(&e))?;
             false
         }
@@ -221,8 +270,10 @@ fn add_host(conninfo: &str, name: &str, password_stdin: bool) -> Result<(), Stri
     }
     tx.commit().map_err(|e| describe(&e))?;
     say!(
-        "{name} is a host's role{}. In that host's /etc/pam-mfa/config.toml:\n\n[store]\nbackend = \"postgres\"\nconnection = \"host=DB-HOSTS dbname=mfa user={name} target_session_attrs=read-write\"",
-        if exists { " (it existed)" } else { "" }
+        "{name} is {}'s role{}. In its /etc/pam-mfa/config.toml:\n\n{}",
+        group.what(),
+        if exists { " (it existed)" } else { "" },
+        group.config(name)
     );
     Ok(())
 }
@@ -355,6 +406,26 @@ fn account_of(client: &mut postgres::Client, row: &postgres::Row) -> Result<Acco
         })
         .collect::<Result<_, postgres::Error>>()
         .map_err(e)?;
+    let phones = client
+        .query(
+            "SELECT credential_id, public_key, name, added_at, sign_count, last_used \
+             FROM mfa.phone WHERE username = $1 ORDER BY added_at, credential_id",
+            &[&name],
+        )
+        .map_err(e)?
+        .iter()
+        .map(|r| {
+            Ok(pam_mfa_core::passkey::Phone {
+                credential_id: r.try_get(0)?,
+                public_key: r.try_get(1)?,
+                name: r.try_get(2)?,
+                added_at: unsigned(r.try_get(3)?),
+                sign_count: u32::try_from(r.try_get::<_, i64>(4)?).unwrap_or(u32::MAX),
+                last_used: unsigned(r.try_get(5)?),
+            })
+        })
+        .collect::<Result<_, postgres::Error>>()
+        .map_err(e)?;
     let digits: i32 = row.try_get(3).map_err(e)?;
     let last_step: Option<i64> = row.try_get(6).map_err(e)?;
     let optional = |i: usize| -> Result<Option<u64>, String> {
@@ -382,6 +453,6 @@ fn account_of(client: &mut postgres::Client, row: &postgres::Row) -> Result<Acco
         remembered,
         push_blocked_since: unsigned(row.try_get(15).map_err(e)?),
         limits_by_address: by_address,
-        phones: Vec::new(),
+        phones,
     })
 }
