@@ -42,7 +42,7 @@ esac
 case $english in "mfa-enroll - set up"*) ;; *)
   echo "the installed mfa-enroll does not speak English under LANG=C" >&2; exit 1 ;;
 esac
-for page in man1/mfa-enroll.1.gz nl/man1/mfa-enroll.1.gz nl/man1/mfa-approve.1.gz man8/mfa-db.8.gz; do
+for page in man1/mfa-enroll.1.gz nl/man1/mfa-enroll.1.gz nl/man1/mfa-approve.1.gz man8/mfa-db.8.gz man8/mfa-web.8.gz; do
   [ -f "/usr/share/man/$page" ] || { echo "missing: /usr/share/man/$page" >&2; exit 1; }
 done
 echo "mfa-enroll speaks English and Dutch; man pages in both"

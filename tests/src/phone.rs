@@ -21,8 +21,60 @@ pub const HOST: &str = "approver.test";
 pub const EVIL: &str = "evil.approver.test";
 pub const SHORT: Duration = Duration::from_secs(20);
 
+/// Where the web approver serves: a free port, a certificate of [`HOST`]
+/// (and [`EVIL`]) from a test CA.
+pub struct Site {
+    ca: TestCa,
+    pub port: u16,
+    pub origin: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Site {
+    pub fn with_test_ca() -> Site {
+        let ca = TestCa::new("pam-mfa phone test CA");
+        let (cert, key) = ca.server_cert(HOST, &[HOST, EVIL]);
+        let port = free_port();
+        Site { ca, port, origin: format!("https://{HOST}:{port}"), cert, key }
+    }
+
+    /// The keys of `[web]` that serve this site.
+    pub fn web_keys(&self) -> String {
+        format!(
+            "public_url = \"{}\"\nlisten = \"127.0.0.1:{}\"\ncertificate = \"{}\"\nkey = \"{}\"\nuser = \"root\"\n",
+            self.origin,
+            self.port,
+            self.cert.display(),
+            self.key.display()
+        )
+    }
+
+    pub fn ca_cert(&self) -> PathBuf {
+        self.ca.cert.clone()
+    }
+
+    /// Runs mfa-web with `config`, its log in `log`, until it listens.
+    fn serve(&self, config: &std::path::Path, log: &std::path::Path) -> Child {
+        let file = std::fs::File::create(log).unwrap();
+        let mut web = command(bin("mfa-web"))
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let up = wait_for(SHORT, || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok());
+        if !up {
+            let _ = web.kill();
+            panic!("mfa-web did not listen: {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        web
+    }
+}
+
 pub struct Web {
-    _ca: TestCa,
+    _site: Site,
     _bus: Bus,
     pub mfad: Mfad,
     web: Child,
@@ -46,32 +98,50 @@ pub fn start() -> Web {
 pub fn start_with(push: &str) -> Web {
     require_root();
     ensure_user(ALICE, false);
-    let ca = TestCa::new("pam-mfa phone test CA");
-    let (cert, key) = ca.server_cert(HOST, &[HOST, EVIL]);
-    let port = free_port();
-    let origin = format!("https://{HOST}:{port}");
+    let site = Site::with_test_ca();
     let bus = Bus::start();
-    let mfad = Mfad::start(
-        &bus,
-        &format!(
-            "[push]\n{push}[web]\npublic_url = \"{origin}\"\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\nkey = \"{}\"\nuser = \"root\"\n",
-            cert.display(),
-            key.display()
-        ),
-    );
-    let log = std::fs::File::create(mfad.dir.path().join("mfa-web.log")).unwrap();
-    let web = command(bin("mfa-web"))
-        .arg("--config")
-        .arg(&mfad.config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
+    let mfad = Mfad::start(&bus, &format!("[push]\n{push}[web]\n{}", site.web_keys()));
+    let web = site.serve(&mfad.config, &mfad.dir.path().join("mfa-web.log"));
+    let (origin, ca_cert) = (site.origin.clone(), site.ca_cert());
+    Web { _site: site, _bus: bus, mfad, web, origin, ca_cert }
+}
+
+/// mfa-web in fleet mode: a config of its own, on the fleet's database
+/// as the web approver's role `role` (through the server's socket).
+pub struct FleetWeb {
+    pub dir: tempfile::TempDir,
+    web: Child,
+}
+
+impl Drop for FleetWeb {
+    fn drop(&mut self) {
+        let _ = self.web.kill();
+        let _ = self.web.wait();
+    }
+}
+
+impl FleetWeb {
+    pub fn start(site: &Site, pg: &crate::postgres::Postgres, role: &str) -> FleetWeb {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("web.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[web]\n{}connection = \"{}\"\n[store]\ntimeout_ms = 800\n",
+                site.web_keys(),
+                pg.conninfo(role, "mfa")
+            ),
+        )
         .unwrap();
-    let up = wait_for(SHORT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    let ca_cert = ca.cert.clone();
-    let w = Web { _ca: ca, _bus: bus, mfad, web, origin, ca_cert };
-    assert!(up, "mfa-web did not listen: {}", w.log());
-    w
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let web = site.serve(&config, &dir.path().join("mfa-web.log"));
+        FleetWeb { dir, web }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mfa-web.log")).unwrap_or_default()
+    }
 }
 
 impl Web {

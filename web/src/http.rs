@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::backend::Backend;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -17,7 +18,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use pam_mfa_client::{MfaError, WebProxy};
+use pam_mfa_client::MfaError;
+use pam_mfa_core::passkey::Assertion;
 use pam_mfa_protocol::wire::{context, ChallengeOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -67,7 +69,7 @@ struct Kept {
 }
 
 pub struct App {
-    mfad: WebProxy<'static>,
+    backend: Backend,
     webauthn: Webauthn,
     origin: String,
     rp_id: String,
@@ -137,7 +139,7 @@ fn unb64(what: &str, text: &str) -> Result<Vec<u8>, Failure> {
 
 impl App {
     pub fn new(
-        mfad: WebProxy<'static>,
+        backend: Backend,
         origin: &str,
         rp_id: &str,
         session_seconds: u64,
@@ -148,7 +150,7 @@ impl App {
             .map_err(|e| format!("passkeys cannot be set up for {origin}: {e}"))?;
         let (changes, _) = broadcast::channel(256);
         Ok(App {
-            mfad,
+            backend,
             webauthn,
             origin: origin.into(),
             rp_id: rp_id.into(),
@@ -278,7 +280,7 @@ impl App {
         &self,
         user: &str,
     ) -> Result<Vec<(String, HashMap<String, String>, u64)>, Failure> {
-        self.mfad.pending(user).await.map_err(refusal)
+        self.backend.pending(user).await.map_err(refusal)
     }
 }
 
@@ -436,7 +438,7 @@ async fn register_begin(
 ) -> Answer {
     app.step(format!("address {}", peer.ip()), SIGN_IN_STEPS_PER_MINUTE)?;
     checked_token(&body.token)?;
-    let (user, existing) = app.mfad.check_link(&body.token).await.map_err(refusal)?;
+    let (user, existing) = app.backend.check_link(&body.token).await.map_err(refusal)?;
     let (options, state) = app
         .webauthn
         .start_passkey_registration(user_handle(&user), &user, &user, Some(existing))
@@ -511,7 +513,7 @@ async fn register_finish(
     };
     let credential = passkey.cred_id().to_vec();
     let (user, id, expires_in) =
-        app.mfad.add_phone(&body.token, &credential, &key, &body.name).await.map_err(refusal)?;
+        app.backend.add_phone(&body.token, &credential, &key, &body.name).await.map_err(refusal)?;
     let name = body.name.chars().filter(|c| !c.is_control()).take(64).collect::<String>();
     let (cookie, csrf) = app.open_session(&user, &name, credential)?;
     tracing::info!(user = %user, "phone-registered");
@@ -565,20 +567,15 @@ struct AssertionResponse {
     signature: String,
 }
 
-struct Decoded {
-    credential: Vec<u8>,
-    authenticator_data: Vec<u8>,
-    client_data_json: Vec<u8>,
-    signature: Vec<u8>,
-}
-
-fn decoded(c: &Credential) -> Result<Decoded, Failure> {
-    Ok(Decoded {
-        credential: unb64("rawId", &c.raw_id)?,
-        authenticator_data: unb64("authenticatorData", &c.response.authenticator_data)?,
-        client_data_json: unb64("clientDataJSON", &c.response.client_data_json)?,
-        signature: unb64("signature", &c.response.signature)?,
-    })
+/// The assertion a page sent, each part within its bounds.
+fn decoded(c: &Credential) -> Result<Assertion, Failure> {
+    Assertion::new(
+        unb64("rawId", &c.raw_id)?,
+        unb64("authenticatorData", &c.response.authenticator_data)?,
+        unb64("clientDataJSON", &c.response.client_data_json)?,
+        unb64("signature", &c.response.signature)?,
+    )
+    .map_err(bad)
 }
 
 #[derive(Deserialize)]
@@ -606,18 +603,8 @@ async fn sign_in_finish(
             "this sign-in was not begun here, or is used".into(),
         ));
     }
-    let (user, phone) = app
-        .mfad
-        .sign_in(
-            &challenge,
-            &d.credential,
-            &d.authenticator_data,
-            &d.client_data_json,
-            &d.signature,
-        )
-        .await
-        .map_err(refusal)?;
-    let (cookie, csrf) = app.open_session(&user, &phone, d.credential)?;
+    let (user, phone) = app.backend.sign_in(&challenge, &d).await.map_err(refusal)?;
+    let (cookie, csrf) = app.open_session(&user, &phone, d.credential_id)?;
     let body = Json(json!({"user": user, "phone": phone, "csrf": csrf}));
     Ok(([(header::SET_COOKIE, app.cookie(&cookie))], body).into_response())
 }
@@ -727,18 +714,7 @@ async fn approve_finish(
     app.step(format!("user {user}"), APPROVAL_STEPS_PER_MINUTE)?;
     checked_id(&body.id)?;
     let d = decoded(&body.credential)?;
-    let answered = app
-        .mfad
-        .approve(
-            &user,
-            &body.id,
-            body.number,
-            &d.credential,
-            &d.authenticator_data,
-            &d.client_data_json,
-            &d.signature,
-        )
-        .await;
+    let answered = app.backend.approve(&user, &body.id, body.number, &d).await;
     let outcome = match answered {
         Ok(outcome) => outcome,
         Err(MfaError::ChallengeEnded { outcome }) => outcome,
@@ -756,7 +732,7 @@ struct Id {
 async fn deny(State(app): State<Arc<App>>, headers: HeaderMap, Json(body): Json<Id>) -> Answer {
     let (user, ..) = app.changing(&headers)?;
     checked_id(&body.id)?;
-    let outcome = match app.mfad.deny(&user, &body.id).await {
+    let outcome = match app.backend.deny(&user, &body.id).await {
         Ok(outcome) | Err(MfaError::ChallengeEnded { outcome }) => outcome,
         Err(e) => return Err(refusal(e)),
     };
@@ -766,7 +742,7 @@ async fn deny(State(app): State<Arc<App>>, headers: HeaderMap, Json(body): Json<
 async fn report(State(app): State<Arc<App>>, headers: HeaderMap, Json(body): Json<Id>) -> Answer {
     let (user, ..) = app.changing(&headers)?;
     checked_id(&body.id)?;
-    let outcome = match app.mfad.report(&user, &body.id).await {
+    let outcome = match app.backend.report(&user, &body.id).await {
         Ok(outcome) | Err(MfaError::ChallengeEnded { outcome }) => outcome,
         Err(e) => return Err(refusal(e)),
     };

@@ -3,11 +3,14 @@
 //! requests as they are made (server-sent events) and approves one by
 //! typing the number, signing that very request with the passkey.
 //!
-//! It holds no key and decides nothing: passkeys are registered here with
-//! webauthn-rs's passkey flow, but every signature (a sign-in, an
-//! approval) goes to mfad's `io.github.pam_mfa.Web1`, which checks it
-//! against the key it keeps. Here: sessions, CSRF, rate limits, origins.
+//! It holds no key: passkeys are registered here with webauthn-rs's
+//! passkey flow. On one host every signature (a sign-in, an approval)
+//! goes to mfad's `io.github.pam_mfa.Web1`, which checks it against the
+//! key it keeps. In a fleet (`[web] connection`) mfa-web works on the
+//! database with a role of its own ([`backend`]). Here: sessions, CSRF,
+//! rate limits, origins.
 
+mod backend;
 mod http;
 
 use std::process::ExitCode;
@@ -18,18 +21,30 @@ use pam_mfa_config::schema::Config;
 use pam_mfa_protocol::names;
 
 const HELP: &str = "\
+mfa-web - the phone approver of pam-mfa: a passkey-protected page for number matching
+
 Usage: mfa-web [--config PATH]
 
-The phone approver of pam-mfa: serves https://[web] public_url on [web]
-listen, where phones registered with `mfa-enroll --add-phone` sign in with
-their passkey and approve sign-in requests by typing the number shown.
-Runs as its own user ([web] user, normally pam-mfa-web) and talks to mfad
-over the bus named in [bus].
+Serves https://[web] public_url on [web] listen, where phones registered
+with `mfa-enroll --add-phone` sign in with their passkey and approve
+sign-in requests by typing the number shown; each approval is signed by the
+phone's passkey over that request. Runs as its own user ([web] user,
+normally pam-mfa-web; the packaged unit mfa-web.service, installed but not
+enabled).
+
+On one host it talks to mfad over the bus named in [bus], through an
+interface only its user may call; mfad checks every signature. In a fleet,
+with [web] connection set, it works on the fleet's database instead, as a
+role of its own (mfa-db add-web): it checks the signatures, the database
+keeps them with each answer, and the host that asked checks them again.
 
 Options:
   --config PATH  the config file (default /etc/pam-mfa/config.toml)
   --help         this text
   --version      the version
+
+Exit status: 0 stopped (SIGTERM), 1 failed (the error says why), 2 usage or
+config error.
 ";
 
 fn main() -> ExitCode {
@@ -126,6 +141,70 @@ async fn serve(
             )
         })?;
 
+    let app = match pam_mfa_storage::web_settings(&config)? {
+        Some(settings) => on_database(&config, settings, &origin, &rp_id).await?,
+        None => on_mfad(&config, &origin, &rp_id).await?,
+    };
+
+    let listen = web.listen.0;
+    tracing::info!(listen = %listen, origin = %origin, "ready");
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        let signal = stop.await;
+        tracing::info!(signal = ?signal, "stopping");
+        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(2)));
+    });
+    axum_server::bind_rustls(listen, tls)
+        .handle(handle)
+        .serve(http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .await
+        .map_err(|e| format!("cannot serve on {listen}: {e}"))
+}
+
+/// Fleet mode: the database with mfa-web's own role; requests made and
+/// ended on any host reach the pages by LISTEN/NOTIFY.
+async fn on_database(
+    config: &Config,
+    settings: pam_mfa_storage::postgres::Settings,
+    origin: &str,
+    rp_id: &str,
+) -> Result<Arc<http::App>, String> {
+    let place = settings.place();
+    let store = Arc::new(pam_mfa_storage::web::WebStore::open(settings));
+    let probe = Arc::clone(&store);
+    tokio::task::spawn_blocking(move || probe.probe())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| {
+            format!("the database {place} refused this web approver ({e}): is the role made by mfa-db add-web, and the schema current (mfa-db setup)?")
+        })?;
+    let mut changes = store.changes();
+    let relying = pam_mfa_core::passkey::Relying { origin: origin.into(), rp_id: rp_id.into() };
+    let fleet = backend::Fleet { store, relying, test_seconds: config.push.timeout_seconds.get() };
+    let app = Arc::new(http::App::new(
+        backend::Backend::Database(fleet),
+        origin,
+        rp_id,
+        config.web.session_seconds.get(),
+    )?);
+    let events = Arc::clone(&app);
+    tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(user) => events.tell(&user),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    tracing::info!(database = %place, "working on the fleet's database");
+    Ok(app)
+}
+
+/// One host: mfad's `Web1` on the bus.
+async fn on_mfad(config: &Config, origin: &str, rp_id: &str) -> Result<Arc<http::App>, String> {
+    let web = &config.web;
     let address = config.bus.address.as_str().to_string();
     let bound = std::time::Duration::from_millis(config.bus.timeout_ms.get());
     let mfad = tokio::time::timeout(
@@ -148,7 +227,12 @@ async fn serve(
         return Err(format!("mfad checks passkeys for {told}, this config says {origin}"));
     }
 
-    let app = Arc::new(http::App::new(proxy, &origin, &rp_id, web.session_seconds.get())?);
+    let app = Arc::new(http::App::new(
+        backend::Backend::Mfad(proxy),
+        origin,
+        rp_id,
+        web.session_seconds.get(),
+    )?);
     let events = Arc::clone(&app);
     tokio::spawn(async move {
         use futures_util::StreamExt;
@@ -160,19 +244,6 @@ async fn serve(
         tracing::error!("the bus connection to mfad ended");
         std::process::exit(1);
     });
-
-    let listen = web.listen.0;
-    tracing::info!(listen = %listen, origin = %origin, bus = %address, name = names::BUS_NAME, "ready");
-    let handle = axum_server::Handle::new();
-    let stopping = handle.clone();
-    tokio::spawn(async move {
-        let signal = stop.await;
-        tracing::info!(signal = ?signal, "stopping");
-        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(2)));
-    });
-    axum_server::bind_rustls(listen, tls)
-        .handle(handle)
-        .serve(http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .await
-        .map_err(|e| format!("cannot serve on {listen}: {e}"))
+    tracing::info!(bus = %address, name = names::BUS_NAME, "working with mfad");
+    Ok(app)
 }

@@ -63,7 +63,7 @@ fn command_page(
         let _ = writeln!(page, "{}", roff(line));
     }
     page.push_str(".fi\n");
-    page.push_str(".SH SEE ALSO\n.BR mfad (8),\n.BR mfa\\-db (8),\n.BR pam_mfa (8),\n.BR mfa\\-enroll (1),\n.BR mfa\\-approve (1),\n.BR pam\\-mfa.toml (5)\n");
+    page.push_str(".SH SEE ALSO\n.BR mfad (8),\n.BR mfa\\-db (8),\n.BR mfa\\-web (8),\n.BR pam_mfa (8),\n.BR mfa\\-enroll (1),\n.BR mfa\\-approve (1),\n.BR pam\\-mfa.toml (5)\n");
     Ok(page)
 }
 
@@ -127,9 +127,13 @@ fn main() -> ExitCode {
     let bin = PathBuf::from(bin);
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     // The user commands in every built-in language (under LANG/manN/, as
-    // /usr/share/man/LANG/ wants them); mfad and mfa-db, for
+    // /usr/share/man/LANG/ wants them); mfad, mfa-db and mfa-web, for
     // administrators, in English.
-    let mut pages = vec![(i18n::FALLBACK, "mfad", "8"), (i18n::FALLBACK, "mfa-db", "8")];
+    let mut pages = vec![
+        (i18n::FALLBACK, "mfad", "8"),
+        (i18n::FALLBACK, "mfa-db", "8"),
+        (i18n::FALLBACK, "mfa-web", "8"),
+    ];
     for lang in i18n::languages() {
         pages.extend([(lang, "mfa-enroll", "1"), (lang, "mfa-approve", "1")]);
     }
