@@ -704,7 +704,15 @@ impl PamInterface {
             requester_session: session,
             test: false,
         };
+        let creator = new.creator.clone();
         let challenge = open_challenge(&self.service, &self.approvers, conn, new).await?;
+        self.sessions.requested(
+            &challenge.id,
+            user.as_str(),
+            &creator,
+            challenge.expires_at,
+            clock::now(),
+        );
         tracing::info!(
             user = %user,
             service = ?service_name,
@@ -731,6 +739,10 @@ impl PamInterface {
         check_caller(Method::WaitChallenge, &header, conn).await?;
         let caller = sender_of(&header)?;
         let outcome = wait_for_outcome(&self.service, id, &caller, timeout_ms).await?;
+        if outcome != ChallengeOutcome::Pending {
+            let approved = outcome == ChallengeOutcome::Approved;
+            self.sessions.request_ended(id, &caller, approved, clock::now());
+        }
         if outcome == ChallengeOutcome::Expired {
             tracing::info!(challenge = %id, result = outcome.as_str(), "challenge-ended");
         }

@@ -53,6 +53,8 @@ struct State {
     /// token -> (user, valid until)
     tokens: HashMap<String, (String, u64)>,
     passed: BTreeMap<u32, Passed>,
+    /// challenge id -> (user, the requester's connection, expires at)
+    requested: HashMap<String, (String, String, u64)>,
 }
 
 /// Why a session was not recorded.
@@ -126,6 +128,27 @@ impl Sessions {
         let mut state = self.state();
         state.successes.retain(|_, at| *at + TOKEN_SECONDS > now);
         state.successes.insert((user.to_string(), connection.to_string()), now);
+    }
+
+    /// Challenge `id` of `user` was made by the requester on `connection`.
+    pub fn requested(&self, id: &str, user: &str, connection: &str, expires_at: u64, now: u64) {
+        let mut state = self.state();
+        state.requested.retain(|_, (_, _, until)| *until > now);
+        state
+            .requested
+            .insert(id.to_string(), (user.to_string(), connection.to_string(), expires_at));
+    }
+
+    /// Challenge `id` ended, as its requester on `connection` learnt: an
+    /// approval is a success there, wherever it was given (here, on
+    /// another host of a fleet, on a phone through the database).
+    pub fn request_ended(&self, id: &str, connection: &str, approved: bool, now: u64) {
+        let made = self.state().requested.remove(id);
+        if let Some((user, by, _)) = made.filter(|(_, by, _)| by == connection) {
+            if approved {
+                self.note_success(&user, &by, now);
+            }
+        }
     }
 
     /// Trades the success noted for (`user`, `connection`) for `token`.
@@ -235,6 +258,22 @@ mod tests {
         assert_eq!(s.grant("alice", ":1.5", "u".into(), 11), Err(NotRecorded::NoSuccess));
         assert_eq!(s.record("bob", "t", Some(7), "sshd", 12), Err(NotRecorded::BadToken));
         assert!(!s.verified("alice", Some(7)), "a refused token is still spent");
+    }
+
+    #[test]
+    fn an_approval_given_anywhere_is_a_success_of_its_requester_only() {
+        let s = Sessions::load(None, "boot");
+        s.requested("c1", "alice", ":1.5", 100, 10);
+        s.request_ended("c1", ":1.6", true, 11);
+        assert_eq!(s.grant("alice", ":1.6", "t".into(), 11), Err(NotRecorded::NoSuccess));
+        s.requested("c2", "alice", ":1.5", 100, 10);
+        s.request_ended("c2", ":1.5", false, 11);
+        assert_eq!(s.grant("alice", ":1.5", "t".into(), 11), Err(NotRecorded::NoSuccess));
+        s.requested("c3", "alice", ":1.5", 100, 10);
+        s.request_ended("c3", ":1.5", true, 11);
+        s.grant("alice", ":1.5", "t".into(), 11).unwrap();
+        s.request_ended("c3", ":1.5", true, 12);
+        assert_eq!(s.grant("alice", ":1.5", "u".into(), 12), Err(NotRecorded::NoSuccess), "once");
     }
 
     #[test]
