@@ -252,6 +252,15 @@ impl WebInterface {
     ) -> Result<String, MfaError> {
         let uid = self.caller(Method::WebRegister, &header, conn).await?;
         let relying = relying(&self.service).ok_or_else(no_web)?;
+        if self.service.store().shared_links().is_some() {
+            // Links, answers and the signatures kept are the database's:
+            // a web approver on this bus would see none of another host's.
+            return Err(MfaError::AccessDenied(
+                "this host's store is the fleet's database: run mfa-web with [web] connection, \
+                 on the database (README, Phones in a fleet)"
+                    .into(),
+            ));
+        }
         let sender = bus::sender_of(&header)?;
         self.approvers.register_web(&sender);
         tracing::info!(caller_uid = uid, origin = %relying.origin, "web-approver-online");

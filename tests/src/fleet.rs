@@ -16,7 +16,7 @@ pub struct Host {
     pub role: &'static str,
     pub mfad: Mfad,
     pub pam: PamService,
-    _bus: Bus,
+    pub bus: Bus,
 }
 
 pub struct Fleet {
@@ -87,7 +87,7 @@ pub fn host(pg: &Postgres, role: &'static str, ports: &[u16], extra: &str) -> Ho
     // 800 ms (mfad refuses a config where it is not below).
     let mfad = Mfad::start(&bus, &config);
     let pam = PamService::new(&format!("max_prompts=1 config={}", mfad.config.display()));
-    Host { role, mfad, pam, _bus: bus }
+    Host { role, mfad, pam, bus }
 }
 
 /// The three hosts of [`HOSTS`] on one server, each mfad with `extra` too.

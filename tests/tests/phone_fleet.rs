@@ -47,6 +47,16 @@ fn a_phone_on_the_fleets_database_approves_a_request_of_another_host() {
     assert!(said.contains("phones is a web approver's role"), "{said}");
     assert!(said.contains("[web]\nconnection = "), "{said}");
     let web = FleetWeb::start(&site, &pg, WEB_ROLE);
+    // A web approver on a host's bus would see none of the other hosts'
+    // links and answers: that host's mfad refuses it, saying what to run.
+    let on_bus = std::process::Command::new("dbus-send")
+        .args([&format!("--bus={}", host_a.bus.address), "--print-reply", "--reply-timeout=5000"])
+        .args(["--dest=io.github.pam_mfa", "/io/github/pam_mfa", "io.github.pam_mfa.Web1.Register"])
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&on_bus.stderr);
+    assert!(!on_bus.status.success(), "{refused}");
+    assert!(refused.contains("AccessDenied") && refused.contains("[web] connection"), "{refused}");
     assert!(web.log().contains("working on the fleet's database"), "{}", web.log());
     host_a.mfad.enroll_with_recovery(ALICE);
 
