@@ -115,6 +115,12 @@ pub struct Bus {
 impl Bus {
     /// Starts `dbus-daemon` with system-bus defaults and the packaged policy.
     pub fn start() -> Bus {
+        Bus::start_with_policy("")
+    }
+
+    /// As [`Bus::start`], with `extra` policy XML after the packaged one
+    /// (a test that gets past the policy, to see mfad's own checks).
+    pub fn start_with_policy(extra: &str) -> Bus {
         let dir = tempfile::tempdir().unwrap();
         // Test users (not only the runner) connect to this bus.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -127,7 +133,8 @@ impl Bus {
         let conf = fs::read_to_string(workspace().join("tests/data/test-bus.conf.in"))
             .unwrap()
             .replace("@LISTEN@", &format!("unix:path={}", socket.display()))
-            .replace("@POLICY@", &policy_path.display().to_string());
+            .replace("@POLICY@", &policy_path.display().to_string())
+            .replace("</busconfig>", &format!("{extra}\n</busconfig>"));
         let conf_path = dir.path().join("bus.conf");
         fs::write(&conf_path, conf).unwrap();
         let child = Command::new("dbus-daemon")

@@ -472,3 +472,39 @@ fn approver_approve(w: &Web, id: &str, number: u64) -> String {
         }
     })
 }
+
+#[test]
+fn mfad_refuses_web1_to_another_user_even_when_the_bus_lets_the_call_through() {
+    pam_mfa_tests::system::require_root();
+    ensure_user(ALICE, false);
+    // The bus policy is the first fence: here a mandatory rule opens it.
+    let bus = pam_mfa_tests::Bus::start_with_policy(
+        "<policy context=\"mandatory\"><allow send_destination=\"io.github.pam_mfa\" \
+         send_interface=\"io.github.pam_mfa.Web1\"/></policy>",
+    );
+    let mfad = pam_mfa_tests::Mfad::start(
+        &bus,
+        "[web]\npublic_url = \"https://approver.test\"\nuser = \"root\"\n",
+    );
+    let register = |as_user: &str| {
+        std::process::Command::new("runuser")
+            .args(["-u", as_user, "--", "dbus-send", &format!("--bus={}", bus.address)])
+            .args(["--print-reply", "--reply-timeout=5000", "--dest=io.github.pam_mfa"])
+            .args(["/io/github/pam_mfa", "io.github.pam_mfa.Web1.Register"])
+            .output()
+            .unwrap()
+    };
+    let other = register(ALICE);
+    let said = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "{said}");
+    assert!(
+        said.contains("io.github.pam_mfa.Error.AccessDenied")
+            && said.contains("is for the web approver's user only"),
+        "mfad's own refusal, not the bus's: {said}"
+    );
+    assert!(mfad.log_text().contains("refused: not the web approver"), "{}", mfad.log_text());
+    // The web approver's user (root here) is answered.
+    let web = register("root");
+    assert!(web.status.success(), "{}", String::from_utf8_lossy(&web.stderr));
+    assert!(String::from_utf8_lossy(&web.stdout).contains("https://approver.test"));
+}
