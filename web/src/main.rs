@@ -17,6 +17,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use nix::sys::signal::{SigSet, Signal};
+use pam_mfa_config::cli;
+use pam_mfa_config::i18n::{self, Texts};
 use pam_mfa_config::schema::Config;
 use pam_mfa_protocol::names;
 
@@ -48,11 +50,17 @@ config error.
 ";
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    // mfa-web speaks to administrators: English, like mfad and mfa-db.
+    let texts = Texts::new(i18n::FALLBACK);
+    let given = match cli::parse(&[cli::HELP, cli::VERSION, cli::CONFIG], &raw) {
+        Ok(given) => given,
+        Err(problem) => return usage(&problem.said(&texts)),
+    };
     let mut config_path = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => {
+    for (option, value) in given {
+        match option {
+            "--help" => {
                 print!("{HELP}");
                 return ExitCode::SUCCESS;
             }
@@ -60,11 +68,7 @@ fn main() -> ExitCode {
                 println!("mfa-web {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
-            "--config" => match args.next() {
-                Some(path) => config_path = Some(std::path::PathBuf::from(path)),
-                None => return usage("--config needs a path"),
-            },
-            other => return usage(&format!("unknown argument {other:?}")),
+            _ => config_path = value.map(std::path::PathBuf::from),
         }
     }
     // Colours only for a person at a terminal, never into the journal.
