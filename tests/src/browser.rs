@@ -617,71 +617,7 @@ fn describe(object: &Value) -> String {
     }
 }
 
-/// A test CA (made with the `openssl` CLI) and the server certificates it
-/// issues, in a temporary directory.
-pub struct TestCa {
-    dir: tempfile::TempDir,
-    /// The CA certificate (PEM), for [`Browser::start`].
-    pub cert: PathBuf,
-}
-
-impl TestCa {
-    /// A new CA named `name` (its subject CN).
-    pub fn new(name: &str) -> TestCa {
-        let dir = tempfile::Builder::new().prefix("pam-mfa-ca-").tempdir().unwrap();
-        openssl(
-            dir.path(),
-            &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={name}"),
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        let cert = dir.path().join("ca.crt");
-        TestCa { dir, cert }
-    }
-
-    /// A server certificate and key (PEM files) for the DNS names `hosts`
-    /// (and 127.0.0.1), issued by this CA; `name` names the files.
-    pub fn server_cert(&self, name: &str, hosts: &[&str]) -> (PathBuf, PathBuf) {
-        let dir = self.dir.path();
-        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
-        openssl(
-            dir,
-            &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-            &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={}", hosts[0])],
-        );
-        let names: Vec<String> = hosts.iter().map(|h| format!("DNS:{h}")).collect();
-        let ext = dir.join(format!("{name}.ext"));
-        fs::write(
-            &ext,
-            format!(
-                "subjectAltName={},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-                 keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-                names.join(",")
-            ),
-        )
-        .unwrap();
-        openssl(
-            dir,
-            &["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"],
-            &["-out", &crt, "-days", "2", "-extfile", &ext.display().to_string()],
-        );
-        (dir.join(crt), dir.join(key))
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str], more: &[&str]) {
-    system::run(Command::new("openssl").current_dir(dir).args(args).args(more));
-}
+pub use crate::tls::TestCa;
 
 /// The Accept-Language list for `lang`: "nl-NL" gives "nl-NL,nl".
 fn accept_languages(lang: &str) -> String {

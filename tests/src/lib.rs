@@ -10,6 +10,7 @@ pub mod libpam;
 pub mod phone;
 pub mod postgres;
 pub mod system;
+pub mod tls;
 
 use std::fs;
 use std::io::Write;

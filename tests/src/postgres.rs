@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::system;
+use crate::tls::TestCa;
 
 /// Debian's PostgreSQL 15 programs.
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -28,94 +29,26 @@ pub struct Postgres {
 /// certificates made on demand (CN = the role, as pg_hba's cert method
 /// checks).
 pub struct Tls {
-    dir: PathBuf,
+    authority: TestCa,
     pub ca: PathBuf,
 }
 
 impl Tls {
     fn new(dir: PathBuf) -> Tls {
-        fs::create_dir_all(&dir).unwrap();
-        let ca = dir.join("ca.crt");
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=pam-mfa test CA",
-            ],
-        );
-        let tls = Tls { dir, ca };
-        tls.issue("server", "localhost", Some("subjectAltName=IP:127.0.0.1,DNS:localhost"));
-        tls
+        let authority = TestCa::in_dir(dir, "pam-mfa test CA");
+        authority.issue("server", "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+        let ca = authority.cert.clone();
+        Tls { authority, ca }
     }
 
-    /// Issues `name`.crt and `name`.key (mode 0600) for `cn`.
-    fn issue(&self, name: &str, cn: &str, extension: Option<&str>) -> (PathBuf, PathBuf) {
-        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={cn}"),
-            ],
-        );
-        let ext = self.dir.join(format!("{name}.ext"));
-        fs::write(&ext, extension.unwrap_or("basicConstraints=CA:FALSE")).unwrap();
-        openssl(
-            &self.dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &ext.display().to_string(),
-            ],
-        );
-        let key = self.dir.join(key);
-        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
-        (self.dir.join(crt), key)
+    fn dir(&self) -> &Path {
+        self.authority.dir()
     }
 
     /// A client certificate and key for `role`.
     pub fn client(&self, role: &str) -> (PathBuf, PathBuf) {
-        self.issue(&format!("client-{role}"), role, None)
+        self.authority.client_cert(&format!("client-{role}"), role)
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    system::run(Command::new("openssl").current_dir(dir).args(args));
 }
 
 /// A directory for one server: `data` (for initdb or pg_basebackup) and
@@ -136,7 +69,7 @@ fn server_dir() -> (tempfile::TempDir, PathBuf) {
 /// The server options: a private socket in `dir`/run only postgres may
 /// open; with `tls` (its certificates' directory and CA) also 127.0.0.1,
 /// TLS with this server's key (in its data directory).
-fn options(dir: &Path, port: u16, tls: Option<(&PathBuf, &PathBuf)>) -> String {
+fn options(dir: &Path, port: u16, tls: Option<(&Path, &PathBuf)>) -> String {
     let mut options = format!(
         "-c port={port} -c unix_socket_directories={} -c unix_socket_permissions=0700 -c fsync=off",
         dir.join("run").display()
@@ -210,7 +143,7 @@ impl Postgres {
         let tls = tls.then(|| {
             let tls = Tls::new(dir.path().join("tls"));
             let server_key = data.join("server.key");
-            fs::copy(tls.dir.join("server.key"), &server_key).unwrap();
+            fs::copy(tls.dir().join("server.key"), &server_key).unwrap();
             system::run(Command::new("chown").arg("postgres:postgres").arg(&server_key));
             fs::set_permissions(&server_key, fs::Permissions::from_mode(0o600)).unwrap();
             // Only these: initdb's file also trusts TCP from 127.0.0.1.
@@ -236,7 +169,7 @@ impl Postgres {
             .unwrap();
         }
         let server = Postgres {
-            options: options(dir.path(), port, tls.as_ref().map(|t| (&t.dir, &t.ca))),
+            options: options(dir.path(), port, tls.as_ref().map(|t| (t.dir(), &t.ca))),
             dir,
             port,
             tls,
@@ -260,7 +193,7 @@ impl Postgres {
                 .arg(&data),
         );
         let port = crate::system::free_port();
-        let tls = self.tls.as_ref().map(|t| (&t.dir, &t.ca));
+        let tls = self.tls.as_ref().map(|t| (t.dir(), &t.ca));
         let server = Postgres { options: options(dir.path(), port, tls), dir, port, tls: None };
         server.start_again();
         server
