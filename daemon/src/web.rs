@@ -166,6 +166,17 @@ impl WebInterface {
         conn: &Connection,
     ) -> Result<u32, MfaError> {
         let uid = bus::caller_uid(header, conn).await?;
+        if self.service.store().shared_links().is_some() {
+            // Links, answers and the signatures kept are the database's:
+            // a web approver on this bus would see none of another host's,
+            // and its approvals would keep none.
+            tracing::warn!(method = ?method, caller_uid = uid, "refused: a fleet's web approver works on the database");
+            return Err(MfaError::AccessDenied(
+                "this host's store is the fleet's database: run mfa-web with [web] connection, \
+                 on the database (README, Phones in a fleet)"
+                    .into(),
+            ));
+        }
         let web_user = Username::parse(self.service.config().web.user.as_str()).ok();
         let web_uid = web_user.as_ref().and_then(bus::uid_of);
         if uid == 0 || Some(uid) == web_uid {
@@ -252,15 +263,6 @@ impl WebInterface {
     ) -> Result<String, MfaError> {
         let uid = self.caller(Method::WebRegister, &header, conn).await?;
         let relying = relying(&self.service).ok_or_else(no_web)?;
-        if self.service.store().shared_links().is_some() {
-            // Links, answers and the signatures kept are the database's:
-            // a web approver on this bus would see none of another host's.
-            return Err(MfaError::AccessDenied(
-                "this host's store is the fleet's database: run mfa-web with [web] connection, \
-                 on the database (README, Phones in a fleet)"
-                    .into(),
-            ));
-        }
         let sender = bus::sender_of(&header)?;
         self.approvers.register_web(&sender);
         tracing::info!(caller_uid = uid, origin = %relying.origin, "web-approver-online");
@@ -564,8 +566,14 @@ pub async fn wait_link(
         });
     }
     // The web approver is elsewhere: the database says when a phone came.
-    // Read four times a second: a phone is added once, by a person.
+    // Read four times a second: a phone is added once, by a person; and
+    // a few waiters at once, so that many waits (one user's calls in a
+    // loop) cannot take the store's connections from everyone's logins.
+    static POLLING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
     let deadline = tokio::time::Instant::now() + limit;
+    let Ok(Ok(_polling)) = tokio::time::timeout_at(deadline, POLLING.acquire()).await else {
+        return Ok(None);
+    };
     loop {
         let (hash, by) = (key_of(token), creator.to_string());
         let state = bus::stored(service, move |store| match store.shared_links() {

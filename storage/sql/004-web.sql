@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS mfa.phone_answer (
     signature bytea NOT NULL
 );
 
+-- One answer per request (a request ends once); the host finds it by id.
+CREATE UNIQUE INDEX IF NOT EXISTS phone_answer_challenge ON mfa.phone_answer (challenge_id);
+
 ALTER TABLE mfa.phone_link OWNER TO mfa_owner;
 ALTER TABLE mfa.phone_answer OWNER TO mfa_owner;
 REVOKE ALL ON mfa.phone_link, mfa.phone_answer FROM PUBLIC;
@@ -65,8 +68,10 @@ CREATE OR REPLACE FUNCTION mfa.forget_phones() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    DELETE FROM mfa.phone p WHERE p.username = NEW.username;
+    -- Links first: a test being approved holds its link's row, so this
+    -- waits for it, and the phones' delete then sees the phone it kept.
     DELETE FROM mfa.phone_link l WHERE l.username = NEW.username;
+    DELETE FROM mfa.phone p WHERE p.username = NEW.username;
     RETURN NEW;
 END
 $$;
@@ -109,7 +114,7 @@ AS $$
     SELECT l.challenge_id, c.number, c.expires_at - c.created_at, l.name
     FROM mfa.phone_link l LEFT JOIN mfa.challenge c ON c.id = l.challenge_id
     WHERE l.token_hash = hash AND l.host = session_user AND l.creator = link_state.creator
-      AND l.expires_at > mfa.now()
+      AND l.expires_at > mfa.now() AND (l.challenge_id IS NULL OR c.id IS NOT NULL)
 $$;
 
 -- Host: whether a request is a phone's test, which only that phone answers.
@@ -141,13 +146,17 @@ DECLARE
     drawn integer;
     id text := encode(mfa.gen_random_bytes(16), 'hex');
 BEGIN
+    IF hash IS NULL OR cred IS NULL OR key IS NULL OR label IS NULL OR ttl IS NULL THEN
+        RAISE EXCEPTION 'link_phone: every argument is needed';
+    END IF;
     ttl := least(greatest(ttl, 1), 600);
     SELECT * INTO l FROM mfa.phone_link x WHERE x.token_hash = hash FOR UPDATE;
     IF NOT FOUND OR l.credential_id IS NOT NULL OR l.expires_at <= at THEN
         RETURN QUERY SELECT 'bad-link'::text, NULL::text, NULL::text, NULL::bigint;
         RETURN;
     END IF;
-    IF EXISTS (SELECT FROM mfa.phone p WHERE p.credential_id = cred) THEN
+    IF EXISTS (SELECT FROM mfa.phone p WHERE p.credential_id = cred)
+            OR EXISTS (SELECT FROM mfa.phone_link x WHERE x.credential_id = cred) THEN
         RETURN QUERY SELECT 'registered'::text, NULL::text, NULL::text, NULL::bigint;
         RETURN;
     END IF;
@@ -217,6 +226,9 @@ BEGIN
             OR authenticator_data IS NULL OR client_data IS NULL OR signature IS NULL THEN
         RAISE EXCEPTION 'phone_answer: every argument is needed';
     END IF;
+    IF counter < 0 OR counter > 4294967295 THEN
+        RAISE EXCEPTION 'phone_answer: a passkey counter is 32 bits';
+    END IF;
     SELECT * INTO c FROM mfa.challenge x WHERE x.id = phone_answer.challenge_id FOR UPDATE;
     IF NOT FOUND OR c.username IS DISTINCT FROM who THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::boolean, NULL::jsonb;
@@ -227,11 +239,17 @@ BEGIN
         RETURN QUERY SELECT 'ended'::text, ended, NULL::boolean, NULL::jsonb;
         RETURN;
     END IF;
-    SELECT * INTO l FROM mfa.phone_link x WHERE x.challenge_id = c.id FOR UPDATE;
-    testing := FOUND;
+    testing := EXISTS (SELECT FROM mfa.phone_link x WHERE x.challenge_id = c.id);
     IF testing THEN
-        -- A phone's test: that new phone alone answers it.
-        IF l.credential_id IS DISTINCT FROM cred THEN
+        -- A phone's test: that new phone alone answers it, and it is kept
+        -- only as a new phone of an enrolled user with room for it. The
+        -- account's row first, then the link's, as enrolling again takes
+        -- them: the two wait for each other, never the other way round.
+        PERFORM 1 FROM mfa.account a WHERE a.username = who FOR UPDATE;
+        SELECT * INTO l FROM mfa.phone_link x WHERE x.challenge_id = c.id FOR UPDATE;
+        IF NOT FOUND OR l.credential_id IS DISTINCT FROM cred
+                OR EXISTS (SELECT FROM mfa.phone p WHERE p.credential_id = cred)
+                OR (SELECT count(*) FROM mfa.phone p WHERE p.username = who) >= 10 THEN
             RETURN QUERY SELECT 'unknown-phone'::text, NULL::text, NULL::boolean, NULL::jsonb;
             RETURN;
         END IF;
@@ -251,7 +269,6 @@ BEGIN
     IF testing THEN
         DELETE FROM mfa.phone_link x WHERE x.token_hash = l.token_hash;
         IF ended = 'approved' THEN
-            DELETE FROM mfa.phone p WHERE p.credential_id = cred AND p.username = who;
             INSERT INTO mfa.phone (credential_id, username, public_key, name, added_at,
                 sign_count, last_used)
             VALUES (cred, who, l.public_key, l.name, at, counter, at);

@@ -236,5 +236,30 @@ fn a_phone_on_the_fleets_database_approves_a_request_of_another_host() {
     );
     assert_eq!(blocked.trim(), "t");
     assert!(web.log().contains("suspicious-request-reported"), "{}", web.log());
+
+    // One passkey on two links (a web approver that lies, or two tabs):
+    // the second registration is refused, so no test can swap its key in.
+    let hash = |b: u8| format!("{b:02x}").repeat(32);
+    let key = format!("04{}", "ab".repeat(64));
+    let open = |link: u8| {
+        let sql = format!("SELECT mfa.open_link('\\x{}', '{ALICE}', ':test', 60)", hash(link));
+        assert_eq!(pg.psql("mfa", &sql).trim(), "t");
+    };
+    let register = |link: u8| {
+        as_web(
+            &pg,
+            &format!(
+                "SELECT coalesce(refusal, 'taken') FROM mfa.link_phone('\\x{}', '\\x0909', '\\x{key}', 'twice', 60)",
+                hash(link)
+            ),
+        )
+        .unwrap()
+    };
+    open(0x11);
+    assert_eq!(register(0x11).trim(), "taken");
+    open(0x22);
+    assert_eq!(register(0x22).trim(), "registered");
+    let null = as_web(&pg, "SELECT * FROM mfa.link_phone(NULL, NULL, NULL, NULL, NULL)");
+    assert!(null.unwrap_err().contains("every argument is needed"));
     assert!(!web.log().contains("panicked"), "{}", web.log());
 }
