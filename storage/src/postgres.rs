@@ -1038,19 +1038,22 @@ impl Storage for PgStore {
 pub(crate) fn phones(pool: &Pool, who: &str) -> Result<Vec<Phone>, StorageError> {
     let rows = pool.run(|c| c.query("SELECT * FROM mfa.phones($1)", &[&who]))?;
     rows.iter()
-        .map(|row| {
-            let phone = Phone {
-                credential_id: row.try_get(0)?,
-                public_key: row.try_get(1)?,
-                name: row.try_get(2)?,
-                added_at: unsigned(row.try_get(3)?),
-                sign_count: u32::try_from(row.try_get::<_, i64>(4)?).unwrap_or(u32::MAX),
-                last_used: unsigned(row.try_get(5)?),
-            };
-            Ok(phone)
-        })
+        .map(phone_of_row)
         .collect::<Result<_, postgres::Error>>()
         .map_err(|e| pool.corrupt(format!("phones: {e}")))
+}
+
+/// A phone from a row of (credential_id, public_key, name, added_at,
+/// sign_count, last_used), as `mfa.phones` and the table `mfa.phone` give it.
+pub fn phone_of_row(row: &Row) -> Result<Phone, postgres::Error> {
+    Ok(Phone {
+        credential_id: row.try_get(0)?,
+        public_key: row.try_get(1)?,
+        name: row.try_get(2)?,
+        added_at: unsigned(row.try_get(3)?),
+        sign_count: u32::try_from(row.try_get::<_, i64>(4)?).unwrap_or(u32::MAX),
+        last_used: unsigned(row.try_get(5)?),
+    })
 }
 
 impl SharedLinks for PgStore {

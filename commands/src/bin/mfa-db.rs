@@ -414,16 +414,7 @@ fn account_of(client: &mut postgres::Client, row: &postgres::Row) -> Result<Acco
         )
         .map_err(e)?
         .iter()
-        .map(|r| {
-            Ok(pam_mfa_core::passkey::Phone {
-                credential_id: r.try_get(0)?,
-                public_key: r.try_get(1)?,
-                name: r.try_get(2)?,
-                added_at: unsigned(r.try_get(3)?),
-                sign_count: u32::try_from(r.try_get::<_, i64>(4)?).unwrap_or(u32::MAX),
-                last_used: unsigned(r.try_get(5)?),
-            })
-        })
+        .map(pam_mfa_storage::postgres::phone_of_row)
         .collect::<Result<_, postgres::Error>>()
         .map_err(e)?;
     let digits: i32 = row.try_get(3).map_err(e)?;
